@@ -1,0 +1,26 @@
+"""Built-in task families of scimeta, one module per family.
+
+In the checkout this is the top-level ``problems/`` folder; installed, it is the
+``scimeta.problems`` package. Use :func:`get` and :func:`names`::
+
+    from scimeta import problems
+    fam = problems.get("oscillator")
+"""
+
+from scimeta.registry import BUILTIN as _BUILTIN
+from scimeta.registry import get as get
+from scimeta.registry import names as names
+from scimeta.registry import register as register
+
+_BUILTIN.update(
+    {
+        "oscillator": "scimeta.problems.oscillator:Oscillator",
+        "lotka_volterra": "scimeta.problems.lotka_volterra:LotkaVolterra",
+        "van_der_pol": "scimeta.problems.van_der_pol:VanDerPol",
+        "lorenz": "scimeta.problems.lorenz:Lorenz",
+        "pendulum": "scimeta.problems.pendulum:Pendulum",
+        "glycolytic": "scimeta.problems.glycolytic:Glycolytic",
+    }
+)
+
+__all__ = ["get", "names", "register"]

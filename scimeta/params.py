@@ -1,0 +1,176 @@
+"""Parameter spaces of task families: specs with units, regimes and time grids.
+
+A *regime* is a named region of parameter space from which tasks are drawn:
+either a box (optionally with holes, so that ``train`` and ``test-interpolate``
+are disjoint) or a finite set of environments (the LEADS/CoDA grids).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ConfigError, unknown_name
+
+Box = Mapping[str, tuple[float, float]]
+
+DISTRIBUTIONS = ("uniform", "log-uniform")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One physical parameter of a family.
+
+    ``domain`` is the physically meaningful interval (open ends allowed with
+    ``±inf``); every regime and every user override must lie inside it.
+    """
+
+    name: str
+    unit: str
+    domain: tuple[float, float]
+    description: str = ""
+    distribution: str = "uniform"
+
+    def __post_init__(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise ConfigError(
+                f"ParamSpec {self.name!r}: distribution={self.distribution!r}; "
+                f"allowed: {', '.join(DISTRIBUTIONS)}"
+            )
+
+    def check_interval(self, low: float, high: float, what: str = "bounds") -> None:
+        """Raise :class:`ConfigError` unless ``low <= high`` lies inside the domain."""
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ConfigError(f"{what} for {self.name!r} must be finite, got ({low}, {high})")
+        if low > high:
+            raise ConfigError(
+                f"{what} for {self.name!r} are inverted: low={low} > high={high}"
+            )
+        lo, hi = self.domain
+        if low < lo or high > hi:
+            raise ConfigError(
+                f"{what} for {self.name!r} = [{low}, {high}] leave the physical domain "
+                f"[{lo}, {hi}] ({self.unit or 'dimensionless'})"
+            )
+        if self.distribution == "log-uniform" and low <= 0:
+            raise ConfigError(
+                f"{what} for {self.name!r} = [{low}, {high}]: a log-uniform parameter "
+                "needs low > 0"
+            )
+
+    def draw(self, rng: np.random.Generator, low: float, high: float) -> float:
+        """One value from this parameter's distribution on ``[low, high]``."""
+        if low == high:
+            return float(low)
+        if self.distribution == "log-uniform":
+            return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+        return float(rng.uniform(low, high))
+
+
+@dataclass(frozen=True)
+class TimeGrid:
+    """``n`` equispaced output times on ``[t0, t1]`` (units of the family's time)."""
+
+    t0: float
+    t1: float
+    n: int
+
+    def __post_init__(self) -> None:
+        if not (self.t1 > self.t0 and self.n >= 2):
+            raise ConfigError(f"TimeGrid needs t1 > t0 and n >= 2, got {self}")
+
+    @property
+    def dt(self) -> float:
+        return (self.t1 - self.t0) / (self.n - 1)
+
+    def values(self) -> np.ndarray:
+        """The output times, shape ``[n]``, float64."""
+        return np.linspace(self.t0, self.t1, self.n)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """A named region of parameter space.
+
+    Either ``box`` (bounds per parameter; a parameter with ``low == high`` is fixed)
+    with optional ``exclude`` boxes cut out of it, or ``points``: a finite set of
+    environments, one row per environment, drawn round-robin by task index.
+    ``time`` overrides the family's default output grid (e.g. CoDA's T=10, Δt=0.5).
+    """
+
+    name: str
+    box: Box | None = None
+    exclude: tuple[Box, ...] = ()
+    points: tuple[tuple[float, ...], ...] | None = None
+    description: str = ""
+    time: TimeGrid | None = None
+
+    def __post_init__(self) -> None:
+        if (self.box is None) == (self.points is None):
+            raise ConfigError(f"Regime {self.name!r} needs exactly one of box= or points=")
+
+    def bounds(self, specs: Sequence[ParamSpec]) -> np.ndarray:
+        """Per-parameter ``[low, high]`` enclosing the regime, shape ``[P, 2]``."""
+        if self.points is not None:
+            pts = np.asarray(self.points, dtype=np.float64)
+            return np.stack([pts.min(0), pts.max(0)], axis=1)
+        return np.array([self.box[s.name] for s in specs], dtype=np.float64)
+
+    def check(self, specs: Sequence[ParamSpec]) -> None:
+        """Validate the regime against the family's parameter specs."""
+        names = [s.name for s in specs]
+        if self.points is not None:
+            for row in self.points:
+                if len(row) != len(specs):
+                    raise ConfigError(
+                        f"regime {self.name!r}: environment {row} has {len(row)} values, "
+                        f"family has {len(specs)} parameters {names}"
+                    )
+            for spec, (lo, hi) in zip(specs, self.bounds(specs), strict=True):
+                spec.check_interval(lo, hi, f"regime {self.name!r} environments")
+            return
+        for boxes, what in ((self.box,), "bounds"), (self.exclude, "excluded box"):
+            for box in boxes:
+                for key in box:
+                    if key not in names:
+                        raise unknown_name(f"parameter in regime {self.name!r}", key, names)
+                if boxes is self.exclude:
+                    continue
+                for spec in specs:
+                    if spec.name not in box:
+                        raise ConfigError(f"regime {self.name!r} gives no bounds for {spec.name!r}")
+                    spec.check_interval(*box[spec.name], f"regime {self.name!r} {what}")
+
+    def contains(self, specs: Sequence[ParamSpec], values: np.ndarray) -> bool:
+        """Whether the parameter vector ``values`` (shape ``[P]``) lies in the regime."""
+        if self.points is not None:
+            pts = np.asarray(self.points, dtype=np.float64)
+            return bool(np.any(np.all(np.isclose(pts, values, rtol=1e-12, atol=0), axis=1)))
+        inside = all(
+            self.box[s.name][0] <= v <= self.box[s.name][1]
+            for s, v in zip(specs, values, strict=True)
+        )
+        return inside and not any(_in_box(specs, b, values) for b in self.exclude)
+
+    def sample(
+        self, specs: Sequence[ParamSpec], rng: np.random.Generator, index: int = 0
+    ) -> np.ndarray:
+        """One parameter vector, shape ``[P]`` float64 (``index`` picks the environment)."""
+        if self.points is not None:
+            return np.asarray(self.points[index % len(self.points)], dtype=np.float64)
+        for _ in range(10_000):
+            values = np.array([s.draw(rng, *self.box[s.name]) for s in specs])
+            if not any(_in_box(specs, b, values) for b in self.exclude):
+                return values
+        raise ConfigError(f"regime {self.name!r}: excluded boxes cover the whole regime")
+
+
+def _in_box(specs: Sequence[ParamSpec], box: Box, values: np.ndarray) -> bool:
+    return all(
+        box[s.name][0] < v < box[s.name][1]
+        for s, v in zip(specs, values, strict=True)
+        if s.name in box
+    )
