@@ -1,0 +1,1 @@
+"""Meta-learning on torch.func: MAML and relatives."""

@@ -1,0 +1,1 @@
+"""Surrogate networks: coordinate MLPs, vector-field nets."""

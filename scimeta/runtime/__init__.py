@@ -1,0 +1,1 @@
+"""Runtime conventions: seeding, configs, logging, signals, environment."""
