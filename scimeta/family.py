@@ -68,6 +68,9 @@ class ProblemFamily(abc.ABC):
     time: ClassVar[TimeGrid]
     regimes: ClassVar[Mapping[str, Regime]]
     solver: ClassVar[SolverInfo]
+    #: Spatial derivatives of the state that :meth:`residual` needs, e.g. ``("x", "xx")``
+    #: for Burgers; each is passed as keyword ``d_<name>`` of shape ``[..., C]``.
+    spatial_derivatives: ClassVar[tuple[str, ...]] = ()
 
     # ---- parameter space -------------------------------------------------
     @property
@@ -113,14 +116,20 @@ class ProblemFamily(abc.ABC):
             specs[key].check_interval(lo, hi, "--param bounds")
             box[key] = (float(lo), float(hi))
         new = Regime(regime.name, box=box, exclude=regime.exclude,
-                     description=regime.description + " (bounds overridden)", time=regime.time)
+                     description=regime.description + " (bounds overridden)", time=regime.time,
+                     initial=regime.initial)
         new.check(self.params)
         return new
 
     # ---- numerics --------------------------------------------------------
     @abc.abstractmethod
-    def sample_initial_state(self, rng: np.random.Generator) -> np.ndarray:
-        """One initial state, shape ``[*space, channel]`` float64."""
+    def sample_initial_state(
+        self, rng: np.random.Generator, regime: Regime | None = None
+    ) -> np.ndarray:
+        """One initial state, shape ``[*space, channel]`` float64.
+
+        ``regime.initial`` (if set) selects a family-specific rule.
+        """
 
     @abc.abstractmethod
     def solve_batch(
@@ -140,8 +149,10 @@ class ProblemFamily(abc.ABC):
     ) -> torch.Tensor:
         """Equation residual, zero on exact solutions; differentiable in all inputs.
 
-        For ODEs: t ``[...]``, y and dydt ``[..., C]``, params ``[..., P]`` (broadcast);
-        returns ``[..., C]``. PDE families take spatial derivatives as keywords.
+        t ``[...]``, y and dydt ``[..., C]``, params ``[..., P]`` (broadcast against
+        each other); returns ``[..., C]``. PDE families also take ``space``
+        (coordinates ``[..., S]`` ordered as :attr:`space`) and one keyword
+        ``d_<name>`` ``[..., C]`` per entry of :attr:`spatial_derivatives`.
         """
 
     def describe(self) -> dict[str, Any]:
@@ -185,7 +196,7 @@ class OdeFamily(ProblemFamily):
         """The ``solve_ivp`` method for one task (stiff families override)."""
         return self.solver.method
 
-    def sample_initial_state(self, rng: np.random.Generator) -> np.ndarray:
+    def sample_initial_state(self, rng, regime=None):
         box = np.asarray(self.initial_box, dtype=np.float64)
         return rng.uniform(box[:, 0], box[:, 1])
 

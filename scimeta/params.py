@@ -98,7 +98,9 @@ class Regime:
     Either ``box`` (bounds per parameter; a parameter with ``low == high`` is fixed)
     with optional ``exclude`` boxes cut out of it, or ``points``: a finite set of
     environments, one row per environment, drawn round-robin by task index.
-    ``time`` overrides the family's default output grid (e.g. CoDA's T=10, Δt=0.5).
+    ``time`` overrides the family's default output grid (e.g. CoDA's T=10, Δt=0.5);
+    ``initial`` names a family-specific initial-condition rule for this regime
+    (e.g. Burgers' classic ``"minus-sine"``); ``None`` means the family default.
     """
 
     name: str
@@ -107,6 +109,7 @@ class Regime:
     points: tuple[tuple[float, ...], ...] | None = None
     description: str = ""
     time: TimeGrid | None = None
+    initial: str | None = None
 
     def __post_init__(self) -> None:
         if (self.box is None) == (self.points is None):
