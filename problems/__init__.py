@@ -20,6 +20,12 @@ _BUILTIN.update(
         "lorenz": "scimeta.problems.lorenz:Lorenz",
         "pendulum": "scimeta.problems.pendulum:Pendulum",
         "glycolytic": "scimeta.problems.glycolytic:Glycolytic",
+        "heat": "scimeta.problems.heat:Heat",
+        "advection": "scimeta.problems.advection:Advection",
+        "burgers": "scimeta.problems.burgers:Burgers",
+        "fisher_kpp": "scimeta.problems.fisher_kpp:FisherKPP",
+        "allen_cahn": "scimeta.problems.allen_cahn:AllenCahn",
+        "kdv": "scimeta.problems.kdv:KdV",
     }
 )
 

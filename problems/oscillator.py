@@ -41,8 +41,9 @@ def _regimes() -> dict[str, Regime]:
     }
     out = {}
     for name, (w, exclude) in omega.items():
+        hole = " minus (1.25, 1.75)" if exclude else ""
         out[name] = Regime(name, box={"omega0": w, **common}, exclude=exclude,
-                           description=f"omega0 in {list(w)}" + (" minus (1.25, 1.75)" if exclude else ""))
+                           description=f"omega0 in {list(w)}{hole}")
         unforced = f"unforced-{name}"
         out[unforced] = Regime(unforced, box={"omega0": w, **common, "F": (0.0, 0.0)},
                                exclude=exclude, description=out[name].description + ", F = 0")

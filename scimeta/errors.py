@@ -33,9 +33,18 @@ class SolverFailed(ScimetaError, RuntimeError):
     """A reference solver did not reach the end of the time span."""
 
 
-def unknown_name(kind: str, value: str, known: Iterable[str]) -> UnknownNameError:
-    """Build an error naming ``value``, the known names and the closest match."""
+def unknown_name(
+    kind: str, value: str, known: Iterable[str], where: str = ""
+) -> UnknownNameError:
+    """Build an error naming ``value``, the known names and the closest match.
+
+    ``unknown_name("regime", "trian", [...], "of family 'oscillator'")`` reads
+    "unknown regime 'trian' of family 'oscillator'; known: ...; did you mean 'train'?".
+    """
     known = sorted(known)
     close = difflib.get_close_matches(value, known, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return UnknownNameError(f"unknown {kind} {value!r}; known: {', '.join(known)}{hint}")
+    where = f" {where}" if where else ""
+    return UnknownNameError(
+        f"unknown {kind} {value!r}{where}; known: {', '.join(known)}{hint}"
+    )

@@ -90,7 +90,7 @@ class ProblemFamily(abc.ABC):
         try:
             return self.regimes[name]
         except KeyError:
-            raise unknown_name(f"regime of family {self.name!r}", name, self.regimes) from None
+            raise unknown_name("regime", name, self.regimes, f"of family {self.name!r}") from None
 
     def time_grid(self, regime: Regime | None = None) -> TimeGrid:
         return regime.time if regime is not None and regime.time is not None else self.time
@@ -106,13 +106,14 @@ class ProblemFamily(abc.ABC):
         """A copy of a box regime with some parameter bounds replaced (validated)."""
         if regime.box is None:
             raise ConfigError(
-                f"regime {regime.name!r} is a fixed set of environments; bounds cannot be overridden"
+                f"regime {regime.name!r} is a fixed set of environments; "
+                "its bounds cannot be overridden"
             )
         box = dict(regime.box)
         specs = {s.name: s for s in self.params}
         for key, (lo, hi) in bounds.items():
             if key not in specs:
-                raise unknown_name(f"parameter of family {self.name!r}", key, specs)
+                raise unknown_name("parameter", key, specs, f"of family {self.name!r}")
             specs[key].check_interval(lo, hi, "--param bounds")
             box[key] = (float(lo), float(hi))
         new = Regime(regime.name, box=box, exclude=regime.exclude,

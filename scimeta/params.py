@@ -139,7 +139,7 @@ class Regime:
             for box in boxes:
                 for key in box:
                     if key not in names:
-                        raise unknown_name(f"parameter in regime {self.name!r}", key, names)
+                        raise unknown_name("parameter", key, names, f"in regime {self.name!r}")
                 if boxes is self.exclude:
                     continue
                 for spec in specs:

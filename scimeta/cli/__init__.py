@@ -1,0 +1,48 @@
+"""The ``scimeta`` command line: a thin layer over library calls.
+
+Every verb maps to a function a notebook can call too; errors a user can cause
+are printed as one line (``scimeta: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .._version import __version__
+from ..errors import ScimetaError
+from . import data_cmds
+
+COMMAND_MODULES = (data_cmds,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scimeta", description="Physics-informed meta-learning for ODE/PDE task families."
+    )
+    parser.add_argument("--version", action="version", version=f"scimeta {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output (-vv for debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1
+                                                 else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ScimetaError as exc:
+        print(f"scimeta: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("scimeta: interrupted", file=sys.stderr)
+        return 130

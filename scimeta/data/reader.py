@@ -1,0 +1,156 @@
+"""Reading task stores for training: lazy, fork-safe, random access by task.
+
+:class:`TaskReader` is a ``torch.utils.data.Dataset`` over the *ok* tasks of a store
+(tasks with another status are skipped and counted). Each process opens its own
+HDF5 handle on first access, so DataLoader workers (fork or spawn) never share
+one. ``in_memory=True`` reads everything once, for files that fit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..batch import TaskBatch
+from ..errors import ConfigError, StoreError
+from . import schema
+from .sampling import collocation_points, grid_inputs, sample_indices
+from .store import StoreMeta, open_h5, read_meta
+
+log = logging.getLogger(__name__)
+
+
+class TaskReader(torch.utils.data.Dataset):
+    """Support/query (and collocation) sets of the ok tasks of one store.
+
+    Parameters
+    ----------
+    path: the ``.h5`` store.
+    in_memory: load all fields at construction (fast random access).
+    n_collocation: collocation points per task, uniform in the space-time box,
+        drawn from ``(collocation_seed, task)``; 0 disables them.
+    resample_seed: if given, support/query indices are redrawn with the file's
+        rule and sizes (or ``support``/``query`` if given) from ``(resample_seed,
+        task)`` instead of using the stored ones.
+    allow_incomplete: read the ok tasks of a store whose generation did not finish.
+    dtype: floating dtype of the returned tensors.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike, *, in_memory: bool = False, n_collocation: int = 0,
+        collocation_seed: int = 0, resample_seed: int | None = None,
+        support: int | None = None, query: int | None = None,
+        allow_incomplete: bool = False, dtype: torch.dtype = torch.float32,
+    ) -> None:
+        self.path = Path(path)
+        with open_h5(self.path) as f:
+            self.meta: StoreMeta = read_meta(f, self.path)
+            if not self.meta.complete and not allow_incomplete:
+                raise StoreError(
+                    f"{str(self.path)!r} is marked incomplete (generation did not finish); "
+                    "resume it or pass allow_incomplete=True"
+                )
+            self._support = f["support_idx"][:]
+            self._query = f["query_idx"][:]
+            self._params = f["params"][:]
+            self._fields = f[schema.FIELD][:] if in_memory else None
+        if n_collocation < 0:
+            raise ConfigError(f"n_collocation must be >= 0, got {n_collocation}")
+        self.tasks = self.meta.ok
+        skipped = len(self.meta.status) - len(self.tasks)
+        if skipped:
+            log.warning("%s: skipping %d of %d tasks whose status is not ok", self.path,
+                        skipped, len(self.meta.status))
+        if len(self.tasks) == 0:
+            raise StoreError(f"{str(self.path)!r} has no task with status ok")
+        if resample_seed is not None:
+            self._resample(resample_seed, support, query)
+        self.n_collocation = n_collocation
+        self.collocation_seed = collocation_seed
+        self.dtype = dtype
+        self._inputs = grid_inputs(self.meta.time, list(self.meta.space))
+        self._handle = None
+        self._pid = None
+
+    # ---- process-local handle ----------------------------------------------
+    def _file(self):
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = open_h5(self.path)
+            self._pid = os.getpid()
+        return self._handle
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_handle"] = None
+        return state
+
+    def close(self) -> None:
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    # ---- access -------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def in_dim(self) -> int:
+        return 1 + len(self.meta.space)
+
+    @property
+    def out_dim(self) -> int:
+        return len(self.meta.state_names)
+
+    def fields(self, i: int) -> np.ndarray:
+        """The full solution of the i-th ok task, ``[T, *space, C]`` float32."""
+        task = int(self.tasks[i])
+        if self._fields is not None:
+            return self._fields[task]
+        return self._file()[schema.FIELD][task]
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
+        """(support_x, support_y, query_x, query_y, collocation_x, params) of one task."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"task index {i} out of range for {len(self)} ok tasks")
+        task = int(self.tasks[i])
+        flat = self.fields(i).reshape(-1, self.out_dim)
+        s, q = self._support[task], self._query[task]
+        colloc = np.zeros((0, self.in_dim))
+        if self.n_collocation:
+            rng = np.random.default_rng([self.collocation_seed, task])
+            colloc = collocation_points(rng, self.n_collocation, self.meta.time,
+                                        list(self.meta.space))
+        out = (self._inputs[s], flat[s], self._inputs[q], flat[q], colloc, self._params[task])
+        return tuple(torch.as_tensor(np.asarray(a), dtype=self.dtype) for a in out)
+
+    def batch(self, indices: Sequence[int]) -> TaskBatch:
+        """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors)."""
+        return collate([self[int(i)] for i in indices])
+
+    def sample(self, batch_size: int, generator: np.random.Generator) -> TaskBatch:
+        """A meta-batch of ``batch_size`` distinct tasks drawn with ``generator``."""
+        if not 1 <= batch_size <= len(self):
+            raise ConfigError(f"batch_size must be in [1, {len(self)}], got {batch_size}")
+        return self.batch(generator.choice(len(self), size=batch_size, replace=False))
+
+    def _resample(self, seed: int, support: int | None, query: int | None) -> None:
+        rule = self.meta.attrs_json("sampling")
+        k = support or rule["support"]
+        q = query or rule["query"]
+        sup = np.empty((len(self._support), k), np.int64)
+        qry = np.empty((len(self._query), q), np.int64)
+        for task in range(len(sup)):
+            rng = np.random.default_rng([seed, task])
+            sup[task], qry[task] = sample_indices(rule["rule"], rng, self.meta.grid_shape, k, q)
+        self._support, self._query = sup, qry
+
+
+def collate(items: Sequence[tuple[torch.Tensor, ...]]) -> TaskBatch:
+    """Stack per-task tuples from :meth:`TaskReader.__getitem__` into a TaskBatch."""
+    sx, sy, qx, qy, cx, p = (torch.stack(col) for col in zip(*items, strict=True))
+    return TaskBatch(sx, sy, qx, qy, cx if cx.shape[1] else None, p)

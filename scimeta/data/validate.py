@@ -1,0 +1,122 @@
+"""Checking a task store against schema v1; every violation is named."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import StoreError
+from ..family import STATUS_OK, STATUS_PENDING
+from . import schema
+from .store import open_h5, read_meta
+
+
+def validate(path: str | os.PathLike) -> list[str]:
+    """All violations of schema v1 in ``path`` (an empty list means valid)."""
+    path = Path(path)
+    try:
+        f = open_h5(path)
+    except StoreError as exc:
+        return [str(exc)]
+    with f:
+        try:
+            meta = read_meta(f, path)
+        except StoreError as exc:
+            return [str(exc)]
+        problems = [f"missing root attribute {a!r}" for a in schema.REQUIRED_ATTRS
+                    if a not in f.attrs]
+        if not meta.complete:
+            problems.append("file is marked incomplete (complete = 0): generation did not finish")
+        try:
+            problems += _check_dims(f, meta.space_dims)
+            problems += _check_layout(f)
+            problems += _check_tasks(f, meta)
+        except (OSError, KeyError, ValueError) as exc:  # damaged data past the header
+            problems.append(f"file is damaged: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _check_dims(f: h5py.File, space_dims: tuple[str, ...]) -> list[str]:
+    out = []
+    for var in schema.REQUIRED_VARS:
+        want = schema.expected_dims(var, space_dims)
+        ds = f[var]
+        if ds.ndim != len(want):
+            out.append(f"{var}: rank {ds.ndim}, expected {len(want)} dims {want}")
+            continue
+        got = tuple(_scale_name(ds.dims[i]) for i in range(ds.ndim))
+        if got != want:
+            out.append(f"{var}: dimension scales {got}, expected {want}")
+        want_dtype = np.dtype(schema.DTYPES[var])
+        if ds.dtype != want_dtype:
+            out.append(f"{var}: dtype {ds.dtype}, expected {want_dtype}")
+    for dim in ("time", *space_dims):
+        if dim in f and "units" not in f[dim].attrs:
+            out.append(f"coordinate {dim!r} has no units attribute")
+    return out
+
+
+def _scale_name(dim) -> str | None:
+    scales = list(dim.keys())
+    return scales[0] if scales else None
+
+
+def _check_layout(f: h5py.File) -> list[str]:
+    u = f[schema.FIELD]
+    out = []
+    if u.chunks is None:
+        return [f"{schema.FIELD}: not chunked (expected one task per chunk)"]
+    if u.chunks[0] != 1:
+        out.append(f"{schema.FIELD}: chunks {u.chunks} span several tasks")
+    nbytes = int(np.prod(u.chunks)) * u.dtype.itemsize
+    if nbytes > schema.MAX_CHUNK_BYTES:
+        out.append(f"{schema.FIELD}: chunk of {nbytes} bytes exceeds {schema.MAX_CHUNK_BYTES}")
+    if u.compression is None:
+        out.append(f"{schema.FIELD}: not compressed")
+    return out
+
+
+def _check_tasks(f: h5py.File, meta) -> list[str]:
+    out = []
+    status = meta.status
+    bad = ~np.isin(status, schema.STATUS_VALUES)
+    if bad.any():
+        out.append(f"status: {int(bad.sum())} task(s) with unknown codes "
+                   f"{sorted(set(status[bad].tolist()))}")
+    if meta.complete and (status == STATUS_PENDING).any():
+        out.append(f"status: {int((status == STATUS_PENDING).sum())} task(s) pending in a "
+                   "file marked complete")
+    ok = meta.ok
+    n_grid = int(np.prod(meta.grid_shape))
+    sup, qry = f["support_idx"][:][ok], f["query_idx"][:][ok]
+    for name, idx in (("support_idx", sup), ("query_idx", qry)):
+        if idx.size and (idx.min() < 0 or idx.max() >= n_grid):
+            out.append(f"{name}: indices outside [0, {n_grid}) for ok tasks")
+    overlap = [int(t) for t, s, q in zip(ok, sup, qry, strict=True)
+               if np.intersect1d(s, q).size or len(np.unique(s)) < len(s)
+               or len(np.unique(q)) < len(q)]
+    if overlap:
+        out.append(f"support/query: repeated or shared points in task(s) {overlap[:10]}")
+    params = f["params"][:][ok]
+    try:
+        bounds = np.asarray(json.loads(meta.attrs["param_bounds"]), dtype=np.float64)
+        outside = ok[((params < bounds[:, 0]) | (params > bounds[:, 1])).any(axis=1)]
+        if outside.size:
+            out.append(f"params: task(s) {outside[:10].tolist()} outside the regime bounds")
+    except (KeyError, ValueError, IndexError) as exc:
+        out.append(f"param_bounds attribute unusable: {exc}")
+    u = f[schema.FIELD]
+    nonfinite = [int(t) for t in ok if not np.isfinite(u[int(t)]).all()]
+    if nonfinite:
+        out.append(f"{schema.FIELD}: non-finite values in ok task(s) {nonfinite[:10]} "
+                   f"(status should be non-finite)")
+    if not np.isfinite(params).all():
+        out.append("params: non-finite values in ok tasks")
+    n_ok = int((status == STATUS_OK).sum())
+    if n_ok == 0:
+        out.append("no task has status ok")
+    return out

@@ -1,0 +1,98 @@
+"""The command line: verbs work end to end and bad input is one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from scimeta.cli import main
+from scimeta.cli.data_cmds import parse_bounds
+from scimeta.errors import ConfigError
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scimeta", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_generate_validate_info_round_trip(tmp_path):
+    out = tmp_path / "lv.h5"
+    r = run("generate", "oscillator", "--regime", "test-interpolate", "--tasks", "12",
+            "--seed", "2", "--support", "5", "--query", "20", "--workers", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "ok 12" in r.stdout
+    assert run("validate", str(out)).returncode == 0
+    info = json.loads(run("info", str(out), "--json").stdout)
+    assert info["family"] == "oscillator" and info["status_counts"]["ok"] == 12
+    lo, hi = info["param_ranges_ok_tasks"]["omega0"]
+    assert 1.25 <= lo <= hi <= 1.75
+    text = run("info", str(out)).stdout
+    assert "DOP853" in text and "rtol=1e-10" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["generate", "nope", "--regime", "train", "--tasks", "2", "--out", "x.h5"],
+         "unknown task family 'nope'"),
+        (["generate", "oscillator", "--regime", "nope", "--tasks", "2", "--out", "x.h5"],
+         "known: test-extrapolate"),
+        (["generate", "oscillator", "--regime", "train", "--tasks", "2", "--out", "x.h5",
+          "--param", "zeta=0.5:0.1"], "inverted"),
+        (["generate", "oscillator", "--regime", "train", "--tasks", "0", "--out", "x.h5"],
+         "--tasks must be >= 1"),
+        (["info", "missing.h5"], "does not exist"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, monkeypatch, capsys, args, needle):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and err.count("\n") == 0 and "Traceback" not in err
+
+
+def test_validate_reports_each_violation_and_exits_nonzero(tmp_path, osc_store):
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(open(osc_store, "rb").read())
+    with h5py.File(bad, "a") as f:
+        f.attrs["complete"] = 0
+        del f.attrs["seed"]
+    r = run("validate", str(bad))
+    assert r.returncode == 1
+    assert "incomplete" in r.stderr and "'seed'" in r.stderr
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n")
+    r = run("validate", str(junk))
+    assert r.returncode == 1 and "not a readable HDF5 file" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_existing_output_refused_then_overwritten(tmp_path, capsys):
+    out = str(tmp_path / "o.h5")
+    base = ["generate", "oscillator", "--regime", "train", "--tasks", "2", "--out", out]
+    assert main(base) == 0
+    assert main(base) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*base, "--overwrite"]) == 0
+
+
+def test_problems_lists_families_with_parameters(capsys):
+    assert main(["problems"]) == 0
+    out = capsys.readouterr().out
+    for name in ("oscillator", "lotka_volterra", "van_der_pol", "lorenz", "pendulum",
+                 "glycolytic"):
+        assert f"{name}:" in out
+    assert "omega0" in out and "rad/s" in out
+    assert main(["problems", "oscillator", "--json"]) == 0
+    (d,) = json.loads(capsys.readouterr().out)
+    assert [p["name"] for p in d["params"]] == ["omega0", "zeta", "F", "Omega"]
+
+
+def test_parse_bounds():
+    assert parse_bounds(["a=1:2", "b=3"]) == (("a", 1.0, 2.0), ("b", 3.0, 3.0))
+    with pytest.raises(ConfigError, match="NAME=LOW:HIGH"):
+        parse_bounds(["a:1"])
