@@ -7,7 +7,15 @@ import json
 import sys
 
 from .. import registry
-from ..data import RULES, GenerationConfig, format_summary, generate, summarize, validate
+from ..data import (
+    RULES,
+    GenerationConfig,
+    format_summary,
+    generate,
+    manifest,
+    summarize,
+    validate,
+)
 from ..errors import ConfigError
 
 
@@ -42,6 +50,13 @@ def add_commands(sub) -> None:
     i.add_argument("path")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("dataset", help="build or check a standard dataset folder (datasets/*)")
+    d.add_argument("action", choices=("build", "check"))
+    d.add_argument("folder", help="folder holding config.toml (e.g. datasets/oscillator)")
+    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--overwrite", action="store_true", help="regenerate existing splits")
+    d.set_defaults(func=cmd_dataset)
 
 
 def parse_bounds(items: list[str]) -> tuple[tuple[str, float, float], ...]:
@@ -102,6 +117,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for p in problems:
         print(f"{args.path}: {p}", file=sys.stderr)
     return 1
+
+
+def cmd_dataset(args: argparse.Namespace) -> int:
+    if args.action == "build":
+        path = manifest.build(args.folder, workers=args.workers, overwrite=args.overwrite)
+        print(f"built {args.folder}; manifest {path}")
+        return 0
+    problems = manifest.check(args.folder)
+    for p in problems:
+        print(f"{args.folder}: {p}", file=sys.stderr)
+    if not problems:
+        print(f"{args.folder}: every split matches its manifest")
+    return 1 if problems else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import h5netcdf
@@ -115,7 +115,7 @@ def create_layout(
             "seed": seed,
             "scimeta_version": __version__,
             "git_revision": git_revision(),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         for key, value in attrs.items():
             f.attrs[key] = value

@@ -117,8 +117,11 @@ class TaskReader(torch.utils.data.Dataset):
         """(support_x, support_y, query_x, query_y, collocation_x, params) of one task."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"task index {i} out of range for {len(self)} ok tasks")
+        return self._item(i, self.fields(i))
+
+    def _item(self, i: int, fields: np.ndarray) -> tuple[torch.Tensor, ...]:
         task = int(self.tasks[i])
-        flat = self.fields(i).reshape(-1, self.out_dim)
+        flat = fields.reshape(-1, self.out_dim)
         s, q = self._support[task], self._query[task]
         colloc = np.zeros((0, self.in_dim))
         if self.n_collocation:
@@ -129,8 +132,19 @@ class TaskReader(torch.utils.data.Dataset):
         return tuple(torch.as_tensor(np.asarray(a), dtype=self.dtype) for a in out)
 
     def batch(self, indices: Sequence[int]) -> TaskBatch:
-        """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors)."""
-        return collate([self[int(i)] for i in indices])
+        """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors).
+
+        From disk, all tasks are read in one sorted h5py selection (one call instead
+        of B), which is what makes lazy reading fast.
+        """
+        indices = [int(i) % len(self) for i in indices]
+        if self._fields is not None:
+            fields = [self._fields[self.tasks[i]] for i in indices]
+        else:
+            uniq, inverse = np.unique(self.tasks[indices], return_inverse=True)
+            block = self._file()[schema.FIELD][uniq]
+            fields = [block[k] for k in inverse]
+        return collate([self._item(i, f) for i, f in zip(indices, fields, strict=True)])
 
     def sample(self, batch_size: int, generator: np.random.Generator) -> TaskBatch:
         """A meta-batch of ``batch_size`` distinct tasks drawn with ``generator``."""
