@@ -1,0 +1,278 @@
+"""Grid-based PDE task families: the shared base, random initial conditions, status checks.
+
+A :class:`PdeFamily` declares its spatial domain and grid (``domain``/``shape``,
+coordinates through :attr:`space`), and returns fields ``[N, T, *space, C]``.
+:class:`SpectralPdeFamily` implements :meth:`solve_batch` for periodic problems
+``u_t = L u + N(u)`` with a Fourier pseudo-spectral discretisation, the 2/3 rule
+and ETDRK4 (:mod:`scimeta.solvers.etdrk4`), batched over tasks; a subclass gives
+only the Fourier symbol of ``L`` and the nonlinear term.
+
+Every solve ends with :func:`field_status`: non-finite values give
+``STATUS_NON_FINITE`` (the task is set to NaN) and a spectrum whose top third of
+the resolved band holds more than ``resolution_tol`` of the energy gives
+``STATUS_UNDER_RESOLVED``; both are logged, never silent.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, unknown_name
+from .family import (
+    STATUS_NAMES,
+    STATUS_NON_FINITE,
+    STATUS_OK,
+    STATUS_UNDER_RESOLVED,
+    ProblemFamily,
+)
+from .params import Regime
+from .solvers.etdrk4 import etdrk4_solve, group_by_step
+from .solvers.fourier import FourierGrid
+
+log = logging.getLogger(__name__)
+
+
+# ---- random initial conditions -----------------------------------------------------
+@dataclass(frozen=True)
+class SineSeries:
+    """Sum of random sinusoids on a periodic box, one independent draw per channel.
+
+    ``u0(x) = offset + sum_{i < n_waves} A_i sin(2 pi m_i . (x - lo) / L + phi_i)`` with
+    integer wave vectors ``m_i`` (1D: ``m ~ U{1..max_mode}``; 2D: each component
+    ``~ U{-max_mode..max_mode}``, not both 0), ``A_i ~ U(0, amplitude)`` and
+    ``phi_i ~ U(0, 2 pi)``. With ``unit_interval=True`` the draw is mapped affinely
+    onto ``[0, 1]`` (for densities such as Fisher-KPP). Draws depend only on ``rng``.
+    """
+
+    n_waves: int = 2
+    max_mode: int = 4
+    amplitude: float = 1.0
+    offset: float = 0.0
+    unit_interval: bool = False
+
+    def sample(self, rng: np.random.Generator, coords: Sequence[np.ndarray],
+               lengths: Sequence[float], channels: int = 1) -> np.ndarray:
+        """One draw on the grid ``coords`` (per axis ``[n_i]``), shape ``[*space, C]``."""
+        mesh = np.meshgrid(*coords, indexing="ij")
+        fields = []
+        for _ in range(channels):
+            u = np.full(mesh[0].shape, float(self.offset))
+            for _ in range(self.n_waves):
+                if len(coords) == 1:
+                    m = [rng.integers(1, self.max_mode + 1)]
+                else:
+                    m = [0, 0]
+                    while m == [0, 0]:
+                        m = list(rng.integers(-self.max_mode, self.max_mode + 1, size=2))
+                amp = rng.uniform(0.0, self.amplitude)
+                phase = rng.uniform(0.0, 2 * np.pi)
+                arg = sum(2 * np.pi * mi * (x - c[0]) / length
+                          for mi, x, c, length in zip(m, mesh, coords, lengths, strict=True))
+                u = u + amp * np.sin(arg + phase)
+            if self.unit_interval:
+                u = (u - u.min()) / max(float(np.ptp(u)), 1e-300)
+            fields.append(u)
+        return np.stack(fields, axis=-1)
+
+
+@dataclass(frozen=True)
+class GaussianRandomField:
+    """Periodic Gaussian random field with squared-exponential spectrum.
+
+    Fourier coefficients are independent complex normals with variance
+    ``exp(-(|k| length_scale)^2 / 2)`` (``k`` angular wavenumber, ``length_scale`` in
+    the family's length unit), mean mode zero; each draw is rescaled to RMS
+    ``amplitude`` exactly and shifted by ``offset``. Draws depend only on ``rng``.
+    """
+
+    length_scale: float = 0.1
+    amplitude: float = 1.0
+    offset: float = 0.0
+
+    def sample(self, rng: np.random.Generator, coords: Sequence[np.ndarray],
+               lengths: Sequence[float], channels: int = 1) -> np.ndarray:
+        grid = FourierGrid([len(c) for c in coords], lengths)
+        shape = (1, *grid.modes, channels)
+        coef = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+        coef = coef * grid.expand(np.exp(-grid.k2() * self.length_scale**2 / 4))
+        coef[(0,) * (1 + grid.ndim)] = 0.0
+        u = grid.ifft(coef)[0]
+        rms = np.sqrt(np.mean(u**2, axis=tuple(range(grid.ndim)), keepdims=True))
+        return self.offset + self.amplitude * u / np.where(rms > 0, rms, 1.0)
+
+
+InitialCondition = SineSeries | GaussianRandomField
+
+
+# ---- status -----------------------------------------------------------------------------
+def field_status(grid: FourierGrid, fields: np.ndarray, resolution_tol: float,
+                 family: str = "") -> np.ndarray:
+    """Per-task status of solved fields ``[N, T, *space, C]`` -> ``[N]`` int8.
+
+    Non-finite anywhere -> ``STATUS_NON_FINITE`` (the task's fields are set to NaN
+    in place); otherwise a top-third energy share (:meth:`FourierGrid.tail_fraction`)
+    above ``resolution_tol`` at any output time after the first (the initial frame is
+    the caller's data, e.g. a kinked classic initial condition that diffusion smooths
+    at once) -> ``STATUS_UNDER_RESOLVED``. Logs a
+    warning with the counts whenever a task is not ok.
+    """
+    n = fields.shape[0]
+    status = np.full(n, STATUS_OK, dtype=np.int8)
+    finite = np.all(np.isfinite(fields.reshape(n, -1)), axis=1)
+    solved = fields[:, 1:] if fields.shape[1] > 1 else fields  # t[0] is the given data
+    share = grid.tail_fraction(np.where(np.isfinite(solved), solved, 0.0))
+    status[share > resolution_tol] = STATUS_UNDER_RESOLVED
+    status[~finite] = STATUS_NON_FINITE
+    fields[~finite] = np.nan
+    bad = status != STATUS_OK
+    if np.any(bad):
+        counts = {STATUS_NAMES[int(s)]: int(np.sum(status == s)) for s in np.unique(status[bad])}
+        log.warning("%s: %d of %d tasks not ok %s (max top-third energy share %.2e, tol %.1e)",
+                    family or "pde", int(bad.sum()), n, counts,
+                    float(np.max(share[finite], initial=0.0)), resolution_tol)
+    return status
+
+
+# ---- families ---------------------------------------------------------------------------
+class PdeFamily(ProblemFamily):
+    """A PDE family on a uniform grid: ``domain`` per axis, ``shape`` points per axis.
+
+    Coordinates exclude the right end (periodic grids). ``initial`` is the default
+    random initial-condition family; :meth:`initial_state` handles named rules
+    (``Regime.initial``). Constructor arguments override the grid and step.
+    """
+
+    domain: ClassVar[Mapping[str, tuple[float, float]]]
+    shape: ClassVar[Mapping[str, int]]
+    space_unit: ClassVar[str] = "m"
+    initial: ClassVar[Any]
+    #: Largest top-third energy share of a task still called resolved.
+    resolution_tol: ClassVar[float] = 1e-6
+    #: Named initial-condition rules understood by :meth:`initial_state`.
+    initial_rules: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, shape: Mapping[str, int] | None = None,
+                 max_step: float | None = None) -> None:
+        if shape is not None:
+            unknown = set(shape) - set(self.domain)
+            if unknown:
+                raise unknown_name(f"axis of family {self.name!r}", unknown.pop(), self.domain)
+            self.shape = {**self.shape, **{k: int(v) for k, v in shape.items()}}
+        if max_step is not None and not max_step > 0:
+            raise ConfigError(f"max_step must be positive, got {max_step}")
+        self.max_step_override = max_step
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        return tuple(self.domain)
+
+    @property
+    def lengths(self) -> tuple[float, ...]:
+        return tuple(hi - lo for lo, hi in self.domain.values())
+
+    @property
+    def spacing(self) -> tuple[float, ...]:
+        """Grid spacing per axis (length units)."""
+        return tuple(length / self.shape[a] for a, length in zip(self.axes, self.lengths,
+                                                                 strict=True))
+
+    @property
+    def space(self) -> dict[str, np.ndarray]:
+        return {a: lo + (hi - lo) * np.arange(self.shape[a]) / self.shape[a]
+                for a, (lo, hi) in self.domain.items()}
+
+    def space_units(self) -> dict[str, str]:
+        return dict.fromkeys(self.domain, self.space_unit)
+
+    def sample_initial_state(self, rng: np.random.Generator,
+                             regime: Regime | None = None) -> np.ndarray:
+        return self.initial_state(regime.initial if regime is not None else None, rng)
+
+    def initial_state(self, rule: str | None, rng: np.random.Generator) -> np.ndarray:
+        """Initial state ``[*space, C]`` for the named rule (``None``: random family)."""
+        if rule is None:
+            return self.initial.sample(rng, list(self.space.values()), self.lengths,
+                                       len(self.state_names))
+        raise unknown_name(f"initial-condition rule of family {self.name!r}", rule,
+                           self.initial_rules)
+
+    def check(self) -> None:
+        super().check()
+        for r in self.regimes.values():
+            if r.initial is not None and r.initial not in self.initial_rules:
+                raise unknown_name(f"initial rule in regime {r.name!r}", r.initial,
+                                   self.initial_rules)
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["space"] = {a: {"domain": list(d), "points": self.shape[a], "unit": self.space_unit}
+                        for a, d in self.domain.items()}
+        out["initial_condition"] = repr(self.initial)
+        return out
+
+    @staticmethod
+    def param_columns(params: torch.Tensor) -> list[torch.Tensor]:
+        """Split ``params`` ``[..., P]`` into P tensors ``[..., 1]`` (broadcast against C)."""
+        return list(params.split(1, dim=-1))
+
+
+class SpectralPdeFamily(PdeFamily):
+    """Periodic family ``u_t = L u + N(u)`` solved by Fourier pseudo-spectral ETDRK4.
+
+    Subclasses implement :meth:`linear_symbol` and :meth:`nonlinear`, and may
+    override :meth:`max_step` (the per-task step limit, e.g. a CFL bound for the
+    explicit nonlinear term).
+    """
+
+    #: Default largest internal time step (time units) when max_step() is not overridden.
+    default_max_step: ClassVar[float] = 1e-2
+
+    def fourier_grid(self) -> FourierGrid:
+        lows = [lo for lo, _ in self.domain.values()]
+        return FourierGrid([self.shape[a] for a in self.axes], self.lengths, lows)
+
+    @abc.abstractmethod
+    def linear_symbol(self, grid: FourierGrid, params: np.ndarray) -> np.ndarray:
+        """Fourier symbol of ``L``, broadcastable to ``[N, *modes, C]`` (1/time)."""
+
+    @abc.abstractmethod
+    def nonlinear(self, grid: FourierGrid, uh: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """Spectrum of ``N(u)`` from the (dealiased) spectrum ``uh`` ``[N, *modes, C]``."""
+
+    def max_step(self, params: np.ndarray, y0: np.ndarray) -> np.ndarray:
+        """Per-task largest stable/accurate internal step ``[N]`` (time units)."""
+        return np.full(len(params), self.default_max_step)
+
+    @staticmethod
+    def per_task(grid: FourierGrid, values: np.ndarray) -> np.ndarray:
+        """Per-task values ``[N]`` reshaped to broadcast against ``[N, *modes, C]``."""
+        return np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * (grid.ndim + 1))
+
+    def solve_batch(self, params: np.ndarray, y0: np.ndarray,
+                    t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        params = np.atleast_2d(np.asarray(params, dtype=np.float64))
+        y0 = np.asarray(y0, dtype=np.float64)
+        grid = self.fourier_grid()
+        expect = (len(params), *grid.shape, len(self.state_names))
+        if y0.shape != expect:
+            raise ConfigError(f"{self.name}: y0 has shape {y0.shape}, expected {expect}")
+        limits = self.max_step(params, y0)
+        if self.max_step_override is not None:
+            limits = np.minimum(limits, self.max_step_override)
+        out = np.empty((len(params), len(t), *expect[1:]))
+        for idx, step in group_by_step(limits, t):
+            p = params[idx]
+
+            def rhs(uh: np.ndarray, p: np.ndarray = p) -> np.ndarray:
+                return grid.dealias(self.nonlinear(grid, grid.dealias(uh), p))
+
+            out[idx] = etdrk4_solve(grid.fft(y0[idx]), self.linear_symbol(grid, p), rhs, t,
+                                    step, observe=grid.ifft)
+        return out, field_status(grid, out, self.resolution_tol, self.name)
