@@ -1,0 +1,144 @@
+"""Physics-informed loss terms: the family's equation residual at collocation points.
+
+Input derivatives of the network are taken with nested forward-mode ``torch.func.jvp``
+per collocation point (``vmap`` over points), so they stay inside the vmapped,
+second-order meta-graph and are exact (no finite differences).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from numbers import Real
+
+import torch
+from torch import nn
+from torch.func import functional_call, jvp, vmap
+
+from ..errors import ConfigError
+from ..family import ProblemFamily
+
+WHERE = ("inner", "outer", "both")
+
+PointFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def parse_derivative(name: str, coords: tuple[str, ...]) -> tuple[int, ...]:
+    """Input columns of a derivative name, e.g. ``"xy"`` -> ``(1, 2)`` for coords (t, x, y).
+
+    Coordinate names are matched greedily, longest first, so multi-letter names work.
+    """
+    order = sorted(range(len(coords)), key=lambda i: -len(coords[i]))
+    cols: list[int] = []
+    rest = name
+    while rest:
+        for i in order:
+            if rest.startswith(coords[i]):
+                cols.append(i)
+                rest = rest[len(coords[i]):]
+                break
+        else:
+            raise ConfigError(
+                f"spatial derivative {name!r} is not a sequence of the coordinates {coords}"
+            )
+    return tuple(cols)
+
+
+def _directional(f: PointFn, col: int) -> PointFn:
+    def df(x: torch.Tensor) -> torch.Tensor:
+        return jvp(f, (x,), (_basis(x, col),))[1]
+
+    return df
+
+
+def _nested(f: PointFn, cols: tuple[int, ...]) -> PointFn:
+    for c in cols:
+        f = _directional(f, c)
+    return f
+
+
+class PhysicsLoss:
+    """``weight * mean(residual²)`` of a family's equation at collocation points.
+
+    ``family`` is a :class:`~scimeta.family.ProblemFamily` or its registry name;
+    ``where`` selects the inner (adaptation) loss, the outer (query) loss or both.
+    The network maps inputs ``[N, 1 + S]`` (t in column 0, then the family's spatial
+    coordinates in the order of ``family.space``) to the state ``[N, C]``. The
+    residual receives ``t [N]``, ``y``/``dydt [N, C]``, the task's parameters
+    ``[N, P]`` and, for PDE families, ``space=[N, S]`` and one ``d_<name> [N, C]``
+    per entry of ``family.spatial_derivatives``.
+    """
+
+    def __init__(self, family: ProblemFamily | str, weight: float = 1.0,
+                 where: str = "inner") -> None:
+        if isinstance(family, str):
+            from ..registry import get
+
+            family = get(family)
+        if not isinstance(family, ProblemFamily):
+            raise ConfigError(f"family={family!r} must be a ProblemFamily or a family name")
+        if isinstance(weight, bool) or not isinstance(weight, Real) or not weight >= 0:
+            raise ConfigError(f"weight={weight!r} is not allowed; it must be a number >= 0")
+        if where not in WHERE:
+            raise ConfigError(f"where={where!r} is not allowed; choose one of {', '.join(WHERE)}")
+        self.family = family
+        self.weight = float(weight)
+        self.where = where
+        self.space_names = tuple(family.space)
+        coords = ("t", *self.space_names)
+        self.derivatives = {n: parse_derivative(n, coords) for n in family.spatial_derivatives}
+        self.in_dim = 1 + len(self.space_names)
+        self.state_dim = len(family.state_names)
+
+    def applies(self, stage: str) -> bool:
+        """Whether the term enters the ``"inner"`` or ``"outer"`` loss."""
+        return self.where in (stage, "both")
+
+    def check(self, x: torch.Tensor, y_dim: int, n_params: int) -> None:
+        """Shape checks against the family: inputs, outputs and parameter count."""
+        name = self.family.name
+        if x.shape[-1] != self.in_dim:
+            raise ConfigError(f"collocation_x has d_in={x.shape[-1]} but family {name!r} needs "
+                              f"{self.in_dim} input columns (t{', ' if self.space_names else ''}"
+                              f"{', '.join(self.space_names)})")
+        if y_dim != self.state_dim:
+            raise ConfigError(f"the model outputs {y_dim} channels but family {name!r} has "
+                              f"state {self.family.state_names}")
+        if n_params != len(self.family.params):
+            raise ConfigError(f"batch.params has {n_params} columns but family {name!r} has "
+                              f"parameters {self.family.param_names}")
+
+    def residual(self, model: nn.Module, params: Mapping[str, torch.Tensor],
+                 x: torch.Tensor, task_params: torch.Tensor) -> torch.Tensor:
+        """Residual ``[N, C]`` at collocation points x ``[N, d_in]`` for one task ``[P]``."""
+
+        def u(xi: torch.Tensor) -> torch.Tensor:
+            return functional_call(model, params, (xi.unsqueeze(0),)).squeeze(0)
+
+        derivs = self.derivatives
+
+        def at_point(xi: torch.Tensor):
+            y, dydt = jvp(u, (xi,), (_basis(xi, 0),))
+            return y, dydt, {n: _nested(u, cols)(xi) for n, cols in derivs.items()}
+
+        y, dydt, extra = vmap(at_point)(x)
+        p = task_params.expand(x.shape[0], task_params.shape[-1])
+        if self.space_names:
+            kw = {f"d_{n}": v for n, v in extra.items()}
+            return self.family.residual(x[:, 0], y, dydt, p, space=x[:, 1:], **kw)
+        return self.family.residual(x[:, 0], y, dydt, p)
+
+    def __call__(self, model: nn.Module, params: Mapping[str, torch.Tensor],
+                 x: torch.Tensor, task_params: torch.Tensor) -> torch.Tensor:
+        """The weighted loss term (a scalar)."""
+        r = self.residual(model, params, x, task_params)
+        return self.weight * r.square().mean()
+
+    def __repr__(self) -> str:
+        return (f"PhysicsLoss(family={self.family.name!r}, weight={self.weight}, "
+                f"where={self.where!r})")
+
+
+def _basis(x: torch.Tensor, col: int) -> torch.Tensor:
+    e = torch.zeros(x.shape[-1], dtype=x.dtype, device=x.device)
+    e[col] = 1.0
+    return e

@@ -1,0 +1,115 @@
+"""MAML relatives: Meta-SGD, ANIL and Reptile."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..batch import TaskBatch
+from ..errors import ConfigError
+from . import _validate as V
+from ._maml import MAML, Params, _detached
+
+
+class MetaSGD(MAML):
+    """MAML with a learned inner rate for every parameter entry (Li et al., 2017).
+
+    The rates live in the params dict under ``"inner_lr.<name>"`` with the shape
+    of parameter ``<name>``, initialised to ``inner_lr``; ``meta_loss`` is
+    differentiable with respect to them. With all rates equal to α it is MAML.
+    """
+
+    _rate_mode = "per_parameter"
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 **kwargs: Any) -> None:
+        if kwargs.get("per_step_lrs"):
+            raise ConfigError("per_step_lrs=True is a MAML option; MetaSGD learns "
+                              "per-parameter rates shared by all steps")
+        super().__init__(model, inner_lr, inner_steps, **kwargs)
+
+
+class ANIL(MAML):
+    """Almost No Inner Loop (Raghu et al., 2020): adapt the head only.
+
+    ``head`` selects the adapted parameters: a name prefix (``"net.4"`` adapts
+    ``net.4.weight`` and ``net.4.bias``), a predicate ``name -> bool``, or None
+    for the parameters of the last submodule that owns any. The other ("body")
+    parameters keep θ in the inner loop and are meta-learned through the query
+    loss only (second order: including through the head's inner updates).
+    """
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 head: str | Callable[[str], bool] | None = None, **kwargs: Any) -> None:
+        self._head = head
+        super().__init__(model, inner_lr, inner_steps, **kwargs)
+
+    def _select_adapted(self) -> list[str]:
+        head = self._head
+        if head is None:
+            owners = [n for n, m in self.model.named_modules()
+                      if any(True for _ in m.parameters(recurse=False))]
+            if not owners:
+                raise ConfigError("ANIL: the model has no parameters")
+            head = owners[-1]
+        if isinstance(head, str):
+            pick = [n for n in self.names if n == head or n.startswith(head + ".")
+                    or (head == "" and "." not in n)]
+        elif callable(head):
+            pick = [n for n in self.names if head(n)]
+        else:
+            raise ConfigError(f"head={head!r} must be a name prefix, a predicate or None")
+        if not pick:
+            raise ConfigError(f"head={self._head!r} selects no parameter; names: {self.names}")
+        return pick
+
+    @property
+    def body(self) -> list[str]:
+        """Names of the parameters that are not adapted."""
+        return [n for n in self.names if n not in self.adapted]
+
+
+class Reptile(MAML):
+    """Reptile (Nichol et al., 2018): θ ← θ + ε (mean_i φ_i − θ).
+
+    φ_i is θ after ``inner_steps`` plain gradient steps on task i's support set
+    (support and query concatenated with ``use_query=True``). :meth:`meta_grad`
+    returns the pseudo-gradient ``θ − mean_i φ_i`` (feed it to any optimizer as
+    ``.grad``; SGD with lr ε is the update above), :meth:`update` applies it.
+    """
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 use_query: bool = False, **kwargs: Any) -> None:
+        for key in ("first_order", "multi_step_loss", "per_step_lrs", "step_weights"):
+            if kwargs.get(key):
+                raise ConfigError(f"{key} is not a Reptile option")
+        super().__init__(model, inner_lr, inner_steps, first_order=True, fast=False, **kwargs)
+        self.use_query = bool(use_query)
+
+    def _task_data(self, b: TaskBatch) -> TaskBatch:
+        if not self.use_query:
+            return b
+        return b._replace(support_x=torch.cat([b.support_x, b.query_x], 1),
+                          support_y=torch.cat([b.support_y, b.query_y], 1))
+
+    def meta_grad(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> Params:
+        """Pseudo-gradient ``θ − mean_i φ_i`` for every model parameter (no graph)."""
+        theta = _detached(params)
+        phi = self.adapt_batch(theta, self._task_data(V.check_batch(batch, False)))
+        return {n: theta[n] - phi[n].mean(0) for n in self.names}
+
+    def update(self, params: Mapping[str, torch.Tensor], batch: TaskBatch,
+               epsilon: float = 0.1) -> Params:
+        """New leaf parameters θ − ε (θ − mean_i φ_i)."""
+        eps = V.check_positive("epsilon", epsilon)
+        g = self.meta_grad(params, batch)
+        return {n: (params[n].detach() - eps * g[n]).requires_grad_(True) for n in self.names}
+
+    def meta_loss(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> torch.Tensor:
+        """Mean query loss after adaptation, for monitoring (detached: Reptile has
+        no differentiable meta-objective; use :meth:`meta_grad`)."""
+        with torch.no_grad():
+            return super().meta_loss(_detached(params), batch).detach()

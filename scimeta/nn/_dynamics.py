@@ -1,0 +1,110 @@
+"""Vector-field networks and a differentiable fixed-step RK4 rollout (forecasting)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ._activations import ACTIVATIONS, check_dim, check_hidden, make_activation
+
+
+class VectorFieldNet(nn.Module):
+    """An MLP vector field ``f(y[, p]) -> dy/dt`` for learned dynamics.
+
+    y ``[..., state_dim]``, optional physical parameters p ``[..., param_dim]``
+    (concatenated to the input when ``param_dim > 0``); output ``[..., state_dim]``.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        param_dim: int = 0,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        self.state_dim = check_dim("state_dim", state_dim)
+        self.param_dim = check_dim("param_dim", param_dim, minimum=0)
+        widths = check_hidden(hidden)
+        if activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"activation={activation!r} is not supported; allowed: {', '.join(ACTIVATIONS)}"
+            )
+        layers: list[nn.Module] = []
+        prev = state_dim + param_dim
+        for w in widths:
+            layers += [nn.Linear(prev, w), make_activation(activation)]
+            prev = w
+        layers.append(nn.Linear(prev, state_dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, y: torch.Tensor, params: torch.Tensor | None = None) -> torch.Tensor:
+        """y ``[..., state_dim]`` (and params ``[..., param_dim]``) -> ``[..., state_dim]``."""
+        if self.param_dim:
+            if params is None:
+                raise ConfigError(
+                    f"VectorFieldNet was built with param_dim={self.param_dim}; pass params"
+                )
+            params = params.to(y.dtype).expand(*y.shape[:-1], self.param_dim)
+            y = torch.cat([y, params], dim=-1)
+        elif params is not None:
+            raise ConfigError("VectorFieldNet was built with param_dim=0; params must be None")
+        return self.net(y)
+
+
+def rk4_rollout(
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    substeps: int = 1,
+) -> torch.Tensor:
+    """Integrate ``dy/dt = f(t, y)`` with classical RK4 on the grid ``t``.
+
+    y0 ``[..., C]``, t ``[T]`` increasing (``t[0]`` is the initial time); each
+    interval is split into ``substeps`` equal RK4 steps. Returns ``[..., T, C]``
+    with ``y0`` at index 0. Pure torch ops, so it is differentiable (also
+    twice, for MAML) and works under ``torch.func`` transforms.
+    """
+    if t.dim() != 1 or t.shape[0] < 1:
+        raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
+    check_dim("substeps", substeps)
+    ys = [y0]
+    y = y0
+    for i in range(t.shape[0] - 1):
+        h = (t[i + 1] - t[i]) / substeps
+        s = t[i]
+        for _ in range(substeps):
+            k1 = f(s, y)
+            k2 = f(s + h / 2, y + (h / 2) * k1)
+            k3 = f(s + h / 2, y + (h / 2) * k2)
+            k4 = f(s + h, y + h * k3)
+            y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+            s = s + h
+        ys.append(y)
+    return torch.stack(ys, dim=-2)
+
+
+class Forecaster(nn.Module):
+    """Initial state -> trajectory, by an RK4 rollout of a vector-field network.
+
+    For the forecasting setting (adapt on trajectories of a new regime, forecast
+    from new initial states) with the meta-learners: input y0 ``[N, C]``, output
+    ``[N, T * C]`` (the trajectory on ``t`` flattened time-major, including y0)
+    or ``[N, T, C]`` with ``flatten=False``. ``field`` is called as ``field(y)``.
+    """
+
+    def __init__(self, field: nn.Module, t: torch.Tensor, substeps: int = 1,
+                 flatten: bool = True) -> None:
+        super().__init__()
+        self.field = field
+        self.register_buffer("t", torch.as_tensor(t))
+        self.substeps = check_dim("substeps", substeps)
+        self.flatten = bool(flatten)
+
+    def forward(self, y0: torch.Tensor) -> torch.Tensor:
+        """y0 ``[N, C]`` -> ``[N, T*C]`` (or ``[N, T, C]``)."""
+        traj = rk4_rollout(lambda _s, y: self.field(y), y0, self.t.to(y0.dtype), self.substeps)
+        return traj.flatten(-2) if self.flatten else traj
