@@ -1,0 +1,129 @@
+"""Training configuration: TOML tables -> frozen dataclasses.
+
+Example ``run.toml``::
+
+    [data]
+    train = "train.h5"
+    [data.validation]          # held-out regimes evaluated during training
+    test-extrapolate = "test-extrapolate.h5"
+
+    [model]
+    hidden = [64, 64]
+    activation = "tanh"
+
+    [meta]
+    algorithm = "maml"         # maml | fomaml | metasgd | anil | mamlpp | reptile
+    inner_lr = 0.01
+    inner_steps = 5
+    meta_batch = 25
+
+    [optim]
+    lr = 0.001
+    iterations = 2000
+
+    [run]
+    seed = 0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import ConfigError
+from ..runtime.config import from_dict, load_toml
+
+ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile")
+BASELINES = ("fomaml", "joint")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: str
+    #: regime label -> store path, evaluated every ``run.validate_every`` iterations
+    validation: dict[str, str] = field(default_factory=dict)
+    in_memory: bool = True
+    n_collocation: int = 0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = (64, 64)
+    activation: Literal["tanh", "silu", "relu", "sine"] = "tanh"
+    fourier_features: int = 0
+    fourier_scale: float = 1.0
+    #: rescale inputs to [-1, 1] over the store's grid box and outputs by their spread
+    normalize: bool = True
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    algorithm: Literal["maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile"] = "maml"
+    inner_lr: float = 0.01
+    inner_steps: int = 5
+    meta_batch: int = 25
+    chunk_size: int = 0
+    #: weight λ of the equation residual at collocation points (0: data only)
+    physics_weight: float = 0.0
+    physics_where: Literal["inner", "outer", "both"] = "inner"
+    #: the meta-learned init is compared against these, trained on the same data
+    baselines: tuple[str, ...] = ("fomaml", "joint")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    iterations: int = 2000
+    grad_clip: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    seed: int = 0
+    device: str = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    checkpoint_every: int = 200
+    validate_every: int = 200
+    log_every: int = 50
+    deterministic: bool = False
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        m, o, r = self.meta, self.optim, self.run
+        checks = [
+            (m.inner_lr > 0, f"meta.inner_lr must be > 0, got {m.inner_lr}"),
+            (m.inner_steps >= 0, f"meta.inner_steps must be >= 0, got {m.inner_steps}"),
+            (m.meta_batch >= 1, f"meta.meta_batch must be >= 1, got {m.meta_batch}"),
+            (m.chunk_size >= 0, f"meta.chunk_size must be >= 0, got {m.chunk_size}"),
+            (m.physics_weight >= 0, f"meta.physics_weight must be >= 0, got {m.physics_weight}"),
+            (o.lr > 0, f"optim.lr must be > 0, got {o.lr}"),
+            (o.iterations >= 0, f"optim.iterations must be >= 0, got {o.iterations}"),
+            (o.grad_clip >= 0, f"optim.grad_clip must be >= 0, got {o.grad_clip}"),
+            (r.seed >= 0, f"run.seed must be >= 0, got {r.seed}"),
+            (min(r.checkpoint_every, r.validate_every, r.log_every) >= 1,
+             "run.checkpoint_every, validate_every and log_every must be >= 1"),
+            (all(len(self.model.hidden) and h >= 1 for h in self.model.hidden),
+             f"model.hidden must be positive widths, got {list(self.model.hidden)}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        for b in m.baselines:
+            if b not in BASELINES:
+                raise ConfigError(f"meta.baselines entry {b!r} unknown; allowed: "
+                                  f"{', '.join(BASELINES)}")
+        if m.physics_weight > 0 and self.data.n_collocation < 1:
+            raise ConfigError("meta.physics_weight > 0 needs data.n_collocation >= 1")
+
+
+def load_train_config(path: str) -> TrainConfig:
+    """Read a training config file (TOML) with every key checked."""
+    return from_dict(TrainConfig, load_toml(path), "config")

@@ -1,0 +1,245 @@
+"""The meta-training loop: phases, checkpoints, validation, graceful stop.
+
+A run trains its meta-learned init (``meta.algorithm``) and then each baseline in
+``meta.baselines`` (``fomaml``, ``joint``) on the same data, one *phase* each,
+all from the same random initial network. A phase's final parameters go to
+``inits/<name>.pt``. Checkpoints hold parameters, optimizer and every RNG state,
+so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .. import registry
+from ..batch import TaskBatch
+from ..data import TaskReader
+from ..errors import ConfigError, ScimetaError, StoreError
+from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.seeding import seed_everything
+from .config import TrainConfig
+from .models import build_learner, build_model
+from .run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(ScimetaError):
+    """The meta-loss became non-finite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    completed: bool
+    stopped_by: str | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"run.device = {name!r} is not a torch device") from None
+
+
+def normalization(reader: TaskReader, max_tasks: int = 256) -> dict:
+    """Input box of the grid and per-channel output mean/spread over (a subset of) tasks."""
+    meta = reader.meta
+    lo = [float(meta.time[0]), *(float(s[0]) for s in meta.space)]
+    hi = [float(meta.time[-1]), *(float(s[-1]) for s in meta.space)]
+    n = min(len(reader), max_tasks)
+    u = np.stack([reader.fields(i) for i in range(n)]).reshape(-1, reader.out_dim)
+    scale = np.where(u.std(0) > 0, u.std(0), 1.0)
+    return {"lo": lo, "hi": hi, "y_shift": u.mean(0).tolist(), "y_scale": scale.tolist()}
+
+
+def open_reader(path: str, cfg: TrainConfig) -> TaskReader:
+    return TaskReader(path, in_memory=cfg.data.in_memory, n_collocation=cfg.data.n_collocation)
+
+
+def resolve_paths(cfg: TrainConfig, base: Path | None) -> TrainConfig:
+    """Store paths made absolute (relative ones: to ``base``, the config's folder,
+    when they do not exist relative to the working directory)."""
+
+    def fix(p: str) -> str:
+        path = Path(p)
+        if base is not None and not path.is_absolute() and not path.exists():
+            path = base / path
+        return str(path.resolve())
+
+    data = replace(cfg.data, train=fix(cfg.data.train),
+                   validation={k: fix(v) for k, v in cfg.data.validation.items()})
+    return replace(cfg, data=data)
+
+
+def phases(cfg: TrainConfig) -> list[str]:
+    """Names of the inits this run trains, main algorithm first."""
+    out = [cfg.meta.algorithm]
+    out += [b for b in cfg.meta.baselines if b not in out]
+    return out
+
+
+def pooled(batch: TaskBatch) -> TaskBatch:
+    """Joint training sees support and query points of each task as one data set."""
+    qx = torch.cat([batch.support_x, batch.query_x], 1)
+    qy = torch.cat([batch.support_y, batch.query_y], 1)
+    return batch._replace(query_x=qx, query_y=qy)
+
+
+def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
+          config_dir: Path | None = None, progress: bool | None = None) -> TrainResult:
+    """Train (or resume) the run in ``run_dir``; returns whether every phase finished."""
+    rd = RunDir(run_dir)
+    cfg = resolve_paths(cfg, config_dir)
+    if rd.exists() and not resume:
+        raise ConfigError(f"run directory {str(rd.path)!r} exists; pass --resume to continue "
+                          "it or choose another directory")
+    if resume and rd.exists():
+        rd.load_info()
+        rd.check_same_config(cfg)
+    reader = open_reader(cfg.data.train, cfg)
+    family = registry.get(reader.meta.family)
+    val = {k: open_reader(v, cfg) for k, v in cfg.data.validation.items()}
+    for label, r in val.items():
+        if r.meta.family != reader.meta.family or r.in_dim != reader.in_dim:
+            raise ConfigError(f"data.validation.{label}: family {r.meta.family!r} differs "
+                              f"from the training store's {reader.meta.family!r}")
+    if cfg.meta.meta_batch > len(reader):
+        raise ConfigError(f"meta.meta_batch = {cfg.meta.meta_batch} exceeds the "
+                          f"{len(reader)} ok tasks of {cfg.data.train}")
+    if not rd.exists():
+        rd.create(cfg, {"family": family.name, "in_dim": reader.in_dim,
+                        "out_dim": reader.out_dim, "state_names": list(reader.meta.state_names),
+                        "param_names": list(reader.meta.param_names),
+                        "norm": normalization(reader), "train_store": str(reader.path)})
+    info = rd.load_info()
+    device = resolve_device(cfg.run.device)
+    dtype = getattr(torch, cfg.run.dtype)
+    show = sys.stderr.isatty() if progress is None else progress
+    with StopFlag() as stop:
+        for k, name in enumerate(phases(cfg)):
+            if rd.init_path(name).exists():
+                continue
+            ok = _train_phase(cfg, rd, info, name, k, reader, val, family, device, dtype,
+                              stop, show)
+            if not ok:
+                return TrainResult(rd.path, False, stop.requested)
+    return TrainResult(rd.path, True)
+
+
+def _train_phase(cfg, rd, info, name, k, reader, val, family, device, dtype, stop,
+                 show) -> bool:
+    seed_everything(cfg.run.seed, cfg.run.deterministic)
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = model.to(device=device, dtype=dtype)
+    learner = build_learner(cfg, model, family, name)
+    params = {n: p.to(device=device, dtype=dtype).detach().requires_grad_(True)
+              for n, p in learner.init_params().items()}
+    opt = torch.optim.Adam(params.values(), lr=cfg.optim.lr)
+    rng = np.random.default_rng([cfg.run.seed, k])
+    start = 0
+    if rd.checkpoint.exists():
+        ck = load_checkpoint(rd.checkpoint, map_location=device)
+        if ck.get("phase") == name:
+            with torch.no_grad():
+                for n, v in ck["params"].items():
+                    params[n].copy_(v)
+            opt.load_state_dict(ck["optimizer"])
+            set_rng_state(ck["rng"], rng)
+            start = int(ck["iteration"])
+            rd.truncate_metrics(name, start)
+            log.info("resuming phase %s at iteration %d", name, start)
+    t0 = time.perf_counter()
+    iterations = cfg.optim.iterations
+
+    def checkpoint(it: int) -> None:
+        save_checkpoint(rd.checkpoint, {
+            "phase": name, "iteration": it, "optimizer": opt.state_dict(),
+            "params": {n: v.detach() for n, v in params.items()}, "rng": rng_state(rng)})
+
+    bar = tqdm(total=iterations, initial=start, disable=not show, desc=name, unit="it")
+    for it in range(start, iterations):
+        batch = reader.sample(cfg.meta.meta_batch, rng).to(device=device, dtype=dtype)
+        loss = _step(learner, name, params, batch, opt, cfg)
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"phase {name}: meta-loss became {loss} at iteration {it + 1}; the last good "
+                f"checkpoint is {rd.checkpoint if rd.checkpoint.exists() else 'none'} — lower "
+                "optim.lr or meta.inner_lr"
+            )
+        done = it + 1
+        rows = []
+        if done % cfg.run.log_every == 0 or done == iterations:
+            rows.append(_row(name, done, "train_loss", loss, t0))
+            log.info("phase %s iteration %d/%d meta-loss %.4g", name, done, iterations, loss)
+        if val and (done % cfg.run.validate_every == 0 or done == iterations):
+            for label, r in val.items():
+                mse = validation_mse(learner, params, r, cfg.meta.meta_batch, device, dtype)
+                rows.append(_row(name, done, f"val_mse/{label}", mse, t0))
+        if rows:
+            rd.append_metrics(rows)
+        bar.update(1)
+        if stop.requested:
+            checkpoint(done)
+            log.warning("stopped by %s after iteration %d; resume with --resume",
+                        stop.requested, done)
+            bar.close()
+            return False
+        if done % cfg.run.checkpoint_every == 0:
+            checkpoint(done)
+    bar.close()
+    save_checkpoint(rd.init_path(name), {"init": name, "params": {
+        n: v.detach().cpu() for n, v in params.items()}})
+    rd.checkpoint.unlink(missing_ok=True)
+    return True
+
+
+def _step(learner, name, params, batch, opt, cfg) -> float:
+    opt.zero_grad(set_to_none=True)
+    if name == "reptile":
+        grads = learner.meta_grad(params, batch)
+        for n, g in grads.items():
+            params[n].grad = g
+        loss = float(learner.meta_loss(params, batch))
+    else:
+        value = learner.meta_loss(params, pooled(batch) if name == "joint" else batch)
+        loss = float(value.detach())
+        if not math.isfinite(loss):
+            return loss
+        value.backward()
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.optim.grad_clip)
+    opt.step()
+    return loss
+
+
+def _row(phase: str, it: int, metric: str, value: float, t0: float) -> dict:
+    return {"phase": phase, "iteration": it, "metric": metric, "value": f"{value:.8g}",
+            "seconds": f"{time.perf_counter() - t0:.3f}"}
+
+
+def validation_mse(learner, params, reader: TaskReader, n: int, device, dtype) -> float:
+    """Mean query MSE after adaptation on the first ``n`` tasks of a held-out store."""
+    batch = reader.batch(range(min(n, len(reader)))).to(device=device, dtype=dtype)
+    curve = learner.adaptation_curve(params, batch)
+    return float(curve[-1].mean())
+
+
+def load_init(rd: RunDir, name: str) -> dict[str, torch.Tensor]:
+    path = rd.init_path(name)
+    if not path.exists():
+        raise StoreError(f"{str(rd.path)!r} has no trained init {name!r} (no {path.name}); "
+                         "finish training first")
+    return load_checkpoint(path)["params"]

@@ -1,0 +1,58 @@
+"""Building the surrogate and the meta-learner of a training run."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..family import ProblemFamily
+from ..meta import ANIL, MAML, MetaSGD, PhysicsLoss, Reptile
+from ..nn import CoordinateMLP, Rescaled
+from .config import TrainConfig
+
+
+def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
+                seed: int) -> nn.Module:
+    """The surrogate: a CoordinateMLP, wrapped in :class:`Rescaled` when normalizing.
+
+    ``norm`` holds ``lo``, ``hi`` (inputs) and ``y_shift``, ``y_scale`` (outputs),
+    computed once from the training store and saved with the run.
+    """
+    m = cfg.model
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = CoordinateMLP(in_dim, out_dim, hidden=m.hidden, activation=m.activation,
+                            fourier_features=m.fourier_features, fourier_scale=m.fourier_scale)
+    if m.normalize and norm is not None:
+        return Rescaled(net, norm["lo"], norm["hi"], norm["y_shift"], norm["y_scale"])
+    return net
+
+
+def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | None,
+                  algorithm: str | None = None, loss="mse") -> MAML:
+    """The meta-learner named by ``algorithm`` (default: the config's).
+
+    ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``.
+    """
+    mc = cfg.meta
+    algorithm = algorithm or mc.algorithm
+    physics = None
+    if mc.physics_weight > 0 and family is not None:
+        physics = PhysicsLoss(family, weight=mc.physics_weight, where=mc.physics_where)
+    common = dict(inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
+                  chunk_size=mc.chunk_size or None, physics=physics, loss=loss)
+    if algorithm == "maml":
+        return MAML(model, **common)
+    if algorithm == "fomaml":
+        return MAML(model, first_order=True, **common)
+    if algorithm == "metasgd":
+        return MetaSGD(model, **common)
+    if algorithm == "anil":
+        return ANIL(model, **common)
+    if algorithm == "mamlpp":
+        return MAML(model, multi_step_loss=mc.inner_steps > 0, per_step_lrs=True, **common)
+    if algorithm == "reptile":
+        return Reptile(model, **common)
+    if algorithm == "joint":  # pooled supervised training: no inner loop
+        return MAML(model, **{**common, "inner_steps": 0, "physics": None})
+    raise ValueError(f"unknown algorithm {algorithm!r}")
