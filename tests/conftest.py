@@ -32,7 +32,20 @@ class Blowup(OdeFamily):
         return (p[0] * y[0] ** 2,)
 
 
+class Growth(Blowup):
+    """y' = a y, y(0) = 1: y(1) = e^a overflows float32 (3.4e38) for a > 88.7."""
+
+    name = "test_growth"
+    equation = "y' = a*y"
+    time = TimeGrid(0.0, 1.0, 5)
+    regimes = {"mixed": Regime("mixed", points=((1.0,), (100.0,)))}
+
+    def rhs(self, t, y, p, xp):
+        return (p[0] * y[0],)
+
+
 registry.register("test_blowup", Blowup)
+registry.register("test_growth", Growth)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,31 @@ def test_solver_failures_are_stored_counted_and_skipped(blowup_store):
     assert validate(blowup_store) == []
 
 
+def test_values_beyond_float32_are_stored_as_non_finite(tmp_path):
+    out = generate(GenerationConfig("test_growth", "mixed", tasks=4, support=2, query=2),
+                   tmp_path / "g.h5")
+    assert summarize(out)["status_counts"] == {
+        "pending": 0, "ok": 2, "solver-failed": 0, "non-finite": 2, "under-resolved": 0}
+    reader = TaskReader(out)
+    assert len(reader) == 2
+    np.testing.assert_allclose(reader.fields(0)[-1, 0], np.e, rtol=1e-6)
+    assert validate(out) == []
+
+
+def test_entry_point_families_are_discovered(monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    from scimeta import registry
+
+    ep = EntryPoint("lab_decay", "conftest:Blowup", registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if
+                        group == registry.ENTRY_POINT_GROUP else [])
+    assert "lab_decay" in registry.names()
+    fam = registry.get("lab_decay")
+    assert fam.equation == "y' = a*y**2"
+    registry._loaded.pop("lab_decay")
+
+
 # ---- bad input ----------------------------------------------------------------
 
 def test_unknown_family_and_regime_list_the_known_ones(tmp_path):

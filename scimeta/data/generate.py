@@ -101,7 +101,8 @@ def solve_unit(family: ProblemFamily, regime: Regime, time: np.ndarray, seeds: n
         sup.append(s)
         qry.append(q)
     fields, status = family.solve_batch(np.stack(params), np.stack(y0), time)
-    fields = fields.astype(np.float32)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf: non-finite below
+        fields = fields.astype(np.float32)
     bad = (status == STATUS_OK) & ~np.isfinite(fields.reshape(len(fields), -1)).all(axis=1)
     status = np.where(bad, STATUS_NON_FINITE, status).astype(np.int8)
     return _Unit(unit.index, np.stack(params), fields, status, np.stack(sup), np.stack(qry))
