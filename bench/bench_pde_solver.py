@@ -23,8 +23,9 @@ import time
 
 import numpy as np
 import scipy.sparse as sp
-from scimeta.problems.burgers import Burgers
 from scipy.integrate import solve_ivp
+
+from scimeta.problems.burgers import Burgers
 
 
 def fd2_rhs(nu: float, dx: float):

@@ -6,16 +6,16 @@ import math
 
 import numpy as np
 import pytest
+
+from scimeta import problems
+from scimeta.family import STATUS_NON_FINITE, STATUS_OK, STATUS_UNDER_RESOLVED
+from scimeta.pde import GaussianRandomField, SineSeries, field_status
 from scimeta.problems.advection import PDEBENCH_BETA, Advection
 from scimeta.problems.allen_cahn import AllenCahn
 from scimeta.problems.burgers import Burgers
 from scimeta.problems.fisher_kpp import FisherKPP
 from scimeta.problems.heat import Heat
 from scimeta.problems.kdv import KdV
-
-from scimeta import problems
-from scimeta.family import STATUS_NON_FINITE, STATUS_OK, STATUS_UNDER_RESOLVED
-from scimeta.pde import GaussianRandomField, SineSeries, field_status
 from scimeta.solvers.fourier import FourierGrid
 
 FAMILIES = ("heat", "advection", "burgers", "fisher_kpp", "allen_cahn", "kdv")
