@@ -26,6 +26,10 @@ _BUILTIN.update(
         "fisher_kpp": "scimeta.problems.fisher_kpp:FisherKPP",
         "allen_cahn": "scimeta.problems.allen_cahn:AllenCahn",
         "kdv": "scimeta.problems.kdv:KdV",
+        "gray_scott": "scimeta.problems.gray_scott:GrayScott",
+        "gray_scott_leads": "scimeta.problems.gray_scott:GrayScottLeads",
+        "navier_stokes": "scimeta.problems.navier_stokes:NavierStokes",
+        "poisson": "scimeta.problems.poisson:Poisson",
     }
 )
 

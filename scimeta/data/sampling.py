@@ -10,6 +10,10 @@ Rules
                  observation), query from the later times.
     ``forecast`` support is the first K time steps (at random spatial points for PDEs),
                  query from the later times: the extrapolation-in-time setting.
+    ``sensors``  support is every time step at ``n_sensors = K // T`` fixed spatial
+                 locations drawn without replacement (K must be a multiple of the
+                 number of times T), like a few probes recording whole time series;
+                 query drawn from the space-time points at all other locations.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-RULES = ("random", "initial", "forecast")
+RULES = ("random", "initial", "forecast", "sensors")
 
 
 def sample_indices(
@@ -32,6 +36,14 @@ def sample_indices(
     if rule == "random":
         idx = rng.choice(n_total, size=n_support + n_query, replace=False)
         return idx[:n_support].astype(np.int64), idx[n_support:].astype(np.int64)
+    if rule == "sensors":
+        n_times = grid_shape[0]
+        sensors = np.sort(rng.choice(per_time, size=n_support // n_times, replace=False))
+        support = (np.arange(n_times)[:, None] * per_time + sensors[None, :]).reshape(-1)
+        others = np.setdiff1d(np.arange(per_time), sensors)
+        pick = rng.choice(n_times * len(others), size=n_query, replace=False)
+        query = (pick // len(others)) * per_time + others[pick % len(others)]
+        return support.astype(np.int64), query.astype(np.int64)
     if rule == "initial":
         support = rng.choice(per_time, size=n_support, replace=False)
         query = per_time + rng.choice(n_total - per_time, size=n_query, replace=False)
@@ -54,6 +66,16 @@ def check_sizes(rule: str, grid_shape: tuple[int, ...], n_support: int, n_query:
     per_time = n_total // grid_shape[0]
     if rule == "random":
         pool_s, pool_q = n_total, n_total - n_support
+    elif rule == "sensors":
+        n_times = grid_shape[0]
+        if n_support % n_times:
+            raise ConfigError(
+                f"sampling rule 'sensors': --support={n_support} must be a multiple of the "
+                f"number of times {n_times} (support = n_sensors x times); e.g. "
+                f"{max(1, n_support // n_times) * n_times}"
+            )
+        pool_s = n_total
+        pool_q = n_total - n_support
     elif rule == "initial":
         pool_s, pool_q = per_time, n_total - per_time
     else:

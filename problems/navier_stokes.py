@@ -1,0 +1,189 @@
+"""Incompressible Navier-Stokes in vorticity form on the periodic unit square.
+
+Data card
+---------
+Equations: omega_t + u omega_x + v omega_y = nu (omega_xx + omega_yy) + f(x, y),
+(u, v) = (psi_y, -psi_x), psi_xx + psi_yy = -omega,
+f = 0.1 [sin 2 pi (x + y) + cos 2 pi (x + y)].
+LaTeX: \\omega_t + \\mathbf{u}\\cdot\\nabla\\omega = \\nu\\Delta\\omega + f,\\quad
+\\mathbf{u} = (\\psi_y, -\\psi_x),\\quad \\Delta\\psi = -\\omega.
+(The FNO/LEADS/CoDA setup: the same forcing and sign conventions.)
+
+Parameters: ``nu`` kinematic viscosity [length^2/time], log-uniform. State:
+``omega`` vorticity [1/time] and ``psi`` stream function [length^2/time] (stored
+so that physics losses stay local: the residual has two components, the transport
+equation and psi_xx + psi_yy + omega = 0). Domain [0, 1)^2, 32^2 stored points
+(CoDA ``size = 32``); output t = 0, 1, ..., 9 (CoDA: horizon 10, dt_eval 1, frames
+``arange(0, 10, 1)``).
+
+Initial conditions: default an FNO-style Gaussian random field (:class:`FnoField`):
+omega_0 = sum_m sigma (4 pi^2 |m|^2 + tau^2)^(-alpha/2) Re(z_m e^{2 pi i m.x}), z_m
+complex normal with E|z|^2 = 2, alpha = 2.5, tau = 7, sigma = tau^(alpha - 1)
+(CoDA data.py: ``GaussianRF(2, size, alpha=2.5, tau=7)``), over the modes of the
+32^2 grid; the mean and Nyquist modes are zero. Rule ``"coda-warmup"`` (used by the
+``coda-*`` regimes): that field evolved with nu = 8e-4 and the forcing for 28.5 time
+units (CoDA runs T = 30 recording 20 frames every 1.5 and keeps the last, t = 28.5),
+then truncated to the modes |m_i| < 16 of the stored grid.
+
+Regimes: ``coda-train`` nu in {0.8, 0.9, 1.0, 1.1, 1.2}e-3 (CoDA train.py);
+``coda-adapt`` nu in {0.85, 0.95, 1.05, 1.15}e-3 (CoDA adaptation.py); ``train`` nu
+in [8e-4, 1.2e-3] without (9e-4, 1.1e-3); ``test-interpolate`` nu in [9e-4, 1.1e-3];
+``test-extrapolate`` nu in [1.2e-3, 2e-3].
+
+Solver: Fourier pseudo-spectral (streamfunction by dividing by |k|^2, velocity and
+vorticity gradient spectrally, product in physical space), 2/3 dealiasing, ETDRK4
+with the viscous term exact, step 0.01, solved on 64^2 (refine 2, spectral
+prolongation) and stored at the 32^2 points. CoDA/FNO used Crank-Nicolson with
+dt = 1e-3 directly on 32^2. Verified (tests/test_gray_scott_navier_stokes.py): the
+unforced Taylor-Green mode omega = sin 2 pi x sin 2 pi y decays as e^{-8 pi^2 nu t}
+(max error <= 1e-12), and with the forcing the exact solution
+omega = e^{-8 pi^2 nu t} omega_0 + (1 - e^{-8 pi^2 nu t}) f / (8 pi^2 nu) is matched to
+1e-11; refine 2 vs 4 agree to <= 1e-6 relative and step 0.01 vs 0.005 to <= 1e-7 on
+a random field at nu = 1e-3 over t <= 9.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import scipy.fft as sfft
+import torch
+
+from scimeta.family import SolverInfo
+from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.refined import RefinedSpectralFamily
+
+CODA_NU = (0.8e-3, 0.9e-3, 1.0e-3, 1.1e-3, 1.2e-3)
+CODA_ADAPT_NU = (0.85e-3, 0.95e-3, 1.05e-3, 1.15e-3)
+WARMUP_NU = 8e-4
+WARMUP_TIME = 28.5
+
+
+@dataclass(frozen=True)
+class FnoField:
+    """FNO/CoDA Gaussian random field on a periodic box (see the module docstring).
+
+    Returns ``[*space, channels]``; only the first channel is drawn, the others are 0.
+    """
+
+    alpha: float = 2.5
+    tau: float = 7.0
+
+    def sample(self, rng: np.random.Generator, coords, lengths, channels: int = 1) -> np.ndarray:
+        n = [len(c) for c in coords]
+        m = np.meshgrid(*(np.fft.fftfreq(k, 1.0 / k) for k in n), indexing="ij")
+        lam = sum(4 * math.pi**2 * (mi / (length)) ** 2 for mi, length in zip(m, lengths,
+                                                                              strict=True))
+        sigma = self.tau ** (self.alpha - 1.0)
+        amp = sigma * (lam + self.tau**2) ** (-self.alpha / 2)
+        amp[(0,) * len(n)] = 0.0
+        for mi, k in zip(m, n, strict=True):
+            amp[np.abs(mi) == k // 2] = 0.0
+        z = rng.standard_normal(amp.shape) + 1j * rng.standard_normal(amp.shape)
+        w = np.real(sfft.ifftn(amp * z) * np.prod(n))
+        out = np.zeros((*n, channels))
+        out[..., 0] = w
+        return out
+
+
+def forcing(x: np.ndarray, y: np.ndarray, amplitude: float = 0.1) -> np.ndarray:
+    """``amplitude [sin 2 pi (x + y) + cos 2 pi (x + y)]`` (broadcasting, 1/time^2)."""
+    return amplitude * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
+
+
+class NavierStokes(RefinedSpectralFamily):
+    name = "navier_stokes"
+    summary = "2D incompressible Navier-Stokes, vorticity form, forced, periodic unit square"
+    equation = ("omega_t + psi_y*omega_x - psi_x*omega_y = nu*(omega_xx + omega_yy) + f; "
+                "psi_xx + psi_yy = -omega; f = 0.1*(sin(2*pi*(x+y)) + cos(2*pi*(x+y)))")
+    equation_latex = (r"\omega_t + \psi_y\omega_x - \psi_x\omega_y = \nu\Delta\omega + f,\quad "
+                      r"\Delta\psi = -\omega")
+    params = (ParamSpec("nu", "m^2/s", (0.0, math.inf), "kinematic viscosity",
+                        distribution="log-uniform"),)
+    state_names = ("omega", "psi")
+    state_units = ("1/s", "m^2/s")
+    time_unit = "s"
+    time = TimeGrid(0.0, 9.0, 10)
+    regimes = {
+        "train": Regime("train", box={"nu": (8e-4, 1.2e-3)}, exclude=({"nu": (9e-4, 1.1e-3)},),
+                        description="nu in [8e-4, 1.2e-3] minus (9e-4, 1.1e-3)"),
+        "test-interpolate": Regime("test-interpolate", box={"nu": (9e-4, 1.1e-3)},
+                                   description="nu in [9e-4, 1.1e-3]"),
+        "test-extrapolate": Regime("test-extrapolate", box={"nu": (1.2e-3, 2e-3)},
+                                   description="nu in [1.2e-3, 2e-3]"),
+        "coda-train": Regime("coda-train", points=tuple((v,) for v in CODA_NU),
+                             initial="coda-warmup", description="CoDA viscosities (5)"),
+        "coda-adapt": Regime("coda-adapt", points=tuple((v,) for v in CODA_ADAPT_NU),
+                             initial="coda-warmup", description="CoDA adaptation viscosities"),
+    }
+    domain = {"x": (0.0, 1.0), "y": (0.0, 1.0)}
+    shape = {"x": 32, "y": 32}
+    initial = FnoField()
+    initial_rules = ("coda-warmup",)
+    refine: ClassVar[int] = 2
+    n_evolved: ClassVar[int] = 1
+    forcing_amplitude: ClassVar[float] = 0.1
+    resolution_tol = 1e-6
+    default_max_step = 1e-2
+    spatial_derivatives = ("x", "y", "xx", "yy")
+    solver = SolverInfo("scimeta.solvers.etdrk4", "Fourier pseudo-spectral + ETDRK4", dt=1e-2,
+                        note="solved on 64^2 (refine 2), stored at 32^2; 2/3 dealiasing")
+
+    def _forcing_hat(self, grid) -> np.ndarray:
+        x, y = np.meshgrid(*grid.coords(), indexing="ij")
+        return grid.fft(forcing(x, y, self.forcing_amplitude)[None, ..., None])
+
+    def linear_symbol(self, grid, params):
+        return -self.per_task(grid, params[:, 0]) * grid.expand(grid.k2())
+
+    def streamfunction(self, grid, wh: np.ndarray) -> np.ndarray:
+        """Spectrum of psi from that of omega (``-|k|^2 psi = -omega``, mean psi = 0)."""
+        k2 = grid.expand(grid.k2())
+        return wh / np.where(k2 > 0, k2, np.inf)
+
+    def nonlinear(self, grid, uh, params):
+        ph = self.streamfunction(grid, uh)
+        vel_x = grid.ifft(grid.derivative(ph, 1))
+        vel_y = -grid.ifft(grid.derivative(ph, 0))
+        w_x = grid.ifft(grid.derivative(uh, 0))
+        w_y = grid.ifft(grid.derivative(uh, 1))
+        return self._forcing_hat(grid) - grid.fft(vel_x * w_x + vel_y * w_y)
+
+    def observe(self, grid, uh):
+        return np.concatenate([grid.ifft(uh), grid.ifft(self.streamfunction(grid, uh))], -1)
+
+    def initial_state(self, rule, rng):
+        state = super().initial_state(None, rng)
+        if rule is None:
+            return self._with_psi(state[..., 0])
+        if rule == "coda-warmup":
+            fields, _ = self.solve_batch(np.array([[WARMUP_NU]]), state[None],
+                                         np.array([0.0, WARMUP_TIME]))
+            return self._with_psi(fields[0, -1, ..., 0])
+        return super().initial_state(rule, rng)
+
+    def _with_psi(self, omega: np.ndarray) -> np.ndarray:
+        """Band-limit omega ``[nx, ny]`` to |m_i| < n_i / 2 and append psi: ``[nx, ny, 2]``."""
+        grid = self.stored_grid()
+        wh = grid.fft(omega[None, ..., None])
+        keep = np.ones(grid.modes, dtype=bool)
+        for k, n, length in zip(grid.k, grid.shape, grid.lengths, strict=True):
+            keep = keep & (np.abs(k) * length / (2 * np.pi) < n // 2)
+        wh = wh * grid.expand(keep.astype(float))
+        return self.observe(grid, wh)[0]
+
+    def residual(self, t, y, dydt, params, **derivs):
+        (nu,) = self.param_columns(params)
+        space = derivs["space"]
+        xs, ys = space[..., :1], space[..., 1:2]
+        f = self.forcing_amplitude * (torch.sin(2 * math.pi * (xs + ys))
+                                      + torch.cos(2 * math.pi * (xs + ys)))
+        dx, dy, dxx, dyy = (derivs[k] for k in ("d_x", "d_y", "d_xx", "d_yy"))
+        w_x, w_y, p_x, p_y = dx[..., :1], dy[..., :1], dx[..., 1:], dy[..., 1:]
+        transport = (dydt[..., :1] + p_y * w_x - p_x * w_y
+                     - nu * (dxx[..., :1] + dyy[..., :1]) - f)
+        poisson = dxx[..., 1:] + dyy[..., 1:] + y[..., :1]
+        return torch.cat([transport, poisson], dim=-1)
