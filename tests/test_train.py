@@ -63,7 +63,7 @@ def test_config_errors_name_the_key_and_the_nearest_valid_one(tmp_path):
 
 
 def test_run_writes_config_metrics_and_inits(stores, tmp_path):
-    cfg = small_config(stores, meta__baselines=["fomaml", "joint"])
+    cfg = small_config(stores, meta__baselines=["fomaml", "joint"], model__normalize="outputs")
     res = train(cfg, tmp_path / "run")
     rd = RunDir(tmp_path / "run")
     assert res.completed and not rd.checkpoint.exists()

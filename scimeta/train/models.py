@@ -23,8 +23,10 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
         torch.manual_seed(seed)
         net = CoordinateMLP(in_dim, out_dim, hidden=m.hidden, activation=m.activation,
                             fourier_features=m.fourier_features, fourier_scale=m.fourier_scale)
-    if m.normalize and norm is not None:
-        return Rescaled(net, norm["lo"], norm["hi"], norm["y_shift"], norm["y_scale"])
+    if m.normalize != "none" and norm is not None:
+        lo, hi = (norm["lo"], norm["hi"]) if m.normalize == "both" else (
+            [-1.0] * in_dim, [1.0] * in_dim)  # the identity map
+        return Rescaled(net, lo, hi, norm["y_shift"], norm["y_scale"])
     return net
 
 

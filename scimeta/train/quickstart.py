@@ -28,7 +28,7 @@ SPLITS = {"unforced-train": 400, "unforced-test-interpolate": 50,
 DEFAULT = {
     "data": {"train": "data/unforced-train.h5",
              "validation": {"test-extrapolate": "data/unforced-test-extrapolate.h5"}},
-    "model": {"hidden": [64, 64], "activation": "tanh", "normalize": False},
+    "model": {"hidden": [64, 64], "activation": "tanh", "normalize": "none"},
     "meta": {"algorithm": "maml", "inner_lr": 0.1, "inner_steps": 5, "meta_batch": 25,
              "baselines": ["fomaml", "joint"]},
     "optim": {"lr": 1e-3, "iterations": 1500},
