@@ -5,7 +5,8 @@
 For each family: generate train (300 tasks) and test-interpolate / test-extrapolate
 (50 tasks each) stores with K = 10 support and Q = 100 query points, train
 second-order MAML and the fomaml and joint baselines (MLP 1-64-64-C tanh, outputs
-scaled by their spread, inner_lr 0.1, 5 inner steps, meta-batch 25), then adapt
+scaled by their spread (--normalize), inner_lr 0.1 (--inner-lr), 5 inner steps,
+meta-batch 25, gradient clipping at 10), then adapt
 every init for 5 steps and print median query MSE ratios (maml / random,
 maml / joint). Same hyperparameters for every family: an untuned baseline sweep,
 not a tuned result.
@@ -28,7 +29,8 @@ from scimeta.train.evaluate import evaluate, summary_table
 FAMILIES = ("oscillator", "lotka_volterra", "van_der_pol", "lorenz", "pendulum", "glycolytic")
 
 
-def run_family(name: str, root: Path, iterations: int) -> list[tuple]:
+def run_family(name: str, root: Path, iterations: int, inner_lr: float,
+               normalize: str) -> list[tuple]:
     sizes = {"train": 300, "test-interpolate": 50, "test-extrapolate": 50}
     root.mkdir(parents=True, exist_ok=True)
     for k, (regime, n) in enumerate(sizes.items()):
@@ -36,8 +38,8 @@ def run_family(name: str, root: Path, iterations: int) -> list[tuple]:
                  root / f"{regime}.h5", workers=2, resume=True)
     cfg = from_dict(TrainConfig, {
         "data": {"train": str(root / "train.h5")},
-        "model": {"hidden": [64, 64], "normalize": "outputs"},
-        "meta": {"inner_lr": 0.1, "inner_steps": 5, "meta_batch": 25,
+        "model": {"hidden": [64, 64], "normalize": normalize},
+        "meta": {"inner_lr": inner_lr, "inner_steps": 5, "meta_batch": 25,
                  "baselines": ["fomaml", "joint"]},
         "optim": {"lr": 1e-3, "iterations": iterations, "grad_clip": 10.0},
         "run": {"log_every": 500, "validate_every": 10**6, "checkpoint_every": 10**6},
@@ -58,6 +60,8 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=1500)
     ap.add_argument("--families", default=",".join(FAMILIES))
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--inner-lr", type=float, default=0.1)
+    ap.add_argument("--normalize", default="outputs", choices=("none", "outputs", "both"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{'family':<16}{'regime':<18}{'maml MSE':>10}{'maml/random':>13}"
@@ -65,7 +69,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.families.split(","):
             t0 = time.perf_counter()
-            rows = run_family(name, Path(tmp) / name, args.iterations)
+            rows = run_family(name, Path(tmp) / name, args.iterations, args.inner_lr,
+                              args.normalize)
             for fam, regime, med, r_rand, r_joint, f_rand in rows:
                 print(f"{fam:<16}{regime:<18}{med:>10.3g}{r_rand:>13.3f}{r_joint:>12.3f}"
                       f"{f_rand:>15.3f}{time.perf_counter() - t0:>9.0f}", flush=True)
