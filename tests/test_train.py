@@ -193,3 +193,17 @@ def test_adapt_to_csv_measurements(stores, tmp_path):
     csv.write_text("t,pressure\n0,1\n")
     with pytest.raises(ConfigError, match="unknown columns \\['pressure'\\]"):
         adapt(tmp_path / "run", csv)
+
+
+def test_physics_informed_run_and_adaptation(stores, tmp_path):
+    cfg = small_config(stores, meta__physics_weight=0.01, data__n_collocation=8,
+                       optim__iterations=3)
+    assert train(cfg, tmp_path / "run").completed
+    csv = tmp_path / "obs.csv"
+    csv.write_text("t,x,v\n0,0.5,0.0\n1,0.2,-0.4\n2,-0.1,-0.3\n")
+    with_physics = adapt(tmp_path / "run", csv, steps=2, params=np.array([1.0, 0.1, 0.0, 1.0]))
+    data_only = adapt(tmp_path / "run", csv, steps=2)
+    assert with_physics.attrs["physics_informed"] == 1 and data_only.attrs["physics_informed"] == 0
+    assert not np.allclose(with_physics["prediction"].values, data_only["prediction"].values)
+    with pytest.raises(ConfigError, match="needs 4"):
+        adapt(tmp_path / "run", csv, params=np.array([1.0]))

@@ -36,6 +36,9 @@ def add_commands(sub) -> None:
     a.add_argument("--init", default="maml", help="which trained init (maml, fomaml, joint)")
     a.add_argument("--steps", type=int, default=None)
     a.add_argument("--out", default=None, help="write predictions (.nc or .csv)")
+    a.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="the task's physical parameters (all of them), for runs whose inner "
+                        "loop uses the equation residual")
     a.set_defaults(func=cmd_adapt)
 
 
@@ -89,7 +92,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_adapt(args: argparse.Namespace) -> int:
     from ..train.adapt import adapt
 
-    ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps)
+    params = None
+    if args.param:
+        from .. import registry
+        from ..errors import ConfigError
+        from ..train import RunDir
+        from .data_cmds import parse_bounds
+
+        family = registry.get(RunDir(args.run_dir).load_info()["family"])
+        given = {name: lo for name, lo, _ in parse_bounds(args.param)}
+        unknown = sorted(set(given) - set(family.param_names))
+        missing = [n for n in family.param_names if n not in given]
+        if unknown or missing:
+            raise ConfigError(f"--param: family {family.name!r} needs exactly "
+                              f"{', '.join(family.param_names)}; unknown {unknown}, "
+                              f"missing {missing}")
+        params = np.array([given[n] for n in family.param_names])
+    ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, params=params)
     if args.out is None or args.out.endswith(".csv"):
         table = np.column_stack([ds[c].values for c in ds["input"].values]
                                 + [ds["prediction"].values])

@@ -59,7 +59,9 @@ def adapt(
     """Adapt ``init`` of a run to the support data; predictions on ``at`` (default grid).
 
     Channels missing from a CSV are not fitted (masked in the loss). ``params`` gives
-    the task's physical parameters, needed only by physics-informed inner loops.
+    the task's physical parameters ``[P]``: when the run uses the residual in its inner
+    loop and ``params`` is given, adaptation adds it at ``data.n_collocation`` points
+    spread uniformly over the family's time span; without ``params`` it is data-only.
     """
     rd = RunDir(run_dir)
     info = rd.load_info()
@@ -90,7 +92,19 @@ def adapt(
     theta = {k: v for k, v in theta.items() if k in learner.names}
     sx = torch.as_tensor(x, device=device)
     sy = torch.as_tensor(np.nan_to_num(y), device=device)
-    phi = learner.adapt(theta, sx, sy, steps=steps)
+    extra = {}
+    if learner.physics is not None:
+        p = np.asarray(params, dtype=np.float64).reshape(-1)
+        if p.shape != (len(family.params),):
+            raise ConfigError(f"params has {p.size} values; family {family.name!r} needs "
+                              f"{len(family.params)} ({', '.join(family.param_names)})")
+        if family.space:
+            raise ConfigError("physics-informed adaptation from a CSV is ODE-only for now")
+        n = max(cfg.data.n_collocation, 1)
+        extra = {"collocation_x": torch.linspace(family.time.t0, family.time.t1, n,
+                                                 device=device, dtype=torch.float64)[:, None],
+                 "task_params": torch.as_tensor(p, device=device)}
+    phi = learner.adapt(theta, sx, sy, steps=steps, **extra)
     if at is None:
         t = family.time.values()
         at = t[:, None] if not family.space else None
@@ -107,6 +121,7 @@ def adapt(
         coords={"channel": states, "input": inputs,
                 **{name: ("point", at[:, k]) for k, name in enumerate(inputs)}},
         attrs={"run_dir": str(rd.path), "init": init, "family": info["family"],
+               "physics_informed": int(learner.physics is not None),
                "steps": cfg.meta.inner_steps if steps is None else steps,
                "inner_lr": cfg.meta.inner_lr},
     )
