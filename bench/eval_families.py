@@ -3,7 +3,7 @@
     python bench/eval_families.py [--iterations 1500] [--families oscillator,lorenz]
 
 For each family: generate train (300 tasks) and test-interpolate / test-extrapolate
-(50 tasks each) stores with K = 10 support and Q = 100 query points, train
+(50 tasks each) stores with K = 10 support and Q = 80 query points, train
 second-order MAML and the fomaml and joint baselines (MLP 1-64-64-C tanh, outputs
 scaled by their spread (--normalize), inner_lr 0.1 (--inner-lr), 5 inner steps,
 meta-batch 25, gradient clipping at 10), then adapt
@@ -34,7 +34,7 @@ def run_family(name: str, root: Path, iterations: int, inner_lr: float,
     sizes = {"train": 300, "test-interpolate": 50, "test-extrapolate": 50}
     root.mkdir(parents=True, exist_ok=True)
     for k, (regime, n) in enumerate(sizes.items()):
-        generate(GenerationConfig(name, regime, tasks=n, seed=k, support=10, query=100),
+        generate(GenerationConfig(name, regime, tasks=n, seed=k, support=10, query=80),
                  root / f"{regime}.h5", workers=2, resume=True)
     cfg = from_dict(TrainConfig, {
         "data": {"train": str(root / "train.h5")},

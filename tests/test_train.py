@@ -91,7 +91,9 @@ def test_run_writes_config_metrics_and_inits(stores, tmp_path):
     b = reader.batch(range(8))
     learner = build_learner(cfg, model, None, "maml")
     pred = torch.stack([learner.predict(theta, b.query_x[i]) for i in range(8)])
-    mse0 = ((pred - b.query_y) ** 2).mean(dim=(1, 2)).detach().numpy()
+    # normalize="outputs": errors are measured in units of each channel's spread
+    scale = torch.tensor(info["norm"]["y_scale"])
+    mse0 = (((pred - b.query_y) / scale) ** 2).mean(dim=(1, 2)).detach().numpy()
     np.testing.assert_allclose(ds["query_mse"].sel(init="joint", step=0).values, mse0,
                                rtol=1e-5)
     rows = summary_table(ds)

@@ -30,12 +30,29 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
     return net
 
 
+def scaled_mse(model: Rescaled):
+    """MSE in units of each channel's spread: mean(((pred − y) / y_scale)²).
+
+    With output normalization the loss (and so the inner loop's curvature, which
+    bounds the stable inner rate) no longer depends on the family's units.
+    """
+
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return ((pred - target) / model.y_scale).square().mean()
+
+    return loss
+
+
 def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | None,
                   algorithm: str | None = None, loss="mse") -> MAML:
     """The meta-learner named by ``algorithm`` (default: the config's).
 
-    ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``.
+    ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``; a model
+    wrapped in :class:`Rescaled` (``model.normalize`` not ``"none"``) is trained on
+    :func:`scaled_mse` unless another callable is given.
     """
+    if loss == "mse" and isinstance(model, Rescaled):
+        loss = scaled_mse(model)
     mc = cfg.meta
     algorithm = algorithm or mc.algorithm
     physics = None
