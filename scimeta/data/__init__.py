@@ -11,6 +11,7 @@ Typical use::
 
 from ..batch import TaskBatch as TaskBatch
 from . import manifest as manifest
+from .environments import EnvironmentReader as EnvironmentReader
 from .generate import GenerationConfig as GenerationConfig
 from .generate import generate as generate
 from .generate import task_seeds as task_seeds
