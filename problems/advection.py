@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 PDEBENCH_BETA = (0.1, 0.2, 0.4, 0.7, 1.0, 2.0, 4.0, 7.0)
@@ -43,12 +43,7 @@ class Advection(SpectralPdeFamily):
     time_unit = "s"
     time = TimeGrid(0.0, 2.0, 201)
     regimes = {
-        "train": Regime("train", box={"beta": (0.1, 2.0)}, exclude=({"beta": (0.4, 1.0)},),
-                        description="beta in [0.1, 2] minus (0.4, 1)"),
-        "test-interpolate": Regime("test-interpolate", box={"beta": (0.4, 1.0)},
-                                   description="beta in [0.4, 1]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"beta": (2.0, 7.0)},
-                                   description="beta in [2, 7]"),
+        **split_regimes({"beta": (0.1, 2.0)}, {"beta": (0.4, 1.0)}, {"beta": (2.0, 7.0)}),
         "pdebench": Regime("pdebench", points=tuple((b,) for b in PDEBENCH_BETA),
                            description="PDEBench advection speeds"),
     }

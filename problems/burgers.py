@@ -39,7 +39,7 @@ import math
 import numpy as np
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 PDEBENCH_NU = (0.001, 0.002, 0.004, 0.01, 0.02, 0.04, 0.1, 0.2, 0.4, 1.0, 2.0, 4.0)
@@ -47,12 +47,7 @@ PDEBENCH_NU = (0.001, 0.002, 0.004, 0.01, 0.02, 0.04, 0.1, 0.2, 0.4, 1.0, 2.0, 4
 
 def _regimes() -> dict[str, Regime]:
     return {
-        "train": Regime("train", box={"nu": (0.02, 0.2)}, exclude=({"nu": (0.04, 0.08)},),
-                        description="nu in [0.02, 0.2] minus (0.04, 0.08)"),
-        "test-interpolate": Regime("test-interpolate", box={"nu": (0.04, 0.08)},
-                                   description="nu in [0.04, 0.08]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"nu": (0.01, 0.02)},
-                                   description="nu in [0.01, 0.02]"),
+        **split_regimes({"nu": (0.02, 0.2)}, {"nu": (0.04, 0.08)}, {"nu": (0.01, 0.02)}),
         "classic": Regime("classic", box={"nu": (0.005, 1.0)}, initial="minus-sine",
                           description="u0 = -sin(pi x) on [-1, 1], nu in [0.005, 1]"),
         "pdebench": Regime("pdebench", points=tuple((v / math.pi,) for v in PDEBENCH_NU),

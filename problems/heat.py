@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 
@@ -39,14 +39,7 @@ class Heat(SpectralPdeFamily):
     state_units = ("K",)
     time_unit = "s"
     time = TimeGrid(0.0, 1.0, 101)
-    regimes = {
-        "train": Regime("train", box={"D": (0.001, 0.02)}, exclude=({"D": (0.004, 0.008)},),
-                        description="D in [0.001, 0.02] minus (0.004, 0.008)"),
-        "test-interpolate": Regime("test-interpolate", box={"D": (0.004, 0.008)},
-                                   description="D in [0.004, 0.008]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"D": (0.02, 0.05)},
-                                   description="D in [0.02, 0.05]"),
-    }
+    regimes = split_regimes({"D": (0.001, 0.02)}, {"D": (0.004, 0.008)}, {"D": (0.02, 0.05)})
     domain = {"x": (0.0, 1.0)}
     shape = {"x": 128}
     initial = SineSeries(n_waves=3, max_mode=6, amplitude=1.0)

@@ -32,7 +32,7 @@ import math
 import numpy as np
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 
@@ -48,12 +48,7 @@ class KdV(SpectralPdeFamily):
     time_unit = "s"
     time = TimeGrid(0.0, 1.0, 101)
     regimes = {
-        "train": Regime("train", box={"delta": (0.04, 0.1)}, exclude=({"delta": (0.055, 0.07)},),
-                        description="delta in [0.04, 0.1] minus (0.055, 0.07)"),
-        "test-interpolate": Regime("test-interpolate", box={"delta": (0.055, 0.07)},
-                                   description="delta in [0.055, 0.07]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"delta": (0.03, 0.04)},
-                                   description="delta in [0.03, 0.04]"),
+        **split_regimes({"delta": (0.04, 0.1)}, {"delta": (0.055, 0.07)}, {"delta": (0.03, 0.04)}),
         "zabusky-kruskal": Regime("zabusky-kruskal", points=((0.022,),), initial="cosine",
                                   description="u0 = cos(pi x), delta = 0.022"),
     }

@@ -33,24 +33,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from scimeta.family import OdeFamily, SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 
 _INF = math.inf
 
 
 def _regimes() -> dict[str, Regime]:
-    common = {"sigma": (8.0, 12.0), "beta": (2.0, 3.0)}
-    rho = {
-        "train": ((24.0, 36.0), ({"rho": (30.0, 33.0)},)),
-        "test-interpolate": ((30.0, 33.0), ()),
-        "test-extrapolate": ((36.0, 48.0), ()),
-    }
-    out = {}
-    for name, (r, exclude) in rho.items():
-        desc = f"rho in {list(r)}" + (" minus (30, 33)" if exclude else "")
-        out[name] = Regime(name, box={"sigma": common["sigma"], "rho": r, "beta": common["beta"]},
-                           exclude=exclude, description=desc + "; sigma in [8, 12], beta in [2, 3]")
-    return out
+    return split_regimes({"rho": (24.0, 36.0)}, {"rho": (30.0, 33.0)}, {"rho": (36.0, 48.0)},
+                         common={"sigma": (8.0, 12.0), "beta": (2.0, 3.0)},
+                         note="sigma in [8, 12], beta in [2, 3]")
 
 
 class Lorenz(OdeFamily):

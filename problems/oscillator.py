@@ -27,27 +27,17 @@ import math
 import numpy as np
 
 from scimeta.family import OdeFamily, SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 
 _INF = math.inf
 
 
 def _regimes() -> dict[str, Regime]:
+    split = ({"omega0": (0.5, 2.5)}, {"omega0": (1.25, 1.75)}, {"omega0": (2.5, 3.5)})
     common = {"zeta": (0.0, 0.3), "F": (0.0, 1.0), "Omega": (0.5, 2.5)}
-    omega = {
-        "train": ((0.5, 2.5), ({"omega0": (1.25, 1.75)},)),
-        "test-interpolate": ((1.25, 1.75), ()),
-        "test-extrapolate": ((2.5, 3.5), ()),
-    }
-    out = {}
-    for name, (w, exclude) in omega.items():
-        hole = " minus (1.25, 1.75)" if exclude else ""
-        out[name] = Regime(name, box={"omega0": w, **common}, exclude=exclude,
-                           description=f"omega0 in {list(w)}{hole}")
-        unforced = f"unforced-{name}"
-        out[unforced] = Regime(unforced, box={"omega0": w, **common, "F": (0.0, 0.0)},
-                               exclude=exclude, description=out[name].description + ", F = 0")
-    return out
+    return {**split_regimes(*split, common=common),
+            **split_regimes(*split, common={**common, "F": (0.0, 0.0)}, prefix="unforced-",
+                            note="F = 0")}
 
 
 class Oscillator(OdeFamily):

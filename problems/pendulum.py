@@ -37,29 +37,17 @@ from typing import Any
 import numpy as np
 
 from scimeta.family import OdeFamily, SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 
 _INF = math.inf
 
 
 def _regimes() -> dict[str, Regime]:
+    split = ({"omega0": (0.5, 2.0)}, {"omega0": (1.0, 1.5)}, {"omega0": (2.0, 3.0)})
     common = {"b": (0.0, 0.5), "A": (0.0, 1.5), "Omega": (0.5, 2.0)}
-    hole = (1.0, 1.5)
-    omega = {
-        "train": ((0.5, 2.0), ({"omega0": hole},)),
-        "test-interpolate": (hole, ()),
-        "test-extrapolate": ((2.0, 3.0), ()),
-    }
-    out = {}
-    for name, (w, exclude) in omega.items():
-        desc = f"omega0 in {list(w)}" + (f" minus {hole}" if exclude else "")
-        out[name] = Regime(name, box={"b": common["b"], "omega0": w, "A": common["A"],
-                                      "Omega": common["Omega"]},
-                           exclude=exclude, description=desc)
-        unforced = f"unforced-{name}"
-        out[unforced] = Regime(unforced, box={**out[name].box, "A": (0.0, 0.0)},
-                               exclude=exclude, description=desc + ", A = 0")
-    return out
+    return {**split_regimes(*split, common=common),
+            **split_regimes(*split, common={**common, "A": (0.0, 0.0)}, prefix="unforced-",
+                            note="A = 0")}
 
 
 class Pendulum(OdeFamily):

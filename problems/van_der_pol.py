@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from scimeta.family import OdeFamily, SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 
 _INF = math.inf
 
@@ -59,12 +59,7 @@ def relaxation_period(mu: float) -> float:
 
 def _regimes() -> dict[str, Regime]:
     return {
-        "train": Regime("train", box={"mu": (0.5, 3.0)}, exclude=({"mu": (1.5, 2.0)},),
-                        description="mu in [0.5, 3.0] minus (1.5, 2.0)"),
-        "test-interpolate": Regime("test-interpolate", box={"mu": (1.5, 2.0)},
-                                   description="mu in [1.5, 2.0]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"mu": (3.0, 5.0)},
-                                   description="mu in [3.0, 5.0]"),
+        **split_regimes({"mu": (0.5, 3.0)}, {"mu": (1.5, 2.0)}, {"mu": (3.0, 5.0)}),
         "stiff": Regime("stiff", box={"mu": (100.0, 1000.0)},
                         description="mu in [100, 1000], relaxation oscillations",
                         time=TimeGrid(0.0, 3000.0, 3001)),

@@ -177,3 +177,34 @@ def _in_box(specs: Sequence[ParamSpec], box: Box, values: np.ndarray) -> bool:
         for s, v in zip(specs, values, strict=True)
         if s.name in box
     )
+
+
+def split_regimes(
+    train: Box, hole: Box, extrapolate: Box, *, common: Box | None = None,
+    prefix: str = "", note: str = "",
+) -> dict[str, Regime]:
+    """The standard disjoint trio ``train`` / ``test-interpolate`` / ``test-extrapolate``.
+
+    ``train`` is a box with ``hole`` cut out (open, so its boundary stays in train),
+    ``test-interpolate`` is the closed ``hole`` and ``test-extrapolate`` another box;
+    ``common`` gives the bounds of the parameters that do not separate the regimes.
+    ``prefix`` names variants (e.g. ``"unforced-"``); ``note`` is appended to each
+    description.
+    """
+    common = dict(common or {})
+
+    def text(box: Box) -> str:
+        return ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in box.items())
+
+    hole_text = ", ".join(f"{k} in ({lo:g}, {hi:g})" for k, (lo, hi) in hole.items())
+    tail = f"; {note}" if note else ""
+    return {
+        f"{prefix}train": Regime(f"{prefix}train", box={**common, **train}, exclude=(hole,),
+                                 description=f"{text(train)} minus {hole_text}{tail}"),
+        f"{prefix}test-interpolate": Regime(f"{prefix}test-interpolate",
+                                            box={**common, **train, **hole},
+                                            description=f"{text(hole)}{tail}"),
+        f"{prefix}test-extrapolate": Regime(f"{prefix}test-extrapolate",
+                                            box={**common, **train, **extrapolate},
+                                            description=f"{text(extrapolate)}{tail}"),
+    }
