@@ -117,19 +117,25 @@ class TaskReader(torch.utils.data.Dataset):
         """(support_x, support_y, query_x, query_y, collocation_x, params) of one task."""
         if not -len(self) <= i < len(self):
             raise IndexError(f"task index {i} out of range for {len(self)} ok tasks")
-        return self._item(i, self.fields(i))
+        arrays = self._arrays(self.tasks[[i]], self.fields(i)[None])
+        return tuple(a[0] for a in arrays)
 
-    def _item(self, i: int, fields: np.ndarray) -> tuple[torch.Tensor, ...]:
-        task = int(self.tasks[i])
-        flat = fields.reshape(-1, self.out_dim)
-        s, q = self._support[task], self._query[task]
-        colloc = np.zeros((0, self.in_dim))
+    def _arrays(self, tasks: np.ndarray, fields: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """Gather the sets of ``tasks`` ``[B]`` from their fields ``[B, T, *space, C]``
+        with a few vectorized index operations (no per-task Python work but the
+        collocation draws), as tensors ``[B, ...]``."""
+        flat = fields.reshape(len(tasks), -1, self.out_dim)
+        s, q = self._support[tasks], self._query[tasks]
+        colloc = np.zeros((len(tasks), 0, self.in_dim))
         if self.n_collocation:
-            rng = np.random.default_rng([self.collocation_seed, task])
-            colloc = collocation_points(rng, self.n_collocation, self.meta.time,
-                                        list(self.meta.space))
-        out = (self._inputs[s], flat[s], self._inputs[q], flat[q], colloc, self._params[task])
-        return tuple(torch.as_tensor(np.asarray(a), dtype=self.dtype) for a in out)
+            colloc = np.stack([
+                collocation_points(np.random.default_rng([self.collocation_seed, int(t)]),
+                                   self.n_collocation, self.meta.time, list(self.meta.space))
+                for t in tasks])
+        out = (self._inputs[s], np.take_along_axis(flat, s[..., None], axis=1),
+               self._inputs[q], np.take_along_axis(flat, q[..., None], axis=1), colloc,
+               self._params[tasks])
+        return tuple(torch.as_tensor(a, dtype=self.dtype) for a in out)
 
     def batch(self, indices: Sequence[int]) -> TaskBatch:
         """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors).
@@ -137,14 +143,14 @@ class TaskReader(torch.utils.data.Dataset):
         From disk, all tasks are read in one sorted h5py selection (one call instead
         of B), which is what makes lazy reading fast.
         """
-        indices = [int(i) % len(self) for i in indices]
+        tasks = self.tasks[np.asarray(indices, dtype=np.int64) % len(self)]
         if self._fields is not None:
-            fields = [self._fields[self.tasks[i]] for i in indices]
+            fields = self._fields[tasks]
         else:
-            uniq, inverse = np.unique(self.tasks[indices], return_inverse=True)
-            block = self._file()[schema.FIELD][uniq]
-            fields = [block[k] for k in inverse]
-        return collate([self._item(i, f) for i, f in zip(indices, fields, strict=True)])
+            uniq, inverse = np.unique(tasks, return_inverse=True)
+            fields = self._file()[schema.FIELD][uniq][inverse]
+        sx, sy, qx, qy, cx, p = self._arrays(tasks, fields)
+        return TaskBatch(sx, sy, qx, qy, cx if cx.shape[1] else None, p)
 
     def sample(self, batch_size: int, generator: np.random.Generator) -> TaskBatch:
         """A meta-batch of ``batch_size`` distinct tasks drawn with ``generator``."""
