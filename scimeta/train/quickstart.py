@@ -31,7 +31,7 @@ DEFAULT = {
     "model": {"hidden": [64, 64], "activation": "tanh", "normalize": "none"},
     "meta": {"algorithm": "maml", "inner_lr": 0.1, "inner_steps": 5, "meta_batch": 25,
              "baselines": ["fomaml", "joint"]},
-    "optim": {"lr": 1e-3, "iterations": 1500},
+    "optim": {"lr": 1e-3, "iterations": 4000},
     "run": {"seed": 0, "checkpoint_every": 100, "validate_every": 100, "log_every": 50},
 }
 
