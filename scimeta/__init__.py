@@ -8,3 +8,6 @@ from .family import ProblemFamily as ProblemFamily
 from .params import ParamSpec as ParamSpec
 from .params import Regime as Regime
 from .params import TimeGrid as TimeGrid
+from .params import split_regimes as split_regimes
+from .pde import PdeFamily as PdeFamily
+from .pde import SpectralPdeFamily as SpectralPdeFamily
