@@ -121,8 +121,8 @@ def l2l_impl(model: nn.Module):
     return list(meta.parameters()), meta_loss
 
 
-def build(name: str, dtype=torch.float32):
-    model = make_model(dtype)
+def build(name: str, dtype=torch.float32, device: str = "cpu"):
+    model = make_model(dtype).to(device)
     if name == "scimeta":
         return scimeta_impl(model, None)
     if name == "scimeta-vmap":
@@ -154,12 +154,14 @@ def _rss_mib() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def time_one(name: str, iters: int, warmup: int, rounds: int) -> dict:
+def time_one(name: str, iters: int, warmup: int, rounds: int, device: str = "cpu") -> dict:
     """Run in a subprocess: meta-iterations/s (best of ``rounds``) and peak memory."""
-    params, loss_fn = build(name)
+    params, loss_fn = build(name, device=device)
     opt = torch.optim.Adam(params, lr=1e-3)
     gen = torch.Generator().manual_seed(0)
-    batches = [sinusoid_batch(gen) for _ in range(8)]
+    batches = [sinusoid_batch(gen).to(device) for _ in range(8)]
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     rss0 = _rss_mib()
 
     def step(i: int) -> None:
@@ -171,11 +173,16 @@ def time_one(name: str, iters: int, warmup: int, rounds: int) -> dict:
         step(i)
     best = math.inf
     for _ in range(rounds):
+        sync()
         start = time.perf_counter()
         for i in range(iters):
             step(i)
+        sync()
         best = min(best, time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if cuda:  # device memory is what matters there
+        dev = torch.cuda.max_memory_allocated() / 2**20
+        return {"name": name, "its": iters / best, "peak_mib": dev, "delta_mib": dev}
     return {"name": name, "its": iters / best, "peak_mib": peak, "delta_mib": peak - rss0}
 
 
@@ -185,15 +192,17 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds; the best counts")
     ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (peak memory is then the "
+                    "GPU's max_memory_allocated)")
     ap.add_argument("--only", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.only:
         it = args.iters if args.only.startswith("scimeta") else max(3, args.iters // 5)
-        print(json.dumps(time_one(args.only, it, args.warmup, args.rounds)))
+        print(json.dumps(time_one(args.only, it, args.warmup, args.rounds, args.device)))
         return
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"torch {torch.__version__}, device {args.device}, {torch.get_num_threads()} threads, "
           f"MLP 1-40-40-1 ReLU, B={B}, K={K}, Q={Q}, {STEPS} inner steps, second order")
     available, skipped = [], {}
     for name in METHODS:
@@ -211,7 +220,7 @@ def main() -> None:
     for name in available:
         cmd = [sys.executable, __file__, "--only", name, "--iters", str(args.iters),
                "--warmup", str(args.warmup), "--threads", str(args.threads),
-               "--rounds", str(args.rounds)]
+               "--rounds", str(args.rounds), "--device", args.device]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         results[name] = json.loads(out.stdout.strip().splitlines()[-1])
 
