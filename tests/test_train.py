@@ -209,3 +209,22 @@ def test_physics_informed_run_and_adaptation(stores, tmp_path):
     assert not np.allclose(with_physics["prediction"].values, data_only["prediction"].values)
     with pytest.raises(ConfigError, match="needs 4"):
         adapt(tmp_path / "run", csv, params=np.array([1.0]))
+
+
+def test_quickstart_writes_tables_datasets_and_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    from scimeta.cli import main
+
+    out = tmp_path / "qs"
+    assert main(["-q", "quickstart", "--out", str(out), "--iterations", "10"]) == 0
+    text = (out / "summary.txt").read_text()
+    for name in ("maml", "fomaml", "joint", "random"):
+        assert name in text
+    import xarray as xr
+
+    for split in ("test-interpolate", "test-extrapolate"):
+        with xr.open_dataset(out / "run" / "evaluation" / f"{split}.nc",
+                             engine="h5netcdf") as ds:
+            assert ds["query_mse"].dims == ("init", "step", "task")
+            assert ds.sizes["step"] == 11 and ds.sizes["task"] == 50
+        assert (out / "run" / "evaluation" / f"{split}.png").stat().st_size > 0
