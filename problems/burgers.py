@@ -86,8 +86,17 @@ class Burgers(SpectralPdeFamily):
     def linear_symbol(self, grid, params):
         return -self.per_task(grid, params[:, 0]) * grid.expand(grid.k[0] ** 2)
 
+    nonlinear_is_dealiased = True
+
     def nonlinear(self, grid, uh, params):
-        return -0.5 * grid.derivative(grid.fft(grid.ifft(uh) ** 2), 0)
+        # -(u^2/2)_x, with -i k / 2 and the 2/3 mask folded into one multiplier (the
+        # hot path of the batched solver: one product per evaluation instead of three)
+        cached = getattr(self, "_flux_multiplier", None)
+        if cached is None or cached[0] is not grid:
+            ones = np.ones((1, *grid.modes, 1))
+            cached = (grid, grid.dealias(grid.derivative(-0.5 * ones, 0)))
+            self._flux_multiplier = cached
+        return grid.fft(grid.ifft(uh) ** 2) * cached[1]
 
     def max_step(self, params, y0):
         umax = np.max(np.abs(y0.reshape(len(y0), -1)), axis=1)

@@ -31,7 +31,13 @@ def etdrk4_coefficients(lin: np.ndarray, h: float, n_contour: int = 32) -> dict[
     """
     lin = np.asarray(lin)
     flat = (h * lin).reshape(-1).astype(np.complex128)
-    roots = np.exp(2j * np.pi * (np.arange(1, n_contour + 1) - 0.5) / n_contour)
+    if np.iscomplexobj(lin):
+        roots = np.exp(2j * np.pi * (np.arange(1, n_contour + 1) - 0.5) / n_contour)
+    else:
+        # real operator: the integrands satisfy f(conj z) = conj f(z), so the mean over
+        # the full circle equals the real part of the mean over its upper half
+        half = max(1, n_contour // 2)
+        roots = np.exp(1j * np.pi * (np.arange(1, half + 1) - 0.5) / half)
     out = {key: np.empty(flat.shape, np.complex128) for key in ("Q", "f1", "f2", "f3")}
     for start in range(0, flat.size, max(1, _CHUNK // n_contour)):
         sl = slice(start, start + max(1, _CHUNK // n_contour))
