@@ -81,6 +81,10 @@ def test_run_writes_config_metrics_and_inits(stores, tmp_path):
     assert list(ds["init"].values) == ["maml", "fomaml", "joint", "random"]
     assert ds.sizes["step"] == 4 and ds.sizes["task"] == 8
     assert (tmp_path / "run" / "evaluation" / "unforced-test-extrapolate.nc").exists()
+    import h5py
+
+    with h5py.File(stores / "unforced-test-extrapolate.h5") as f:  # float64, as stored
+        np.testing.assert_array_equal(ds["params"].values, f["params"][:8])
     # step 0 is the init's own query error, computed here independently
     from scimeta.train.models import build_learner, build_model
 

@@ -106,6 +106,11 @@ class TaskReader(torch.utils.data.Dataset):
     def out_dim(self) -> int:
         return len(self.meta.state_names)
 
+    @property
+    def params(self) -> np.ndarray:
+        """Physical parameters of the ok tasks, ``[n_ok, P]`` float64 (as stored)."""
+        return self._params[self.tasks]
+
     def fields(self, i: int) -> np.ndarray:
         """The full solution of the i-th ok task, ``[T, *space, C]`` float32."""
         task = int(self.tasks[i])

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 INIT_ORDER = ("maml", "fomaml", "joint", "random")
 
 
-def available_inits(rd: RunDir, cfg) -> list[str]:
+def available_inits(rd: RunDir) -> list[str]:
     """Trained inits of the run (labelled by role) plus ``random``."""
     names = [p.stem for p in sorted(rd.inits.glob("*.pt"))]
     names.sort(key=lambda n: INIT_ORDER.index(n) if n in INIT_ORDER else len(INIT_ORDER))
@@ -64,7 +64,9 @@ def evaluate(
     model = model.to(device=device, dtype=dtype)
     learner = build_learner(cfg, model, family, "maml")
     n = len(reader) if max_tasks is None else min(max_tasks, len(reader))
-    inits = available_inits(rd, cfg)
+    inits = available_inits(rd)
+    batches = [reader.batch(range(s, min(n, s + chunk))).to(device=device, dtype=dtype)
+               for s in range(0, n, chunk)]  # read once, adapted from every init
     curves = np.empty((len(inits), steps + 1, n))
     for j, name in enumerate(inits):
         if name == "random":
@@ -72,16 +74,16 @@ def evaluate(
         else:
             params = {k: v for k, v in load_init(rd, name).items() if k in learner.names}
         params = {k: v.to(device=device, dtype=dtype) for k, v in params.items()}
-        for s in range(0, n, chunk):
-            batch = reader.batch(range(s, min(n, s + chunk))).to(device=device, dtype=dtype)
+        for s, batch in zip(range(0, n, chunk), batches, strict=True):
             curves[j, :, s:s + chunk] = learner.adaptation_curve(params, batch, steps).cpu()
     ds = xr.Dataset(
         {
             "query_mse": (("init", "step", "task"), curves, {
                 "long_name": "query mean squared error after adaptation",
-                "units": "state units squared (mean over points and channels)"}),
-            "params": (("task", "param"), np.stack([reader[i][5].double().numpy()
-                                                     for i in range(n)])),
+                "units": "state units squared (mean over points and channels)"
+                if cfg.model.normalize == "none" else
+                "1 (errors in units of each channel's spread, then squared)"}),
+            "params": (("task", "param"), reader.params[:n]),
         },
         coords={"init": list(inits), "step": np.arange(steps + 1),
                 "task": reader.tasks[:n].astype(np.int64),
