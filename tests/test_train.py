@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scimeta.data import GenerationConfig, TaskReader, generate
-from scimeta.errors import ConfigError, StoreError
+from scimeta.errors import CheckpointError, ConfigError, RunError
 from scimeta.runtime import load_checkpoint, save_checkpoint
 from scimeta.runtime.config import from_dict, load_toml
 from scimeta.train import RunDir, TrainConfig, TrainingDiverged, load_train_config, train
@@ -174,15 +174,15 @@ def test_incompatible_run_dir_and_foreign_checkpoints(stores, tmp_path):
     train(cfg, tmp_path / "run")
     rd = RunDir(tmp_path / "run")
     rd.info.write_text(rd.info.read_text().replace('"format": 1', '"format": 99'))
-    with pytest.raises(StoreError, match="run format 99"):
+    with pytest.raises(RunError, match="run format 99"):
         evaluate(tmp_path / "run", stores / "unforced-test-extrapolate.h5")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.ones(2)}, foreign)
-    with pytest.raises(StoreError, match="not a scimeta checkpoint"):
+    with pytest.raises(CheckpointError, match="not a scimeta checkpoint"):
         load_checkpoint(foreign)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"garbage")
-    with pytest.raises(StoreError, match="not a loadable scimeta checkpoint"):
+    with pytest.raises(CheckpointError, match="not a loadable scimeta checkpoint"):
         load_checkpoint(junk)
     save_checkpoint(tmp_path / "ok.pt", {"x": torch.zeros(1)})
     assert load_checkpoint(tmp_path / "ok.pt")["x"].shape == (1,)

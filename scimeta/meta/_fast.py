@@ -14,17 +14,14 @@ transforms, which dominates for tiny networks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from ..batch import TaskBatch
-
-if TYPE_CHECKING:
-    from ._maml import MAML
-
-Params = dict[str, torch.Tensor]
+from ..typing import Params
+from ._update import InnerLoop
 
 
 class _Layer(NamedTuple):
@@ -117,7 +114,8 @@ class SequentialPlan:
             i += 2 if act else 1
         return cls(layers) if layers else None
 
-    def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor):
+    def forward(self, p: Mapping[str, torch.Tensor],
+                x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """x ``[B, N, d_in]``; weights ``[out, in]`` (shared) or ``[B, out, in]``."""
         cache = []
         a = self.affine
@@ -169,39 +167,44 @@ class SequentialPlan:
         pred, _ = self.forward(p, x)
         return (pred - y).square().mean(dim=(-2, -1))
 
-    def _task_losses(self, maml: MAML, p: Params, rates: Params, sx, sy, qx, qy) -> torch.Tensor:
-        adapted = set(maml.adapted)
+    def task_losses(self, loop: InnerLoop, p: Params, rates: Params, sx: torch.Tensor,
+                    sy: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
+        """Per-task query MSE ``[B]`` after ``loop`` on the support sets (x ``[B, K, d]``).
+
+        The same inner loop as :meth:`MAML.inner_loop <scimeta.meta.MAML.inner_loop>`:
+        the update is ``loop.rule``; only the gradient is computed by hand.
+        """
+        adapted = set(loop.adapted)
         lowest = min(i for i, lay in enumerate(self.layers)
                      if lay.weight in adapted or lay.bias in adapted)
         state = dict(p)
         terms = []
-        weights = maml.step_weights
+        weights = loop.step_weights
         names = [n for n in state if n in adapted]
-        fixed_lr = maml._rate_mode == "fixed"
+        fixed_lr = not loop.rule.learned
         scale = 2.0 / (sy.shape[-2] * sy.shape[-1])
-        for k in range(maml.inner_steps):
-            src = {n: v.detach() for n, v in state.items()} if maml.first_order else state
+        for k in range(loop.steps):
+            src = {n: v.detach() for n, v in state.items()} if loop.first_order else state
             g = self.grads(src, sx, sy, lowest, scaled=not fixed_lr)
-            if fixed_lr:  # one fused multi-tensor update, the MSE factor folded into alpha
-                new = torch._foreach_add([state[n] for n in names], [g[n] for n in names],
-                                         alpha=-maml.inner_lr * scale)
-                state = {**state, **dict(zip(names, new, strict=True))}
-            else:
-                state = {**state, **{n: state[n] - maml._lr(rates, n, k) * g[n] for n in names}}
+            # fixed rate: one fused multi-tensor update with the MSE factor folded in
+            new = loop.rule.update({n: state[n] for n in names}, g, rates, k,
+                                   grad_scale=scale if fixed_lr else 1.0, fused=fixed_lr)
+            state = {**state, **new}
             if weights is not None and weights[k] != 0:
                 terms.append(weights[k] * self.task_mse(state, qx, qy))
         if weights is None:
             return self.task_mse(state, qx, qy)
         return torch.stack(terms).sum(0) if terms else sx.new_zeros(sx.shape[0])
 
-    def meta_loss(self, maml: MAML, p: Params, rates: Params, b: TaskBatch) -> torch.Tensor:
+    def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
+                  chunk_size: int | None = None) -> torch.Tensor:
         """Mean over tasks of the query MSE after adaptation (chunked like ``vmap``)."""
         n = b.support_x.shape[0]
-        step = maml.chunk_size or n
+        step = chunk_size or n
         total = None
         for s in range(0, n, step):
             sl = slice(s, s + step)
-            part = self._task_losses(maml, p, rates, b.support_x[sl], b.support_y[sl],
-                                     b.query_x[sl], b.query_y[sl]).sum()
+            part = self.task_losses(loop, p, rates, b.support_x[sl], b.support_y[sl],
+                                    b.query_x[sl], b.query_y[sl]).sum()
             total = part if total is None else total + part
         return total / n

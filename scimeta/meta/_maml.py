@@ -15,7 +15,8 @@ meta-learned, so one optimizer (or ``torch.func.grad``) sees it all; use
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -23,18 +24,16 @@ from torch.func import functional_call, grad, vmap
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
+from ..typing import LossFn, Params, ParamsLike
 from . import _validate as V
 from ._fast import SequentialPlan
 from ._physics import PhysicsLoss
+from ._update import RATE_PREFIX, InnerLoop, InnerRule
 
 log = logging.getLogger(__name__)
 
-RATE_PREFIX = "inner_lr."
-Params = dict[str, torch.Tensor]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-
-def _detached(d: Mapping[str, torch.Tensor]) -> Params:
+def _detached(d: ParamsLike) -> Params:
     return {k: v.detach() for k, v in d.items()}
 
 
@@ -54,10 +53,19 @@ class MAML:
     ``sum_k w_k * L_query(φ_k)`` over steps k = 1..K with ``step_weights`` (default
     uniform); ``per_step_lrs=True`` learns one rate per step and per parameter
     tensor. ``fast`` selects the hand-batched path for plain ``nn.Sequential``
-    MLPs with the MSE loss (``None``: when eligible; see :mod:`._fast`).
+    MLPs with the MSE loss (``None``: when eligible; see :mod:`._fast`); both
+    paths run the same :class:`~scimeta.meta.InnerLoop` (:attr:`loop`).
+
+    The per-task functions :meth:`support_loss`, :meth:`inner_loop`,
+    :meth:`query_loss` and :meth:`task_meta_loss` are public and pure, for code
+    that differentiates them (Laplace posteriors, meta-Hessians).
     """
 
-    _rate_mode = "fixed"  # "fixed" | "per_parameter" | "per_step"
+    #: how the inner rate is set (:data:`~scimeta.meta.RATE_MODES`); subclasses declare it
+    rate_mode: ClassVar[str] = "fixed"
+    #: True: :meth:`meta_loss` is a differentiable meta-objective whose gradient is the
+    #: meta-gradient; False: the learner defines a pseudo-gradient (Reptile)
+    differentiable_objective: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -91,13 +99,16 @@ class MAML:
         self.multi_step_loss = bool(multi_step_loss)
         self.step_weights = V.check_step_weights(step_weights, self.multi_step_loss,
                                                   self.inner_steps)
-        if per_step_lrs:
-            self._rate_mode = "per_step"
+        mode = "per_step" if per_step_lrs else self.rate_mode
+        self.rule = InnerRule(self.inner_lr, mode, self.inner_steps)
         self.names = [n for n, _ in model.named_parameters()]
         bad = [n for n in self.names if n.startswith(RATE_PREFIX)]
         if bad:
             raise ConfigError(f"model parameter names may not start with {RATE_PREFIX!r}: {bad}")
         self.adapted = self._select_adapted()
+        #: the inner loop both paths run (rule, steps, adapted names, first order, weights)
+        self.loop = InnerLoop(self.rule, self.inner_steps, tuple(self.adapted),
+                              self.first_order, self.step_weights)
         self._checked: set[tuple] = set()
         self._fast = None
         if fast is not False:
@@ -117,26 +128,16 @@ class MAML:
 
     def rate_name(self, name: str, step: int) -> str:
         """Key of the learned inner rate of parameter ``name`` at ``step``."""
-        if self._rate_mode == "per_step":
-            return f"{RATE_PREFIX}step{step}.{name}"
-        return f"{RATE_PREFIX}{name}"
+        return self.rule.key(name, step)
 
     def init_params(self) -> Params:
         """Detached leaf copies of the model's parameters (and initial inner rates)."""
-        out: Params = {}
-        for n, p in self.model.named_parameters():
-            out[n] = p.detach().clone().requires_grad_(True)
-        if self._rate_mode == "per_parameter":
-            for n in self.adapted:
-                out[self.rate_name(n, 0)] = torch.full_like(out[n], self.inner_lr).requires_grad_()
-        elif self._rate_mode == "per_step":
-            for k in range(self.inner_steps):
-                for n in self.adapted:
-                    rate = torch.tensor(self.inner_lr, dtype=out[n].dtype, device=out[n].device)
-                    out[self.rate_name(n, k)] = rate.requires_grad_()
+        out: Params = {n: p.detach().clone().requires_grad_(True)
+                       for n, p in self.model.named_parameters()}
+        out.update(self.rule.init(out, self.adapted))
         return out
 
-    def split(self, params: Mapping[str, torch.Tensor]) -> tuple[Params, Params]:
+    def split(self, params: ParamsLike) -> tuple[Params, Params]:
         """(model parameters, inner rates); raises if model parameters are missing."""
         model_p = {k: v for k, v in params.items() if not k.startswith(RATE_PREFIX)}
         rates = {k: v for k, v in params.items() if k.startswith(RATE_PREFIX)}
@@ -145,63 +146,98 @@ class MAML:
             raise ConfigError(f"params lacks model parameters {missing}; use init_params()")
         return model_p, rates
 
-    def _lr(self, rates: Mapping[str, torch.Tensor], name: str, step: int):
-        if self._rate_mode == "fixed":
-            return self.inner_lr
-        key = self.rate_name(name, step)
-        if key not in rates:
-            raise ConfigError(f"params lacks the inner rate {key!r} (step {step} of "
-                              f"{self.inner_steps} learned steps); use init_params()")
-        return rates[key]
-
     def _steps(self, steps: int | None) -> int:
         return self.inner_steps if steps is None else V.check_nonneg_int("steps", steps)
 
-    # ---- pure per-task functions -----------------------------------------
-    def _data_loss(self, p: Mapping[str, torch.Tensor], x: torch.Tensor,
-                   y: torch.Tensor) -> torch.Tensor:
-        pred = functional_call(self.model, p, (x,))
+    # ---- public pure per-task functions ----------------------------------
+    # Each is a pure function of its tensors (no state is read or written but the
+    # learner's fixed configuration), so torch.func can transform it: the meta-
+    # learners vmap them over tasks, the Bayesian and landscape modules
+    # differentiate them. One task's tensors: x [N, d_in], y [N, d_out],
+    # collocation_x [C, d_in], task_params [P].
+    def data_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The data misfit (``loss``, MSE by default) of the model at ``params`` (scalar)."""
+        pred = functional_call(self.model, dict(params), (x,))
         if self.loss == "mse":
             return (pred - y).square().mean()
         return self.loss(pred, y)
 
-    def _stage_loss(self, p, x, y, cx, tp, stage: str) -> torch.Tensor:
-        loss = self._data_loss(p, x, y)
+    def _stage_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor,
+                    collocation_x: torch.Tensor | None, task_params: torch.Tensor | None,
+                    stage: str) -> torch.Tensor:
+        loss = self.data_loss(params, x, y)
         if self.physics is not None and self.physics.applies(stage):
-            loss = loss + self.physics(self.model, p, cx, tp)
+            loss = loss + self.physics(self.model, params, collocation_x, task_params)
         return loss
 
-    def _inner_loop(self, p: Params, rates: Params, sx, sy, cx, tp, steps: int,
-                    trace: list[Params] | None = None) -> Params:
-        fast = {n: p[n] for n in self.adapted}
+    def support_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor,
+                     collocation_x: torch.Tensor | None = None,
+                     task_params: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss the inner loop descends: data misfit plus the inner physics term."""
+        return self._stage_loss(params, x, y, collocation_x, task_params, "inner")
+
+    def query_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor,
+                   collocation_x: torch.Tensor | None = None,
+                   task_params: torch.Tensor | None = None) -> torch.Tensor:
+        """The meta-objective's per-task term: data misfit plus the outer physics term."""
+        return self._stage_loss(params, x, y, collocation_x, task_params, "outer")
+
+    def inner_loop(self, params: ParamsLike, support_x: torch.Tensor, support_y: torch.Tensor,
+                   collocation_x: torch.Tensor | None = None,
+                   task_params: torch.Tensor | None = None, *, steps: int | None = None,
+                   trace: bool = False) -> Params | list[Params]:
+        """Adapted model parameters φ after ``steps`` (default ``inner_steps``) updates.
+
+        ``params`` holds the model parameters θ and any learned rates. Each step is
+        ``φ ← rule.update(φ, ∇ support_loss(φ))`` on the adapted parameters
+        (differentiable in θ and the rates unless ``first_order``). ``trace=True``
+        returns ``[φ_0 = θ, φ_1, ..., φ_steps]`` instead of the last one.
+        """
+        p, rates = self.split(params)
+        loop = self.loop
+        fast = {n: p[n] for n in loop.adapted}
         fixed = {n: v for n, v in p.items() if n not in fast}
 
-        def support_loss(f: Params, fx: Params) -> torch.Tensor:
-            return self._stage_loss({**fx, **f}, sx, sy, cx, tp, "inner")
+        def loss_of(f: Params, fx: Params) -> torch.Tensor:
+            return self.support_loss({**fx, **f}, support_x, support_y, collocation_x,
+                                     task_params)
 
-        g_fn = grad(support_loss)
-        for k in range(steps):
-            if self.first_order:
+        g_fn = grad(loss_of)
+        out = [p] if trace else None
+        for k in range(self._steps(steps)):
+            if loop.first_order:
                 g = g_fn(_detached(fast), _detached(fixed))
             else:
                 g = g_fn(fast, fixed)
-            fast = {n: fast[n] - self._lr(rates, n, k) * g[n] for n in fast}
-            if trace is not None:
-                trace.append({**fixed, **fast})
-        return {**fixed, **fast}
+            fast = loop.rule.update(fast, g, rates, k)
+            if out is not None:
+                out.append({**fixed, **fast})
+        return out if out is not None else {**fixed, **fast}
 
-    def _task_meta_loss(self, p, rates, sx, sy, qx, qy, cx, tp) -> torch.Tensor:
-        if not self.multi_step_loss:
-            phi = self._inner_loop(p, rates, sx, sy, cx, tp, self.inner_steps)
-            return self._stage_loss(phi, qx, qy, cx, tp, "outer")
-        trace: list[Params] = []
-        self._inner_loop(p, rates, sx, sy, cx, tp, self.inner_steps, trace)
-        terms = [w * self._stage_loss(phi, qx, qy, cx, tp, "outer")
-                 for w, phi in zip(self.step_weights, trace, strict=True) if w != 0]
-        return torch.stack(terms).sum() if terms else sx.new_zeros(())
+    def task_meta_loss(self, params: ParamsLike, support_x: torch.Tensor,
+                       support_y: torch.Tensor, query_x: torch.Tensor, query_y: torch.Tensor,
+                       collocation_x: torch.Tensor | None = None,
+                       task_params: torch.Tensor | None = None) -> torch.Tensor:
+        """One task's meta-objective: the query loss after the inner loop (scalar).
+
+        With the MAML++ multi-step loss, ``sum_k w_k * query_loss(φ_k)`` over
+        steps k = 1..K.
+        """
+        c = (collocation_x, task_params)
+        weights = self.loop.step_weights
+        if weights is None:
+            phi = self.inner_loop(params, support_x, support_y, *c)
+            return self.query_loss(phi, query_x, query_y, *c)
+        trace = self.inner_loop(params, support_x, support_y, *c, trace=True)
+        terms = [w * self.query_loss(phi, query_x, query_y, *c)
+                 for w, phi in zip(weights, trace[1:], strict=True) if w != 0]
+        return torch.stack(terms).sum() if terms else support_x.new_zeros(())
 
     # ---- checks ----------------------------------------------------------
-    def _check_data(self, p: Params, x, y, cx=None, tp=None, what: str = "support") -> None:
+    def _check_data(self, p: Params, x: torch.Tensor, y: torch.Tensor,
+                    cx: torch.Tensor | None = None, tp: torch.Tensor | None = None,
+                    what: str = "support") -> None:
+        """Dry-run the model once per distinct (shapes, dtypes) to fail early and clearly."""
         key = (what, tuple(x.shape[-1:]), tuple(y.shape[-1:]), x.dtype, y.dtype,
                None if cx is None else (cx.shape[-1], tp.shape[-1]))
         if key in self._checked:
@@ -211,33 +247,53 @@ class MAML:
             self.physics.check(cx, y.shape[-1], tp.shape[-1])
         self._checked.add(key)
 
-    def _prepare(self, params, batch) -> tuple[Params, Params, TaskBatch]:
+    def _prepare(self, params: ParamsLike, batch: TaskBatch) -> tuple[Params, TaskBatch]:
         b = V.check_batch(batch, self.physics is not None)
-        p, rates = self.split(params)
+        p, _ = self.split(params)
         self._check_data(p, b.support_x, b.support_y, b.collocation_x, b.params, "batch.support")
-        return p, rates, b
+        return dict(params), b
 
-    def _physics_args(self, b: TaskBatch) -> tuple:
+    def _physics_args(self, b: TaskBatch) -> tuple[tuple, tuple]:
+        """(collocation_x, params) of the batch and their vmap in_dims (None without physics)."""
         if self.physics is None:
             return (None, None), (None, None)
         return (b.collocation_x, b.params), (0, 0)
 
     # ---- public API ------------------------------------------------------
-    def meta_loss(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> torch.Tensor:
-        """Mean over the B tasks of the query loss after adaptation (a scalar).
+    def meta_loss(self, params: ParamsLike, batch: TaskBatch) -> torch.Tensor:
+        """Mean over the B tasks of :meth:`task_meta_loss` (a scalar).
 
         ``batch`` tensors are ``[B, K, d]`` (see :class:`~scimeta.batch.TaskBatch`).
         Differentiable with respect to every tensor in ``params``.
         """
-        p, rates, b = self._prepare(params, batch)
+        params, b = self._prepare(params, batch)
         if self._fast is not None:
-            return self._fast.meta_loss(self, p, rates, b)
+            p, rates = self.split(params)
+            return self._fast.meta_loss(self.loop, p, rates, b, self.chunk_size)
         (cx, tp), (cd, pd) = self._physics_args(b)
-        fn = vmap(self._task_meta_loss, in_dims=(None, None, 0, 0, 0, 0, cd, pd),
+        fn = vmap(self.task_meta_loss, in_dims=(None, 0, 0, 0, 0, cd, pd),
                   chunk_size=self.chunk_size)
-        return fn(p, rates, b.support_x, b.support_y, b.query_x, b.query_y, cx, tp).mean()
+        return fn(params, b.support_x, b.support_y, b.query_x, b.query_y, cx, tp).mean()
 
-    def adapt(self, params: Mapping[str, torch.Tensor], support_x: torch.Tensor,
+    def meta_gradient(self, params: ParamsLike,
+                      batch: TaskBatch) -> tuple[torch.Tensor, Params]:
+        """(meta-loss, meta-gradient) with respect to every entry of ``params``.
+
+        The same call for every learner: the gradient of :meth:`meta_loss` when
+        :attr:`differentiable_objective`, the learner's pseudo-gradient otherwise.
+        The loss is detached; a gradient is ``None`` where the loss does not depend
+        on the entry. Nothing is computed past a non-finite loss (grads ``None``).
+        """
+        leaves = {k: v for k, v in params.items() if v.requires_grad}
+        loss = self.meta_loss(params, batch)
+        if not leaves or not bool(torch.isfinite(loss.detach())):
+            return loss.detach(), dict.fromkeys(params)
+        got = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+        grads: dict = dict.fromkeys(params)
+        grads.update(zip(leaves, got, strict=True))
+        return loss.detach(), grads
+
+    def adapt(self, params: ParamsLike, support_x: torch.Tensor,
               support_y: torch.Tensor, steps: int | None = None, *,
               collocation_x: torch.Tensor | None = None,
               task_params: torch.Tensor | None = None) -> Params:
@@ -247,7 +303,7 @@ class MAML:
         task's physical parameters ``[P]``. Returns the model's parameter dict.
         """
         V.check_task(support_x, support_y)
-        p, rates = self.split(params)
+        p, _ = self.split(params)
         need = self.physics is not None and self.physics.applies("inner")
         if need and (collocation_x is None or task_params is None):
             raise ConfigError("the inner physics loss needs collocation_x and task_params")
@@ -256,23 +312,23 @@ class MAML:
             V.check_rank("task_params", task_params, 1, "[P]")
         self._check_data(p, support_x, support_y, collocation_x if need else None,
                          task_params if need else None)
-        return self._inner_loop(p, rates, support_x, support_y, collocation_x, task_params,
-                                self._steps(steps))
+        return self.inner_loop(params, support_x, support_y, collocation_x, task_params,
+                               steps=self._steps(steps))
 
-    def adapt_batch(self, params: Mapping[str, torch.Tensor], batch: TaskBatch,
+    def adapt_batch(self, params: ParamsLike, batch: TaskBatch,
                     steps: int | None = None) -> Params:
         """Adapted parameters for every task of ``batch``: each value ``[B, *shape]``."""
-        p, rates, b = self._prepare(params, batch)
+        params, b = self._prepare(params, batch)
         (cx, tp), (cd, pd) = self._physics_args(b)
         n = self._steps(steps)
 
         def one(sx, sy, c, t):
-            return self._inner_loop(p, rates, sx, sy, c, t, n)
+            return self.inner_loop(params, sx, sy, c, t, steps=n)
 
         fn = vmap(one, in_dims=(0, 0, cd, pd), chunk_size=self.chunk_size)
         return fn(b.support_x, b.support_y, cx, tp)
 
-    def predict(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    def predict(self, params: ParamsLike, x: torch.Tensor) -> torch.Tensor:
         """Model output for x ``[N, d_in]`` (``[B, N, d_in]`` with batched parameters)."""
         p, _ = self.split(params)
         ref = dict(self.model.named_parameters())
@@ -281,17 +337,16 @@ class MAML:
             return vmap(lambda q, xx: functional_call(self.model, q, (xx,)))(p, x)
         return functional_call(self.model, p, (x,))
 
-    def adaptation_curve(self, params: Mapping[str, torch.Tensor], batch: TaskBatch,
+    def adaptation_curve(self, params: ParamsLike, batch: TaskBatch,
                          steps: int | None = None) -> torch.Tensor:
         """Query data loss after 0..steps inner steps, shape ``[steps + 1, B]`` (no graph)."""
-        p, rates, b = self._prepare(_detached(params), batch)
+        params, b = self._prepare(_detached(params), batch)
         (cx, tp), (cd, pd) = self._physics_args(b)
         n = self._steps(steps)
 
         def one(sx, sy, qx, qy, c, t):
-            trace = [p]
-            self._inner_loop(p, rates, sx, sy, c, t, n, trace)
-            return torch.stack([self._data_loss(phi, qx, qy) for phi in trace])
+            trace = self.inner_loop(params, sx, sy, c, t, steps=n, trace=True)
+            return torch.stack([self.data_loss(phi, qx, qy) for phi in trace])
 
         fn = vmap(one, in_dims=(0, 0, 0, 0, cd, pd), chunk_size=self.chunk_size)
         return fn(b.support_x, b.support_y, b.query_x, b.query_y, cx, tp).T.detach()

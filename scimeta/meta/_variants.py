@@ -1,4 +1,4 @@
-"""MAML relatives: Meta-SGD, ANIL and Reptile."""
+"""MAML relatives: Meta-SGD, ANIL, MAML++, Reptile and the joint-training baseline."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from torch import nn
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
+from ..typing import Params, ParamsLike
 from . import _validate as V
-from ._maml import MAML, Params, _detached
+from ._maml import MAML, _detached
 
 
 class MetaSGD(MAML):
@@ -22,7 +23,7 @@ class MetaSGD(MAML):
     differentiable with respect to them. With all rates equal to α it is MAML.
     """
 
-    _rate_mode = "per_parameter"
+    rate_mode = "per_parameter"
 
     def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
                  **kwargs: Any) -> None:
@@ -72,6 +73,41 @@ class ANIL(MAML):
         return [n for n in self.names if n not in self.adapted]
 
 
+class MAMLPlusPlus(MAML):
+    """MAML++ (Antoniou et al., 2019): learned per-step, per-tensor inner rates and
+    the multi-step query loss ``sum_k w_k L_query(φ_k)`` (uniform weights by default).
+
+    With ``inner_steps=0`` there is no step to weight and it is plain MAML.
+    """
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("multi_step_loss", inner_steps > 0)
+        kwargs.setdefault("per_step_lrs", True)
+        super().__init__(model, inner_lr, inner_steps, **kwargs)
+
+
+class Joint(MAML):
+    """The joint-training baseline: one network fitted to the pooled data of all tasks.
+
+    No inner loop at meta-training time (``inner_steps`` is used only to adapt
+    at test time) and no physics term; :meth:`meta_loss` is the MSE on each task's
+    support and query points together, averaged over tasks.
+    """
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 **kwargs: Any) -> None:
+        kwargs["physics"] = None
+        super().__init__(model, inner_lr, 0, **kwargs)
+
+    def meta_loss(self, params: ParamsLike, batch: TaskBatch) -> torch.Tensor:
+        """Mean over tasks of the loss on support and query points pooled (no adaptation)."""
+        b = V.check_batch(batch, False)
+        pooled = b._replace(query_x=torch.cat([b.support_x, b.query_x], 1),
+                            query_y=torch.cat([b.support_y, b.query_y], 1))
+        return super().meta_loss(params, pooled)
+
+
 class Reptile(MAML):
     """Reptile (Nichol et al., 2018): θ ← θ + ε (mean_i φ_i − θ).
 
@@ -94,6 +130,13 @@ class Reptile(MAML):
             return b
         return b._replace(support_x=torch.cat([b.support_x, b.query_x], 1),
                           support_y=torch.cat([b.support_y, b.query_y], 1))
+
+    differentiable_objective = False
+
+    def meta_gradient(self, params: ParamsLike,
+                      batch: TaskBatch) -> tuple[torch.Tensor, Params]:
+        """(mean query loss after adaptation, pseudo-gradient ``θ − mean_i φ_i``)."""
+        return self.meta_loss(params, batch), self.meta_grad(params, batch)
 
     def meta_grad(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> Params:
         """Pseudo-gradient ``θ − mean_i φ_i`` for every model parameter (no graph)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..errors import StoreError
+from ..errors import CheckpointError
 
 FORMAT_KEY = "scimeta_checkpoint"
 FORMAT_VERSION = 1
@@ -31,17 +31,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     """Load a scimeta checkpoint safely; anything else is a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise StoreError(f"checkpoint {str(path)!r} does not exist")
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise StoreError(
+        raise CheckpointError(
             f"{str(path)!r} is not a loadable scimeta checkpoint ({first[:200]})"
         ) from None
     if not isinstance(data, dict) or FORMAT_KEY not in data:
-        raise StoreError(f"{str(path)!r} is a torch file but not a scimeta checkpoint")
+        raise CheckpointError(f"{str(path)!r} is a torch file but not a scimeta checkpoint")
     if data[FORMAT_KEY] != FORMAT_VERSION:
-        raise StoreError(f"{str(path)!r} has checkpoint format {data[FORMAT_KEY]}; this "
+        raise CheckpointError(f"{str(path)!r} has checkpoint format {data[FORMAT_KEY]}; this "
                          f"scimeta reads {FORMAT_VERSION}")
     return data

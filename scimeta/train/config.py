@@ -12,7 +12,7 @@ Example ``run.toml``::
     activation = "tanh"
 
     [meta]
-    algorithm = "maml"         # maml | fomaml | metasgd | anil | mamlpp | reptile
+    algorithm = "maml"         # scimeta.meta.learner_names("algorithm")
     inner_lr = 0.01
     inner_steps = 5
     meta_batch = 25
@@ -32,9 +32,6 @@ from typing import Literal
 
 from ..errors import ConfigError
 from ..runtime.config import from_dict, load_toml
-
-ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile")
-BASELINES = ("fomaml", "joint")
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MetaConfig:
-    algorithm: Literal["maml", "fomaml", "metasgd", "anil", "mamlpp", "reptile"] = "maml"
+    #: a learner of role "algorithm" in the registry (``scimeta.meta.learner_names``)
+    algorithm: str = "maml"
     inner_lr: float = 0.01
     inner_steps: int = 5
     meta_batch: int = 25
@@ -74,7 +72,8 @@ class MetaConfig:
     #: weight λ of the equation residual at collocation points (0: data only)
     physics_weight: float = 0.0
     physics_where: Literal["inner", "outer", "both"] = "inner"
-    #: the meta-learned init is compared against these, trained on the same data
+    #: the meta-learned init is compared against these (learners of role "baseline"),
+    #: trained on the same data
     baselines: tuple[str, ...] = ("fomaml", "joint")
 
 
@@ -124,10 +123,11 @@ class TrainConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        from ..meta import get_learner  # torch: only when a config is built
+
+        get_learner(m.algorithm, "algorithm", "for meta.algorithm")
         for b in m.baselines:
-            if b not in BASELINES:
-                raise ConfigError(f"meta.baselines entry {b!r} unknown; allowed: "
-                                  f"{', '.join(BASELINES)}")
+            get_learner(b, "baseline", "in meta.baselines")
         if m.physics_weight > 0 and self.data.n_collocation < 1:
             raise ConfigError("meta.physics_weight > 0 needs data.n_collocation >= 1")
 

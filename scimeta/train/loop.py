@@ -1,5 +1,9 @@
 """The meta-training loop: phases, checkpoints, validation, graceful stop.
 
+Each iteration samples a meta-batch, applies :func:`~.step.meta_step` and hands
+the result to the callbacks (:mod:`.callbacks`: loss log, validation,
+checkpoints, progress); the loop itself only sequences them.
+
 A run trains its meta-learned init (``meta.algorithm``) and then each baseline in
 ``meta.baselines`` (``fomaml``, ``joint``) on the same data, one *phase* each,
 all from the same random initial network. A phase's final parameters go to
@@ -19,23 +23,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import registry
-from ..batch import TaskBatch
 from ..data import TaskReader
-from ..errors import ConfigError, ScimetaError, StoreError
+from ..errors import ConfigError, RunError, TrainingDiverged
+from ..family import ProblemFamily
+from ..meta import MAML
 from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.seeding import seed_everything
+from ..typing import Params
+from .callbacks import Callback, Checkpointer, LossLog, Progress, StepInfo, Validation
 from .config import TrainConfig
 from .models import build_learner, build_model
 from .run_dir import RunDir
+from .step import meta_step
 
 log = logging.getLogger(__name__)
-
-
-class TrainingDiverged(ScimetaError):
-    """The meta-loss became non-finite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -91,11 +94,20 @@ def phases(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def pooled(batch: TaskBatch) -> TaskBatch:
-    """Joint training sees support and query points of each task as one data set."""
-    qx = torch.cat([batch.support_x, batch.query_x], 1)
-    qy = torch.cat([batch.support_y, batch.query_y], 1)
-    return batch._replace(query_x=qx, query_y=qy)
+@dataclass
+class PhaseContext:
+    """What every phase of a run shares: config, run directory, data, device."""
+
+    cfg: TrainConfig
+    rd: RunDir
+    info: dict
+    reader: TaskReader
+    val: dict[str, TaskReader]
+    family: ProblemFamily
+    device: torch.device
+    dtype: torch.dtype
+    stop: StopFlag
+    show: bool
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
@@ -124,27 +136,27 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                         "out_dim": reader.out_dim, "state_names": list(reader.meta.state_names),
                         "param_names": list(reader.meta.param_names),
                         "norm": normalization(reader), "train_store": str(reader.path)})
-    info = rd.load_info()
-    device = resolve_device(cfg.run.device)
-    dtype = getattr(torch, cfg.run.dtype)
     show = sys.stderr.isatty() if progress is None else progress
     with StopFlag() as stop:
+        ctx = PhaseContext(cfg, rd, rd.load_info(), reader, val, family,
+                           resolve_device(cfg.run.device), getattr(torch, cfg.run.dtype),
+                           stop, show)
         for k, name in enumerate(phases(cfg)):
             if rd.init_path(name).exists():
                 continue
-            ok = _train_phase(cfg, rd, info, name, k, reader, val, family, device, dtype,
-                              stop, show)
-            if not ok:
+            if not _train_phase(ctx, name, k):
                 return TrainResult(rd.path, False, stop.requested)
     return TrainResult(rd.path, True)
 
 
-def _train_phase(cfg, rd, info, name, k, reader, val, family, device, dtype, stop,
-                 show) -> bool:
+def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
+    """Train init ``name`` (the run's k-th phase); False if a stop was requested."""
+    cfg, rd, device, dtype = ctx.cfg, ctx.rd, ctx.device, ctx.dtype
     seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = build_model(cfg, ctx.info["in_dim"], ctx.info["out_dim"], ctx.info["norm"],
+                        cfg.run.seed)
     model = model.to(device=device, dtype=dtype)
-    learner = build_learner(cfg, model, family, name)
+    learner = build_learner(cfg, model, ctx.family, name)
     params = {n: p.to(device=device, dtype=dtype).detach().requires_grad_(True)
               for n, p in learner.init_params().items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.optim.lr)
@@ -161,85 +173,62 @@ def _train_phase(cfg, rd, info, name, k, reader, val, family, device, dtype, sto
             start = int(ck["iteration"])
             rd.truncate_metrics(name, start)
             log.info("resuming phase %s at iteration %d", name, start)
-    t0 = time.perf_counter()
-    iterations = cfg.optim.iterations
 
-    def checkpoint(it: int) -> None:
+    def save(it: int) -> None:
         save_checkpoint(rd.checkpoint, {
             "phase": name, "iteration": it, "optimizer": opt.state_dict(),
             "params": {n: v.detach() for n, v in params.items()}, "rng": rng_state(rng)})
 
-    bar = tqdm(total=iterations, initial=start, disable=not show, desc=name, unit="it")
+    def validate(label: str) -> float:
+        return validation_mse(learner, params, ctx.val[label], cfg.meta.meta_batch, device,
+                              dtype)
+
+    iterations = cfg.optim.iterations
+    callbacks: list[Callback] = [
+        LossLog(cfg.run.log_every, rd.append_metrics),
+        Validation(cfg.run.validate_every, list(ctx.val), validate, rd.append_metrics),
+        Checkpointer(cfg.run.checkpoint_every, save),
+        Progress(name, iterations, start, ctx.show),
+    ]
+    t0 = time.perf_counter()
+    info = StepInfo(name, start, iterations, math.nan, t0)
     for it in range(start, iterations):
-        batch = reader.sample(cfg.meta.meta_batch, rng).to(device=device, dtype=dtype)
-        loss = _step(learner, name, params, batch, opt, cfg)
+        batch = ctx.reader.sample(cfg.meta.meta_batch, rng).to(device=device, dtype=dtype)
+        loss = meta_step(learner, params, batch, opt, cfg.optim.grad_clip)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"phase {name}: meta-loss became {loss} at iteration {it + 1}; the last good "
                 f"checkpoint is {rd.checkpoint if rd.checkpoint.exists() else 'none'} — lower "
                 "optim.lr or meta.inner_lr"
             )
-        done = it + 1
-        rows = []
-        if done % cfg.run.log_every == 0 or done == iterations:
-            rows.append(_row(name, done, "train_loss", loss, t0))
-            log.info("phase %s iteration %d/%d meta-loss %.4g", name, done, iterations, loss)
-        if val and (done % cfg.run.validate_every == 0 or done == iterations):
-            for label, r in val.items():
-                mse = validation_mse(learner, params, r, cfg.meta.meta_batch, device, dtype)
-                rows.append(_row(name, done, f"val_mse/{label}", mse, t0))
-        if rows:
-            rd.append_metrics(rows)
-        bar.update(1)
-        if stop.requested:
-            checkpoint(done)
+        info = StepInfo(name, it + 1, iterations, loss, t0)
+        for cb in callbacks:
+            cb.on_step(info)
+        if ctx.stop.requested:
+            for cb in callbacks:
+                cb.on_stop(info)
             log.warning("stopped by %s after iteration %d; resume with --resume",
-                        stop.requested, done)
-            bar.close()
+                        ctx.stop.requested, info.iteration)
             return False
-        if done % cfg.run.checkpoint_every == 0:
-            checkpoint(done)
-    bar.close()
+    for cb in callbacks:
+        cb.on_end(info)
     save_checkpoint(rd.init_path(name), {"init": name, "params": {
         n: v.detach().cpu() for n, v in params.items()}})
     rd.checkpoint.unlink(missing_ok=True)
     return True
 
 
-def _step(learner, name, params, batch, opt, cfg) -> float:
-    opt.zero_grad(set_to_none=True)
-    if name == "reptile":
-        grads = learner.meta_grad(params, batch)
-        for n, g in grads.items():
-            params[n].grad = g
-        loss = float(learner.meta_loss(params, batch))
-    else:
-        value = learner.meta_loss(params, pooled(batch) if name == "joint" else batch)
-        loss = float(value.detach())
-        if not math.isfinite(loss):
-            return loss
-        value.backward()
-    if cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(list(params.values()), cfg.optim.grad_clip)
-    opt.step()
-    return loss
-
-
-def _row(phase: str, it: int, metric: str, value: float, t0: float) -> dict:
-    return {"phase": phase, "iteration": it, "metric": metric, "value": f"{value:.8g}",
-            "seconds": f"{time.perf_counter() - t0:.3f}"}
-
-
-def validation_mse(learner, params, reader: TaskReader, n: int, device, dtype) -> float:
+def validation_mse(learner: MAML, params: Params, reader: TaskReader, n: int,
+                   device: torch.device, dtype: torch.dtype) -> float:
     """Mean query MSE after adaptation on the first ``n`` tasks of a held-out store."""
     batch = reader.batch(range(min(n, len(reader)))).to(device=device, dtype=dtype)
     curve = learner.adaptation_curve(params, batch)
     return float(curve[-1].mean())
 
 
-def load_init(rd: RunDir, name: str) -> dict[str, torch.Tensor]:
+def load_init(rd: RunDir, name: str) -> Params:
     path = rd.init_path(name)
     if not path.exists():
-        raise StoreError(f"{str(rd.path)!r} has no trained init {name!r} (no {path.name}); "
+        raise RunError(f"{str(rd.path)!r} has no trained init {name!r} (no {path.name}); "
                          "finish training first")
     return load_checkpoint(path)["params"]

@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from ..family import ProblemFamily
-from ..meta import ANIL, MAML, MetaSGD, PhysicsLoss, Reptile
+from ..meta import MAML, PhysicsLoss, get_learner
 from ..nn import CoordinateMLP, Rescaled
+from ..typing import LossFn
 from .config import TrainConfig
 
 
@@ -30,7 +31,7 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
     return net
 
 
-def scaled_mse(model: Rescaled):
+def scaled_mse(model: Rescaled) -> LossFn:
     """MSE in units of each channel's spread: mean(((pred − y) / y_scale)²).
 
     With output normalization the loss (and so the inner loop's curvature, which
@@ -44,34 +45,20 @@ def scaled_mse(model: Rescaled):
 
 
 def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | None,
-                  algorithm: str | None = None, loss="mse") -> MAML:
-    """The meta-learner named by ``algorithm`` (default: the config's).
+                  algorithm: str | None = None, loss: str | LossFn = "mse") -> MAML:
+    """The registered learner named ``algorithm`` (default: the config's ``meta.algorithm``).
 
     ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``; a model
     wrapped in :class:`Rescaled` (``model.normalize`` not ``"none"``) is trained on
-    :func:`scaled_mse` unless another callable is given.
+    :func:`scaled_mse` unless another callable is given. The physics term is
+    added when ``meta.physics_weight > 0`` and a family is given.
     """
     if loss == "mse" and isinstance(model, Rescaled):
         loss = scaled_mse(model)
     mc = cfg.meta
-    algorithm = algorithm or mc.algorithm
+    entry = get_learner(algorithm or mc.algorithm)
     physics = None
     if mc.physics_weight > 0 and family is not None:
         physics = PhysicsLoss(family, weight=mc.physics_weight, where=mc.physics_where)
-    common = dict(inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
-                  chunk_size=mc.chunk_size or None, physics=physics, loss=loss)
-    if algorithm == "maml":
-        return MAML(model, **common)
-    if algorithm == "fomaml":
-        return MAML(model, first_order=True, **common)
-    if algorithm == "metasgd":
-        return MetaSGD(model, **common)
-    if algorithm == "anil":
-        return ANIL(model, **common)
-    if algorithm == "mamlpp":
-        return MAML(model, multi_step_loss=mc.inner_steps > 0, per_step_lrs=True, **common)
-    if algorithm == "reptile":
-        return Reptile(model, **common)
-    if algorithm == "joint":  # pooled supervised training: no inner loop
-        return MAML(model, **{**common, "inner_steps": 0, "physics": None})
-    raise ValueError(f"unknown algorithm {algorithm!r}")
+    return entry.build(model, inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
+                       chunk_size=mc.chunk_size or None, physics=physics, loss=loss)

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 from .._version import __version__
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, RunError
 from ..runtime.config import dump_toml, from_dict, load_toml, to_dict
 from .config import TrainConfig
 
@@ -62,13 +62,13 @@ class RunDir:
     def load_info(self) -> dict:
         """run.json, checked for a compatible format."""
         if not self.info.exists():
-            raise StoreError(f"{str(self.path)!r} is not a scimeta run directory (no run.json)")
+            raise RunError(f"{str(self.path)!r} is not a scimeta run directory (no run.json)")
         try:
             info = json.loads(self.info.read_text())
         except ValueError as exc:
-            raise StoreError(f"{self.info}: broken run.json ({exc})") from None
+            raise RunError(f"{self.info}: broken run.json ({exc})") from None
         if info.get("format") != RUN_FORMAT:
-            raise StoreError(
+            raise RunError(
                 f"{str(self.path)!r} was written by scimeta {info.get('scimeta_version')} "
                 f"(run format {info.get('format')}); this scimeta {__version__} reads run "
                 f"format {RUN_FORMAT}"

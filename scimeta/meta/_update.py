@@ -1,0 +1,129 @@
+"""The inner-update rule: one definition shared by every path of every learner.
+
+An inner step is plain gradient descent on the task's support loss,
+``φ ← φ − α ⊙ ∇L_support(φ)``, where the rate α is
+
+- ``"fixed"``: the scalar ``inner_lr`` (MAML, first-order MAML, ANIL, Reptile);
+- ``"per_parameter"``: a learned tensor of the parameter's shape, shared by all
+  steps (Meta-SGD), stored under ``"inner_lr.<name>"``;
+- ``"per_step"``: a learned scalar per step and per parameter tensor (MAML++),
+  stored under ``"inner_lr.step<k>.<name>"``.
+
+Learned rates are meta-parameters: they live in the same parameter dict as the
+model's weights (prefix :data:`RATE_PREFIX`), so one optimizer sees everything
+that is meta-learned. :class:`InnerRule` follows the shape of an optax/torchopt
+gradient transformation: :meth:`InnerRule.init` makes the rule's entries of the
+parameter dict and :meth:`InnerRule.update` maps (parameters, gradients, step)
+to new parameters, as a pure function that ``vmap``, ``grad`` and ``jvp`` can
+transform. The ``torch.func`` path and the hand-batched path (:mod:`._fast`)
+both call it; :class:`InnerLoop` bundles it with what else an inner loop needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from ..typing import Params
+
+RATE_PREFIX = "inner_lr."
+RATE_MODES = ("fixed", "per_parameter", "per_step")
+
+
+@dataclass(frozen=True)
+class InnerRule:
+    """Gradient-descent inner update with a fixed or learned rate.
+
+    ``lr`` is the fixed rate, or the initial value of learned rates; ``mode`` is
+    one of :data:`RATE_MODES`; ``steps`` is the number of inner steps (learned
+    per-step rates exist for steps ``0 .. steps - 1``).
+    """
+
+    lr: float
+    mode: str = "fixed"
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in RATE_MODES:
+            raise ConfigError(f"rate mode {self.mode!r} is not allowed; use one of "
+                              f"{', '.join(RATE_MODES)}")
+
+    @property
+    def learned(self) -> bool:
+        """Whether the rates are meta-parameters (entries of the parameter dict)."""
+        return self.mode != "fixed"
+
+    def key(self, name: str, step: int) -> str:
+        """Parameter-dict key of the learned rate of parameter ``name`` at ``step``."""
+        if self.mode == "per_step":
+            return f"{RATE_PREFIX}step{step}.{name}"
+        return f"{RATE_PREFIX}{name}"
+
+    def init(self, params: Mapping[str, torch.Tensor], adapted: Sequence[str]) -> Params:
+        """The rule's entries of the parameter dict: initial learned rates (leaves).
+
+        ``per_parameter``: one tensor of each adapted parameter's shape, filled with
+        ``lr``; ``per_step``: one scalar per step and adapted parameter. Empty for
+        ``fixed``.
+        """
+        out: Params = {}
+        if self.mode == "per_parameter":
+            for n in adapted:
+                out[self.key(n, 0)] = torch.full_like(params[n], self.lr).requires_grad_()
+        elif self.mode == "per_step":
+            for k in range(self.steps):
+                for n in adapted:
+                    ref = params[n]
+                    rate = torch.tensor(self.lr, dtype=ref.dtype, device=ref.device)
+                    out[self.key(n, k)] = rate.requires_grad_()
+        return out
+
+    def rate(self, rates: Mapping[str, torch.Tensor], name: str,
+             step: int) -> float | torch.Tensor:
+        """The rate of parameter ``name`` at ``step`` (a float, or a tensor if learned)."""
+        if self.mode == "fixed":
+            return self.lr
+        key = self.key(name, step)
+        if key not in rates:
+            raise ConfigError(f"params lacks the inner rate {key!r} (step {step} of "
+                              f"{self.steps} learned steps); use init_params()")
+        return rates[key]
+
+    def update(self, fast: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor],
+               rates: Mapping[str, torch.Tensor], step: int, *, grad_scale: float = 1.0,
+               fused: bool = False) -> Params:
+        """``φ − α ⊙ grad_scale · g`` for every entry of ``fast`` (a new dict).
+
+        ``grad_scale`` lets a caller pass an unscaled gradient (the hand-batched
+        path folds the MSE's ``2 / (N d_out)`` into the step). ``fused=True`` makes
+        one multi-tensor kernel of a fixed-rate step; it cannot run under ``vmap``.
+        """
+        names = list(fast)
+        if fused and self.mode == "fixed":
+            new = torch._foreach_add([fast[n] for n in names], [grads[n] for n in names],
+                                     alpha=-self.lr * grad_scale)
+            return dict(zip(names, new, strict=True))
+        if grad_scale != 1.0:
+            return {n: fast[n] - (self.rate(rates, n, step) * grad_scale) * grads[n]
+                    for n in names}
+        return {n: fast[n] - self.rate(rates, n, step) * grads[n] for n in names}
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """Everything an inner loop needs besides the loss: rule, steps, what adapts.
+
+    ``adapted`` names the parameters the inner loop updates (all of them for
+    MAML, the head for ANIL); ``first_order`` detaches the inner gradients;
+    ``step_weights`` (MAML++ multi-step loss) weights the query loss after each
+    step, None for the query loss after the last step only.
+    """
+
+    rule: InnerRule
+    steps: int
+    adapted: tuple[str, ...]
+    first_order: bool = False
+    step_weights: tuple[float, ...] | None = None

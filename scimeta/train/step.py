@@ -1,0 +1,45 @@
+"""One meta-update, separate from everything that watches it.
+
+:func:`meta_step` is the whole of what an iteration changes: the learner's
+(loss, meta-gradient), an optional reduction of the gradients (the seam for
+averaging across ranks), clipping and the optimizer step. Logging, validation,
+checkpoints and progress are callbacks (:mod:`.callbacks`) run after it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from ..batch import TaskBatch
+from ..meta import MAML
+from ..typing import Params
+
+#: A function that combines per-rank gradients in place (e.g. an all-reduce mean).
+GradReducer = Callable[[dict[str, "torch.Tensor | None"]], None]
+
+
+def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.Optimizer,
+              grad_clip: float = 0.0, reduce: GradReducer | None = None) -> float:
+    """Apply one meta-update to ``params`` (leaf tensors owned by ``opt``); return the loss.
+
+    Uses ``learner.meta_gradient`` (the exact meta-gradient, or Reptile's
+    pseudo-gradient). A non-finite loss is returned without touching ``params``
+    so the caller can stop on the last good state. ``grad_clip > 0`` clips the
+    global gradient norm; ``reduce`` (if given) sees the gradients before that.
+    """
+    opt.zero_grad(set_to_none=True)
+    loss_t, grads = learner.meta_gradient(params, batch)
+    loss = float(loss_t)
+    if not math.isfinite(loss):
+        return loss
+    if reduce is not None:
+        reduce(grads)
+    for name, g in grads.items():
+        params[name].grad = g
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(list(params.values()), grad_clip)
+    opt.step()
+    return loss
