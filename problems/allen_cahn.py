@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 CLASSIC_EPS = math.sqrt(1e-4 / 5.0)
@@ -54,15 +54,8 @@ class AllenCahn(SpectralPdeFamily):
     time_unit = "s"
     time = TimeGrid(0.0, 1.0, 101)
     regimes = {
-        "train": Regime("train", box={"eps": (0.01, 0.05), "lam": (1.0, 5.0)},
-                        exclude=({"eps": (0.02, 0.03)},),
-                        description="eps in [0.01, 0.05] minus (0.02, 0.03), lam in [1, 5]"),
-        "test-interpolate": Regime("test-interpolate", box={"eps": (0.02, 0.03),
-                                                            "lam": (1.0, 5.0)},
-                                   description="eps in [0.02, 0.03], lam in [1, 5]"),
-        "test-extrapolate": Regime("test-extrapolate", box={"eps": (0.005, 0.01),
-                                                            "lam": (1.0, 5.0)},
-                                   description="eps in [0.005, 0.01], lam in [1, 5]"),
+        **split_regimes({"eps": (0.01, 0.05)}, {"eps": (0.02, 0.03)}, {"eps": (0.005, 0.01)},
+                        common={"lam": (1.0, 5.0)}, note="lam in [1, 5]"),
         "classic": Regime("classic", points=((CLASSIC_EPS, 5.0),), initial="x2cos",
                           description="u_t = 1e-4 u_xx + 5u - 5u^3, u0 = x^2 cos(pi x)"),
     }

@@ -30,7 +30,7 @@ import math
 import numpy as np
 
 from scimeta.family import SolverInfo
-from scimeta.params import ParamSpec, Regime, TimeGrid
+from scimeta.params import ParamSpec, Regime, TimeGrid, split_regimes
 from scimeta.pde import SineSeries, SpectralPdeFamily
 
 PDEBENCH_NU = (0.5, 1.0, 2.0, 5.0)
@@ -51,14 +51,9 @@ class FisherKPP(SpectralPdeFamily):
     time_unit = "s"
     time = TimeGrid(0.0, 1.0, 101)
     regimes = {
-        "train": Regime("train", box={"nu": (0.5, 5.0), "rho": (1.0, 10.0)},
-                        exclude=({"nu": (1.0, 2.0), "rho": (2.0, 5.0)},),
-                        description="nu in [0.5, 5] x rho in [1, 10] minus (1, 2) x (2, 5)"),
-        "test-interpolate": Regime("test-interpolate", box={"nu": (1.0, 2.0), "rho": (2.0, 5.0)},
-                                   description="nu in [1, 2] x rho in [2, 5]"),
-        "test-extrapolate": Regime("test-extrapolate",
-                                   box={"nu": (0.5, 5.0), "rho": (10.0, 20.0)},
-                                   description="nu in [0.5, 5] x rho in [10, 20]"),
+        **split_regimes({"nu": (0.5, 5.0), "rho": (1.0, 10.0)},
+                        {"nu": (1.0, 2.0), "rho": (2.0, 5.0)},
+                        {"nu": (0.5, 5.0), "rho": (10.0, 20.0)}),
         "pdebench": Regime("pdebench",
                            points=tuple((n, r) for n in PDEBENCH_NU for r in PDEBENCH_RHO),
                            description="PDEBench grid nu x rho (16 environments)"),

@@ -4,8 +4,9 @@ A :class:`PdeFamily` declares its spatial domain and grid (``domain``/``shape``,
 coordinates through :attr:`space`), and returns fields ``[N, T, *space, C]``.
 :class:`SpectralPdeFamily` implements :meth:`solve_batch` for periodic problems
 ``u_t = L u + N(u)`` with a Fourier pseudo-spectral discretisation, the 2/3 rule
-and ETDRK4 (:mod:`scimeta.solvers.etdrk4`), batched over tasks; a subclass gives
-only the Fourier symbol of ``L`` and the nonlinear term.
+and a :class:`~scimeta.solvers.stepper.Stepper` (ETDRK4 by default), batched over
+tasks; a subclass gives only the Fourier symbol of ``L`` and the nonlinear term.
+Its ``solve_batch`` is the one spectral time loop (hooks: see the class).
 
 Every solve ends with :func:`field_status`: non-finite values give
 ``STATUS_NON_FINITE`` (the task is set to NaN) and a spectrum whose top third of
@@ -19,10 +20,9 @@ import abc
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
 from .errors import ConfigError, unknown_name
 from .family import (
@@ -33,8 +33,12 @@ from .family import (
     ProblemFamily,
 )
 from .params import Regime
-from .solvers.etdrk4 import etdrk4_solve, group_by_step
+from .solvers.etdrk4 import ETDRK4, group_by_step
 from .solvers.fourier import FourierGrid
+from .solvers.stepper import Stepper
+
+if TYPE_CHECKING:  # annotations only; torch is not needed to list or solve families
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -228,18 +232,34 @@ class SpectralPdeFamily(PdeFamily):
 
     Subclasses implement :meth:`linear_symbol` and :meth:`nonlinear`, and may
     override :meth:`max_step` (the per-task step limit, e.g. a CFL bound for the
-    explicit nonlinear term).
+    explicit nonlinear term). :meth:`solve_batch` is the one spectral time loop:
+    initial states on the stored grid go through :meth:`prolong` to the solve grid
+    (:meth:`fourier_grid`), are integrated there by :attr:`stepper` and recorded by
+    :meth:`observe`, checked by :func:`field_status` on the solve grid, and brought
+    back by :meth:`restrict`. The hooks are identities here;
+    :class:`~scimeta.refined.RefinedSpectralFamily` overrides them.
     """
 
+    #: Time integrator; declares its order in time (``stepper.order``).
+    stepper: ClassVar[Stepper] = ETDRK4()
     #: Default largest internal time step (time units) when max_step() is not overridden.
     default_max_step: ClassVar[float] = 1e-2
+    #: Apply the 2/3 rule to u and N(u) (off for a semi-discrete finite-difference model).
+    dealias: ClassVar[bool] = True
     #: True when :meth:`nonlinear` already returns a 2/3-dealiased spectrum (it folded
     #: the mask into its own spectral multiplier), so the solver skips that product.
     nonlinear_is_dealiased: ClassVar[bool] = False
+    #: Leading channels integrated in time (``None``: all; :meth:`observe` derives the rest).
+    n_evolved: ClassVar[int | None] = None
 
-    def fourier_grid(self) -> FourierGrid:
+    def stored_grid(self) -> FourierGrid:
+        """The stored (output) grid, ``shape`` points per axis."""
         lows = [lo for lo, _ in self.domain.values()]
         return FourierGrid([self.shape[a] for a in self.axes], self.lengths, lows)
+
+    def fourier_grid(self) -> FourierGrid:
+        """The solve grid (here the stored grid)."""
+        return self.stored_grid()
 
     @abc.abstractmethod
     def linear_symbol(self, grid: FourierGrid, params: np.ndarray) -> np.ndarray:
@@ -258,25 +278,48 @@ class SpectralPdeFamily(PdeFamily):
         """Per-task values ``[N]`` reshaped to broadcast against ``[N, *modes, C]``."""
         return np.asarray(values, dtype=np.float64).reshape((-1,) + (1,) * (grid.ndim + 1))
 
+    # ---- hooks of the time loop ------------------------------------------------------
+    def prolong(self, y0: np.ndarray) -> np.ndarray:
+        """Initial states ``[N, *space, C]`` on the stored grid -> the solve grid."""
+        return y0
+
+    def observe(self, grid: FourierGrid, uh: np.ndarray) -> np.ndarray:
+        """All state channels ``[N, *solve, C]`` from the evolved spectra ``uh``."""
+        return grid.ifft(uh)
+
+    def restrict(self, fields: np.ndarray) -> np.ndarray:
+        """Fields ``[N, T, *solve, C]`` on the solve grid -> ``[N, T, *space, C]`` stored."""
+        return fields
+
     def solve_batch(self, params: np.ndarray, y0: np.ndarray,
                     t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fields ``[N, T, *space, C]`` and status ``[N]`` from y0 ``[N, *space, C]``.
+
+        Tasks are grouped by step (:func:`~scimeta.solvers.etdrk4.group_by_step`), so a
+        task's result does not depend on the rest of the batch.
+        """
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
         y0 = np.asarray(y0, dtype=np.float64)
-        grid = self.fourier_grid()
-        expect = (len(params), *grid.shape, len(self.state_names))
+        expect = (len(params), *(self.shape[a] for a in self.axes), len(self.state_names))
         if y0.shape != expect:
             raise ConfigError(f"{self.name}: y0 has shape {y0.shape}, expected {expect}")
-        limits = self.max_step(params, y0)
+        grid = self.fourier_grid()
+        state0 = self.prolong(y0)[..., : self.n_evolved or len(self.state_names)]
+        limits = self.max_step(params, state0)
         if self.max_step_override is not None:
             limits = np.minimum(limits, self.max_step_override)
-        out = np.empty((len(params), len(t), *expect[1:]))
+        out = np.empty((len(params), len(t), *grid.shape, len(self.state_names)))
         for idx, step in group_by_step(limits, t):
             p = params[idx]
+            out[idx] = self.stepper.solve(grid.fft(state0[idx]), self.linear_symbol(grid, p),
+                                          lambda uh, p=p: self._rhs(grid, uh, p), t, step,
+                                          observe=lambda uh: self.observe(grid, uh))
+        status = field_status(grid, out, self.resolution_tol, self.name)
+        return self.restrict(out), status
 
-            def rhs(uh: np.ndarray, p: np.ndarray = p) -> np.ndarray:
-                n = self.nonlinear(grid, grid.dealias(uh), p)
-                return n if self.nonlinear_is_dealiased else grid.dealias(n)
-
-            out[idx] = etdrk4_solve(grid.fft(y0[idx]), self.linear_symbol(grid, p), rhs, t,
-                                    step, observe=grid.ifft)
-        return out, field_status(grid, out, self.resolution_tol, self.name)
+    def _rhs(self, grid: FourierGrid, uh: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """``N(u)`` with the 2/3 rule on its input and output (per :attr:`dealias`)."""
+        if not self.dealias:
+            return self.nonlinear(grid, uh, params)
+        n = self.nonlinear(grid, grid.dealias(uh), params)
+        return n if self.nonlinear_is_dealiased else grid.dealias(n)

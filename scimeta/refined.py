@@ -12,10 +12,13 @@ many points per axis:
    stored point's value fills its cell ``[x_i - dx/2, x_i + dx/2)``, cell edges get
    the mean of their neighbours; for piecewise-constant initial data such as
    Gray-Scott squares);
-2. ETDRK4 runs on the fine grid, and the resolution check
-   (:func:`~scimeta.pde.field_status`) is made there;
-3. the fields are returned at the stored points (every ``refine``-th fine point,
-   which coincide exactly with the stored coordinates).
+2. the stepper runs on the fine grid (:meth:`~RefinedSpectralFamily.fourier_grid`),
+   and the resolution check (:func:`~scimeta.pde.field_status`) is made there;
+3. the fields are returned at the stored points by :meth:`restrict` (every
+   ``refine``-th fine point, which coincide exactly with the stored coordinates).
+
+The time loop itself is :meth:`SpectralPdeFamily.solve_batch
+<scimeta.pde.SpectralPdeFamily.solve_batch>`; this class overrides only its hooks.
 """
 
 from __future__ import annotations
@@ -26,8 +29,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .errors import ConfigError
-from .pde import SpectralPdeFamily, field_status
-from .solvers.etdrk4 import etdrk4_solve, group_by_step
+from .pde import SpectralPdeFamily
 from .solvers.fourier import FourierGrid
 
 PROLONGATIONS = ("fourier", "cells")
@@ -79,16 +81,16 @@ def prolong_cells(u: np.ndarray, ndim: int, factor: int) -> np.ndarray:
 
 class RefinedSpectralFamily(SpectralPdeFamily):
     """A :class:`~scimeta.pde.SpectralPdeFamily` that stores its declared grid but
-    solves on ``refine`` times as many points per axis (see the module docstring)."""
+    solves on ``refine`` times as many points per axis (see the module docstring).
+
+    Overrides the solve grid (:meth:`fourier_grid`) and the hooks :meth:`prolong`
+    and :meth:`restrict` of the shared time loop; ``observe`` is inherited.
+    """
 
     #: Fine points per stored point along each axis (1: solve on the stored grid).
     refine: ClassVar[int] = 1
     #: How stored initial states are carried to the fine grid, one of PROLONGATIONS.
     prolongation: ClassVar[str] = "fourier"
-    #: Apply the 2/3 rule (off for a semi-discrete finite-difference model on the grid).
-    dealias: ClassVar[bool] = True
-    #: Leading channels integrated in time (the rest are derived by :meth:`observe`).
-    n_evolved: ClassVar[int | None] = None
 
     def __init__(self, shape=None, max_step=None, refine: int | None = None) -> None:
         super().__init__(shape, max_step)
@@ -105,47 +107,12 @@ class RefinedSpectralFamily(SpectralPdeFamily):
         lows = [lo for lo, _ in self.domain.values()]
         return FourierGrid([self.refine * self.shape[a] for a in self.axes], self.lengths, lows)
 
-    def stored_grid(self) -> FourierGrid:
-        """The stored (output) grid, ``shape`` points per axis."""
-        lows = [lo for lo, _ in self.domain.values()]
-        return FourierGrid([self.shape[a] for a in self.axes], self.lengths, lows)
-
     def prolong(self, y0: np.ndarray) -> np.ndarray:
         """Initial states ``[N, *space, C]`` on the stored grid -> the solver grid."""
         rule = prolong_cells if self.prolongation == "cells" else prolong_fourier
         return rule(y0, len(self.axes), self.refine)
 
-    def observe(self, grid: FourierGrid, uh: np.ndarray) -> np.ndarray:
-        """All state channels ``[N, *fine, C]`` from the evolved spectra ``uh``."""
-        return grid.ifft(uh)
-
     def restrict(self, fields: np.ndarray) -> np.ndarray:
         """Fields ``[N, T, *fine, C]`` -> values at the stored points ``[N, T, *space, C]``."""
         sl = (slice(None), slice(None)) + (slice(None, None, self.refine),) * len(self.axes)
         return np.ascontiguousarray(fields[sl])
-
-    def solve_batch(self, params: np.ndarray, y0: np.ndarray,
-                    t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`SpectralPdeFamily.solve_batch`; y0 and the result on the stored grid."""
-        params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-        y0 = np.asarray(y0, dtype=np.float64)
-        expect = (len(params), *(self.shape[a] for a in self.axes), len(self.state_names))
-        if y0.shape != expect:
-            raise ConfigError(f"{self.name}: y0 has shape {y0.shape}, expected {expect}")
-        grid = self.fourier_grid()
-        fine0 = self.prolong(y0)[..., : self.n_evolved or len(self.state_names)]
-        limits = self.max_step(params, fine0)
-        if self.max_step_override is not None:
-            limits = np.minimum(limits, self.max_step_override)
-        keep = grid.dealias if self.dealias else (lambda uh: uh)
-        out = np.empty((len(params), len(t), *fine0.shape[1:-1], len(self.state_names)))
-        for idx, step in group_by_step(limits, t):
-            p = params[idx]
-
-            def rhs(uh: np.ndarray, p: np.ndarray = p) -> np.ndarray:
-                return keep(self.nonlinear(grid, keep(uh), p))
-
-            out[idx] = etdrk4_solve(grid.fft(fine0[idx]), self.linear_symbol(grid, p), rhs, t,
-                                    step, observe=lambda uh: self.observe(grid, uh))
-        status = field_status(grid, out, self.resolution_tol, self.name)
-        return self.restrict(out), status

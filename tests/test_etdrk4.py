@@ -1,4 +1,5 @@
-"""ETDRK4 and Fourier-grid tests: coefficients, exactness on linear problems, 4th order.
+"""ETDRK4 and Fourier-grid tests: coefficients, exactness on linear problems, 4th order,
+the stepper's declared order against the observed one, and solver input errors.
 
 All in float64; the tolerance of each case is stated beside it.
 """
@@ -8,13 +9,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scimeta.errors import SolverInputError
+from scimeta.pde import SpectralPdeFamily
+from scimeta.problems.fisher_kpp import FisherKPP
+from scimeta.solvers.elliptic import dirichlet_laplacian, solve_poisson
 from scimeta.solvers.etdrk4 import (
+    ETDRK4,
     etdrk4_coefficients,
     etdrk4_solve,
     group_by_step,
     substeps,
 )
 from scimeta.solvers.fourier import FourierGrid
+from scimeta.solvers.stepper import Stepper
 
 
 def _closed_forms(z: np.ndarray) -> dict[str, np.ndarray]:
@@ -130,3 +137,79 @@ def test_substeps_and_groups():
     steps = {int(i): h for g, h in groups for i in g}
     for i, limit in enumerate(limits):
         assert limit / 2 < steps[i] <= limit
+
+
+# ---- the declared order of the stepper -----------------------------------------------
+def _observed_orders(errs: list[float]) -> np.ndarray:
+    """``log2(e(h) / e(h/2))`` for errors at steps ``h, h/2, h/4, ...``."""
+    return np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
+
+
+def test_spectral_families_declare_etdrk4_of_order_4():
+    # ETDRK4 (Cox & Matthews 2002) is 4th order in time
+    stepper = SpectralPdeFamily.stepper
+    assert isinstance(stepper, ETDRK4) and isinstance(stepper, Stepper)
+    assert stepper.order == 4 and stepper.name == "etdrk4"
+
+
+def test_declared_order_matches_closed_form_convergence():
+    # u' = -u + u^2, u(0) = 1/2: exact u(2) = 1 / (1 + e^2); steps 0.2 .. 0.025 give
+    # errors 8e-7 .. 2e-10; observed orders must lie within 0.3 of the declared order
+    stepper = SpectralPdeFamily.stepper
+    t = np.array([0.0, 2.0])
+    exact = 1 / (1 + np.exp(2.0))
+    errs = [abs(stepper.solve(np.array([[0.5]]), np.array([[-1.0]]), lambda u: u**2, t,
+                              2.0 / n)[0, -1, 0] - exact) for n in (10, 20, 40, 80)]
+    orders = _observed_orders(errs)
+    assert np.all(np.abs(orders - stepper.order) <= 0.3), (errs, orders)
+
+
+def test_declared_order_matches_family_time_loop():
+    # Fisher-KPP (nu = 0.01, rho = 5, 128 points, smooth u0) through the family's own
+    # time loop with the step set by max_step alone; errors vs a 1/1024-step reference
+    # (5e-6 .. 2e-8); observed orders must lie within 0.3 of the declared order
+    class Free(FisherKPP):
+        shape = {"x": 128}
+
+        def max_step(self, params, y0):
+            return np.full(len(params), np.inf)
+
+    x = Free().space["x"]
+    y0 = (0.5 + 0.4 * np.sin(2 * np.pi * x))[None, :, None]
+    t, p = np.array([0.0, 0.5]), np.array([[0.01, 5.0]])
+    ref, status = Free(max_step=0.5 / 1024).solve_batch(p, y0, t)
+    assert status.tolist() == [0]
+    errs = [np.max(np.abs(Free(max_step=0.5 / n).solve_batch(p, y0, t)[0] - ref))
+            for n in (16, 32, 64)]
+    orders = _observed_orders(errs)
+    assert np.all(np.abs(orders - Free.stepper.order) <= 0.3), (errs, orders)
+
+
+# ---- bad input -----------------------------------------------------------------------
+T2 = np.array([0.0, 1.0])
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda: substeps(np.array([0.0, 0.2, 0.2]), 0.1), "t"),
+    (lambda: substeps(np.array([0.0, np.nan]), 0.1), "t"),
+    (lambda: substeps(T2, 0.0), "max_step"),
+    (lambda: etdrk4_solve(np.ones((1, 2)), np.zeros((1, 2)), lambda u: u, T2, np.inf),
+     "max_step"),
+    (lambda: etdrk4_coefficients(np.zeros(3), 0.1, n_contour=0), "n_contour"),
+    (lambda: ETDRK4(n_contour=-2), "n_contour"),
+    (lambda: group_by_step(np.array([0.1, -1.0]), T2), "max_step"),
+    (lambda: group_by_step(np.array([0.1]), np.array([0.0])), "t"),
+    (lambda: FourierGrid([6, 8, 8], [1.0, 1.0, 1.0]), "shape"),
+    (lambda: FourierGrid([7], [1.0]), "shape"),
+    (lambda: FourierGrid([8, 8], [1.0]), "lengths"),
+    (lambda: FourierGrid([8, 8], [1.0, 1.0], [0.0]), "lows"),
+    (lambda: FourierGrid([8], [-1.0]), "lengths"),
+    (lambda: dirichlet_laplacian(1, 4), "nx"),
+    (lambda: solve_poisson(np.zeros((3, 3))), "rhs"),
+])
+def test_solver_input_errors_name_the_argument(call, argument):
+    # the message starts with the argument's name and shows its value ("got name=...")
+    pattern = rf"^{argument}\b.* must .*got .*\b{argument}\b"
+    with pytest.raises(SolverInputError, match=pattern) as err:
+        call()
+    assert isinstance(err.value, ValueError)  # callers catching ValueError keep working

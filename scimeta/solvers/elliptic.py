@@ -15,6 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
+from ..errors import SolverInputError
+
 
 def dirichlet_laplacian(nx: int, ny: int, lx: float = 1.0, ly: float = 1.0) -> sp.csc_matrix:
     """The matrix of ``-(d_xx + d_yy)`` on ``(nx - 1) x (ny - 1)`` interior nodes.
@@ -23,7 +25,7 @@ def dirichlet_laplacian(nx: int, ny: int, lx: float = 1.0, ly: float = 1.0) -> s
     (``x`` slow, ``y`` fast) to match arrays ``[nx - 1, ny - 1]``. Units 1/length^2.
     """
     if nx < 2 or ny < 2:
-        raise ValueError(f"need at least 2 cells per axis, got nx={nx}, ny={ny}")
+        raise SolverInputError(f"nx and ny must be >= 2 (cells per axis), got nx={nx}, ny={ny}")
     hx, hy = lx / nx, ly / ny
 
     def second(n: int, h: float) -> sp.csr_matrix:
@@ -46,7 +48,8 @@ def solve_poisson(rhs: np.ndarray, lx: float = 1.0, ly: float = 1.0) -> np.ndarr
     """
     rhs = np.asarray(rhs, dtype=np.float64)
     if rhs.ndim != 3:
-        raise ValueError(f"rhs must be [N, nx - 1, ny - 1], got shape {rhs.shape}")
+        raise SolverInputError(f"rhs must have 3 axes [N, nx - 1, ny - 1], "
+                               f"got rhs.shape={rhs.shape}")
     n, mx, my = rhs.shape
     lu = _factor(mx + 1, my + 1, float(lx), float(ly))
     sol = lu.solve(np.ascontiguousarray(rhs.reshape(n, -1).T))

@@ -8,16 +8,22 @@ Kassam & Trefethen (2005): a mean over ``n_contour`` points on a circle of radiu
 1 around each ``h L``, which avoids the cancellation of the closed forms near
 ``h L = 0``. Steps are fixed: each output interval is split into equal steps no
 longer than the requested maximum, so outputs land exactly on the requested times.
+
+:class:`ETDRK4` wraps :func:`etdrk4_solve` as a :class:`~scimeta.solvers.stepper.Stepper`
+that declares ``order = 4``. Bad arguments raise
+:class:`~scimeta.errors.SolverInputError` naming the argument.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-Nonlinear = Callable[[np.ndarray], np.ndarray]
+from ..errors import SolverInputError
+from .stepper import Nonlinear, Observe
 
 _CHUNK = 1 << 16  # contour evaluations per block (bounds the temporary memory)
 
@@ -29,6 +35,8 @@ def etdrk4_coefficients(lin: np.ndarray, h: float, n_contour: int = 32) -> dict[
     ``f3`` (same shape as ``lin``; real if ``lin`` is real). Units: ``lin`` in
     1/time, ``h`` in time; the weights carry one factor of time.
     """
+    if int(n_contour) != n_contour or n_contour < 1:
+        raise SolverInputError(f"n_contour must be a positive integer, got n_contour={n_contour}")
     lin = np.asarray(lin)
     flat = (h * lin).reshape(-1).astype(np.complex128)
     if np.iscomplexobj(lin):
@@ -70,11 +78,9 @@ def etdrk4_step(u: np.ndarray, nonlinear: Nonlinear, c: dict[str, np.ndarray]) -
 
 def substeps(t: np.ndarray, max_step: float) -> np.ndarray:
     """Equal steps per output interval: ``ceil(dt_j / max_step)`` for each ``j``, ``[T-1]``."""
-    dts = np.diff(np.asarray(t, dtype=np.float64))
-    if np.any(dts <= 0):
-        raise ValueError("output times must be strictly increasing")
+    dts = np.diff(_times(t))
     if not (max_step > 0 and math.isfinite(max_step)):
-        raise ValueError(f"max_step must be positive and finite, got {max_step}")
+        raise SolverInputError(f"max_step must be positive and finite, got max_step={max_step}")
     return np.maximum(1, np.ceil(dts / max_step * (1 - 1e-12))).astype(int)
 
 
@@ -84,7 +90,7 @@ def etdrk4_solve(
     nonlinear: Nonlinear,
     t: np.ndarray,
     max_step: float,
-    observe: Callable[[np.ndarray], np.ndarray] | None = None,
+    observe: Observe | None = None,
     n_contour: int = 32,
 ) -> np.ndarray:
     """Integrate from ``t[0]`` and return ``observe(u)`` at every time of ``t``.
@@ -124,8 +130,49 @@ def group_by_step(max_step: np.ndarray, t: np.ndarray) -> list[tuple[np.ndarray,
     depends only on that task, whatever the batch. Returns ``[(indices, step)]``.
     """
     max_step = np.asarray(max_step, dtype=np.float64)
-    if not np.all(np.isfinite(max_step) & (max_step > 0)):
-        raise ValueError("per-task step limits must be positive and finite")
-    dt_min = float(np.min(np.diff(np.asarray(t, dtype=np.float64))))
+    bad = np.flatnonzero(~(np.isfinite(max_step) & (max_step > 0)))
+    if bad.size:
+        raise SolverInputError(f"max_step must hold positive finite per-task step limits, got "
+                               f"max_step[{bad[0]}]={max_step.flat[bad[0]]}")
+    dt_min = float(np.min(np.diff(_times(t, need=2))))
     level = np.maximum(0, np.ceil(np.log2(dt_min / max_step) - 1e-12)).astype(int)
     return [(np.flatnonzero(level == m), dt_min / 2.0**m) for m in np.unique(level)]
+
+
+def _times(t: np.ndarray, need: int = 1) -> np.ndarray:
+    """``t`` as a float64 ``[T]`` array; raises unless 1D, finite, strictly increasing."""
+    t = np.asarray(t, dtype=np.float64)
+    if t.ndim != 1 or t.size < need:
+        raise SolverInputError(f"t must be a 1D array of at least {need} times, "
+                               f"got t.shape={t.shape}")
+    if not np.all(np.isfinite(t)):
+        j = int(np.argmin(np.isfinite(t)))
+        raise SolverInputError(f"t must hold finite times, got t[{j}]={t[j]}")
+    dts = np.diff(t)
+    if np.any(dts <= 0):
+        j = int(np.argmax(dts <= 0))
+        raise SolverInputError(f"t must be strictly increasing, got t[{j}]={t[j]:g} >= "
+                               f"t[{j + 1}]={t[j + 1]:g}")
+    return t
+
+
+@dataclass(frozen=True)
+class ETDRK4:
+    """The ETDRK4 :class:`~scimeta.solvers.stepper.Stepper`: :func:`etdrk4_solve`, order 4.
+
+    ``n_contour`` contour points per coefficient (see :func:`etdrk4_coefficients`).
+    """
+
+    n_contour: int = 32
+    name: ClassVar[str] = "etdrk4"
+    order: ClassVar[int] = 4
+
+    def __post_init__(self) -> None:
+        if int(self.n_contour) != self.n_contour or self.n_contour < 1:
+            raise SolverInputError(f"n_contour must be a positive integer, "
+                                   f"got n_contour={self.n_contour}")
+
+    def solve(self, u0: np.ndarray, lin: np.ndarray, nonlinear: Nonlinear, t: np.ndarray,
+              max_step: float, observe: Observe | None = None) -> np.ndarray:
+        """:func:`etdrk4_solve` with this stepper's ``n_contour``; shapes as there."""
+        return etdrk4_solve(u0, lin, nonlinear, t, max_step, observe, self.n_contour)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import scipy.fft as sfft
 
+from ..errors import SolverInputError
+
 #: Fraction of the resolvable wavenumbers kept by the 2/3 rule.
 DEALIAS_FRACTION = 2.0 / 3.0
 
@@ -28,10 +30,18 @@ class FourierGrid:
         self.shape = tuple(int(n) for n in shape)
         self.lengths = tuple(float(v) for v in lengths)
         self.lows = tuple(float(v) for v in lows) if lows is not None else (0.0,) * len(shape)
-        if len(self.shape) not in (1, 2) or len(self.lengths) != len(self.shape):
-            raise ValueError(f"FourierGrid supports 1D and 2D grids, got shape={self.shape}")
+        if len(self.shape) not in (1, 2):
+            raise SolverInputError(f"shape must have 1 or 2 axes (1D and 2D grids), "
+                                   f"got shape={self.shape}")
+        for name, value in (("lengths", self.lengths), ("lows", self.lows)):
+            if len(value) != len(self.shape):
+                raise SolverInputError(f"{name} must have one entry per axis of "
+                                       f"shape={self.shape}, got {name}={value}")
         if any(n < 4 or n % 2 for n in self.shape):
-            raise ValueError(f"grid sizes must be even and >= 4, got {self.shape}")
+            raise SolverInputError(f"shape must hold even sizes >= 4, got shape={self.shape}")
+        if not all(length > 0 and np.isfinite(length) for length in self.lengths):
+            raise SolverInputError(f"lengths must be positive and finite, "
+                                   f"got lengths={self.lengths}")
         self.ndim = len(self.shape)
         self.axes = tuple(range(1, self.ndim + 1))  # space axes of [N, *space, C]
         self.workers = workers
