@@ -30,7 +30,8 @@ class TaskBatch(NamedTuple):
 
     def to(self, *args, **kwargs) -> TaskBatch:
         """Move/cast every tensor (``None`` fields stay ``None``)."""
-        return TaskBatch(*(None if v is None else v.to(*args, **kwargs) for v in self))
+        moved = [None if v is None else v.to(*args, **kwargs) for v in self]
+        return TaskBatch(*moved)  # type: ignore[arg-type]
 
     @property
     def num_tasks(self) -> int:

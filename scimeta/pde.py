@@ -70,11 +70,12 @@ class SineSeries:
             u = np.full(mesh[0].shape, float(self.offset))
             for _ in range(self.n_waves):
                 if len(coords) == 1:
-                    m = [rng.integers(1, self.max_mode + 1)]
+                    m = [int(rng.integers(1, self.max_mode + 1))]
                 else:
                     m = [0, 0]
                     while m == [0, 0]:
-                        m = list(rng.integers(-self.max_mode, self.max_mode + 1, size=2))
+                        m = [int(v) for v in rng.integers(-self.max_mode, self.max_mode + 1,
+                                                          size=2)]
                 amp = rng.uniform(0.0, self.amplitude)
                 phase = rng.uniform(0.0, 2 * np.pi)
                 arg = sum(2 * np.pi * mi * (x - c[0]) / length
@@ -168,7 +169,8 @@ class PdeFamily(ProblemFamily):
             unknown = set(shape) - set(self.domain)
             if unknown:
                 raise unknown_name(f"axis of family {self.name!r}", unknown.pop(), self.domain)
-            self.shape = {**self.shape, **{k: int(v) for k, v in shape.items()}}
+            # an instance's grid overrides the class default
+            self.shape = {**self.shape, **{k: int(v) for k, v in shape.items()}}  # type: ignore[misc]
         if max_step is not None and not max_step > 0:
             raise ConfigError(f"max_step must be positive, got {max_step}")
         self.max_step_override = max_step
@@ -311,9 +313,15 @@ class SpectralPdeFamily(PdeFamily):
         out = np.empty((len(params), len(t), *grid.shape, len(self.state_names)))
         for idx, step in group_by_step(limits, t):
             p = params[idx]
+
+            def rhs(uh: np.ndarray, p: np.ndarray = p) -> np.ndarray:
+                return self._rhs(grid, uh, p)
+
+            def observe(uh: np.ndarray) -> np.ndarray:
+                return self.observe(grid, uh)
+
             out[idx] = self.stepper.solve(grid.fft(state0[idx]), self.linear_symbol(grid, p),
-                                          lambda uh, p=p: self._rhs(grid, uh, p), t, step,
-                                          observe=lambda uh: self.observe(grid, uh))
+                                          rhs, t, step, observe=observe)
         status = field_status(grid, out, self.resolution_tol, self.name)
         return self.restrict(out), status
 

@@ -97,7 +97,7 @@ class RefinedSpectralFamily(SpectralPdeFamily):
         if refine is not None:
             if int(refine) != refine or refine < 1:
                 raise ConfigError(f"refine must be a positive integer, got {refine}")
-            self.refine = int(refine)
+            self.refine = int(refine)  # type: ignore[misc]  # instance overrides class default
         if self.prolongation not in PROLONGATIONS:
             raise ConfigError(f"prolongation={self.prolongation!r}; allowed: "
                               f"{', '.join(PROLONGATIONS)}")

@@ -18,9 +18,11 @@ if TYPE_CHECKING:  # torch is imported lazily by the CLI's fast paths
 Params: TypeAlias = "dict[str, torch.Tensor]"
 #: A read-only view of a parameter dict.
 ParamsLike: TypeAlias = "Mapping[str, torch.Tensor]"
+#: Gradients over a parameter dict; ``None`` where the loss does not depend on an entry.
+Grads: TypeAlias = "dict[str, torch.Tensor | None]"
 #: A loss ``(pred [N, d_out], target [N, d_out]) -> scalar``.
 LossFn: TypeAlias = "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]"
 #: A float64 numpy array (solver states, parameters).
 FloatArray: TypeAlias = "np.ndarray"
 
-__all__ = ["FloatArray", "LossFn", "Params", "ParamsLike"]
+__all__ = ["FloatArray", "Grads", "LossFn", "Params", "ParamsLike"]

@@ -127,7 +127,7 @@ def test_inner_loop_closed_form_on_linear_least_squares(steps):
     want = w_true + contraction @ (p["weight"][0] - w_true)
     phi = maml.inner_loop(p, sx, sy)
     assert torch.allclose(phi["weight"][0], want, rtol=1e-12, atol=1e-14)
-    trace = maml.inner_loop(p, sx, sy, trace=True)
+    trace = maml.inner_trajectory(p, sx, sy)
     assert len(trace) == steps + 1 and trace[0]["weight"] is p["weight"]
     assert torch.allclose(trace[-1]["weight"], phi["weight"], rtol=0, atol=0)
     # support_loss is the quadratic: its gradient at φ is H(φ − w*)

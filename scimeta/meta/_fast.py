@@ -14,7 +14,7 @@ transforms, which dominates for tiny networks.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import nn
@@ -22,6 +22,9 @@ from torch import nn
 from ..batch import TaskBatch
 from ..typing import Params
 from ._update import InnerLoop
+
+if TYPE_CHECKING:
+    from ..nn import Rescaled
 
 
 class _Layer(NamedTuple):
@@ -75,7 +78,7 @@ def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.T
 class SequentialPlan:
     """The layer list of an eligible MLP; build with :meth:`build` (None if ineligible)."""
 
-    def __init__(self, layers: list[_Layer], affine: nn.Module | None = None) -> None:
+    def __init__(self, layers: list[_Layer], affine: Rescaled | None = None) -> None:
         self.layers = layers
         #: a :class:`~scimeta.nn.Rescaled` wrapper whose fixed maps surround the MLP
         self.affine = affine
@@ -89,9 +92,9 @@ class SequentialPlan:
             if inner is None:
                 return None
             prefix = "net."
-            layers = [_Layer(prefix + lay.weight, None if lay.bias is None else prefix + lay.bias,
-                             lay.act, lay.omega0) for lay in inner.layers]
-            return cls(layers, affine=model)
+            return cls([_Layer(prefix + lay.weight,
+                               None if lay.bias is None else prefix + lay.bias,
+                               lay.act, lay.omega0) for lay in inner.layers], affine=model)
         if isinstance(model, nn.Sequential):
             seq, prefix = model, ""
         elif type(model) is CoordinateMLP and not model.fourier_features:
@@ -201,10 +204,10 @@ class SequentialPlan:
         """Mean over tasks of the query MSE after adaptation (chunked like ``vmap``)."""
         n = b.support_x.shape[0]
         step = chunk_size or n
-        total = None
+        total = b.support_x.new_zeros(())
         for s in range(0, n, step):
             sl = slice(s, s + step)
             part = self.task_losses(loop, p, rates, b.support_x[sl], b.support_y[sl],
                                     b.query_x[sl], b.query_y[sl]).sum()
-            total = part if total is None else total + part
+            total = total + part
         return total / n

@@ -24,7 +24,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
-from ..typing import LossFn, Params, ParamsLike
+from ..typing import Grads, LossFn, Params, ParamsLike
 from . import _validate as V
 from ._fast import SequentialPlan
 from ._physics import PhysicsLoss
@@ -158,15 +158,18 @@ class MAML:
     def data_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The data misfit (``loss``, MSE by default) of the model at ``params`` (scalar)."""
         pred = functional_call(self.model, dict(params), (x,))
-        if self.loss == "mse":
-            return (pred - y).square().mean()
-        return self.loss(pred, y)
+        if callable(self.loss):
+            return self.loss(pred, y)
+        return (pred - y).square().mean()
 
     def _stage_loss(self, params: ParamsLike, x: torch.Tensor, y: torch.Tensor,
                     collocation_x: torch.Tensor | None, task_params: torch.Tensor | None,
                     stage: str) -> torch.Tensor:
         loss = self.data_loss(params, x, y)
         if self.physics is not None and self.physics.applies(stage):
+            if collocation_x is None or task_params is None:
+                raise ConfigError(f"the {stage} physics loss needs collocation_x and "
+                                  "task_params, got None")
             loss = loss + self.physics(self.model, params, collocation_x, task_params)
         return loss
 
@@ -184,15 +187,22 @@ class MAML:
 
     def inner_loop(self, params: ParamsLike, support_x: torch.Tensor, support_y: torch.Tensor,
                    collocation_x: torch.Tensor | None = None,
-                   task_params: torch.Tensor | None = None, *, steps: int | None = None,
-                   trace: bool = False) -> Params | list[Params]:
+                   task_params: torch.Tensor | None = None, *,
+                   steps: int | None = None) -> Params:
         """Adapted model parameters φ after ``steps`` (default ``inner_steps``) updates.
 
         ``params`` holds the model parameters θ and any learned rates. Each step is
-        ``φ ← rule.update(φ, ∇ support_loss(φ))`` on the adapted parameters
-        (differentiable in θ and the rates unless ``first_order``). ``trace=True``
-        returns ``[φ_0 = θ, φ_1, ..., φ_steps]`` instead of the last one.
+        ``φ ← loop.rule.update(φ, ∇ support_loss(φ))`` on the adapted parameters
+        (differentiable in θ and the rates unless ``first_order``).
         """
+        return self.inner_trajectory(params, support_x, support_y, collocation_x, task_params,
+                                     steps=steps)[-1]
+
+    def inner_trajectory(self, params: ParamsLike, support_x: torch.Tensor,
+                         support_y: torch.Tensor, collocation_x: torch.Tensor | None = None,
+                         task_params: torch.Tensor | None = None, *,
+                         steps: int | None = None) -> list[Params]:
+        """``[φ_0 = θ, φ_1, ..., φ_steps]``: the model parameters after each inner step."""
         p, rates = self.split(params)
         loop = self.loop
         fast = {n: p[n] for n in loop.adapted}
@@ -203,16 +213,15 @@ class MAML:
                                      task_params)
 
         g_fn = grad(loss_of)
-        out = [p] if trace else None
+        out = [p]
         for k in range(self._steps(steps)):
             if loop.first_order:
                 g = g_fn(_detached(fast), _detached(fixed))
             else:
                 g = g_fn(fast, fixed)
             fast = loop.rule.update(fast, g, rates, k)
-            if out is not None:
-                out.append({**fixed, **fast})
-        return out if out is not None else {**fixed, **fast}
+            out.append({**fixed, **fast})
+        return out
 
     def task_meta_loss(self, params: ParamsLike, support_x: torch.Tensor,
                        support_y: torch.Tensor, query_x: torch.Tensor, query_y: torch.Tensor,
@@ -228,7 +237,7 @@ class MAML:
         if weights is None:
             phi = self.inner_loop(params, support_x, support_y, *c)
             return self.query_loss(phi, query_x, query_y, *c)
-        trace = self.inner_loop(params, support_x, support_y, *c, trace=True)
+        trace = self.inner_trajectory(params, support_x, support_y, *c)
         terms = [w * self.query_loss(phi, query_x, query_y, *c)
                  for w, phi in zip(weights, trace[1:], strict=True) if w != 0]
         return torch.stack(terms).sum() if terms else support_x.new_zeros(())
@@ -239,11 +248,11 @@ class MAML:
                     what: str = "support") -> None:
         """Dry-run the model once per distinct (shapes, dtypes) to fail early and clearly."""
         key = (what, tuple(x.shape[-1:]), tuple(y.shape[-1:]), x.dtype, y.dtype,
-               None if cx is None else (cx.shape[-1], tp.shape[-1]))
+               None if cx is None or tp is None else (cx.shape[-1], tp.shape[-1]))
         if key in self._checked:
             return
         V.dry_run(self.model, p, x, y, what)
-        if self.physics is not None and cx is not None:
+        if self.physics is not None and cx is not None and tp is not None:
             self.physics.check(cx, y.shape[-1], tp.shape[-1])
         self._checked.add(key)
 
@@ -276,7 +285,7 @@ class MAML:
         return fn(params, b.support_x, b.support_y, b.query_x, b.query_y, cx, tp).mean()
 
     def meta_gradient(self, params: ParamsLike,
-                      batch: TaskBatch) -> tuple[torch.Tensor, Params]:
+                      batch: TaskBatch) -> tuple[torch.Tensor, Grads]:
         """(meta-loss, meta-gradient) with respect to every entry of ``params``.
 
         The same call for every learner: the gradient of :meth:`meta_loss` when
@@ -289,7 +298,7 @@ class MAML:
         if not leaves or not bool(torch.isfinite(loss.detach())):
             return loss.detach(), dict.fromkeys(params)
         got = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-        grads: dict = dict.fromkeys(params)
+        grads: Grads = dict.fromkeys(params)
         grads.update(zip(leaves, got, strict=True))
         return loss.detach(), grads
 
@@ -345,7 +354,7 @@ class MAML:
         n = self._steps(steps)
 
         def one(sx, sy, qx, qy, c, t):
-            trace = self.inner_loop(params, sx, sy, c, t, steps=n, trace=True)
+            trace = self.inner_trajectory(params, sx, sy, c, t, steps=n)
             return torch.stack([self.data_loss(phi, qx, qy) for phi in trace])
 
         fn = vmap(one, in_dims=(0, 0, 0, 0, cd, pd), chunk_size=self.chunk_size)

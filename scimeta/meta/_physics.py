@@ -80,14 +80,15 @@ class PhysicsLoss:
             raise ConfigError(f"weight={weight!r} is not allowed; it must be a number >= 0")
         if where not in WHERE:
             raise ConfigError(f"where={where!r} is not allowed; choose one of {', '.join(WHERE)}")
-        self.family = family
-        self.weight = float(weight)
-        self.where = where
-        self.space_names = tuple(family.space)
+        self.family: ProblemFamily = family
+        self.weight: float = float(weight)
+        self.where: str = where
+        self.space_names: tuple[str, ...] = tuple(family.space)
         coords = ("t", *self.space_names)
-        self.derivatives = {n: parse_derivative(n, coords) for n in family.spatial_derivatives}
-        self.in_dim = 1 + len(self.space_names)
-        self.state_dim = len(family.state_names)
+        self.derivatives: dict[str, tuple[int, ...]] = {
+            n: parse_derivative(n, coords) for n in family.spatial_derivatives}
+        self.in_dim: int = 1 + len(self.space_names)
+        self.state_dim: int = len(family.state_names)
 
     def applies(self, stage: str) -> bool:
         """Whether the term enters the ``"inner"`` or ``"outer"`` loss."""
@@ -112,13 +113,16 @@ class PhysicsLoss:
         """Residual ``[N, C]`` at collocation points x ``[N, d_in]`` for one task ``[P]``."""
 
         def u(xi: torch.Tensor) -> torch.Tensor:
-            return functional_call(model, params, (xi.unsqueeze(0),)).squeeze(0)
+            return functional_call(model, dict(params), (xi.unsqueeze(0),)).squeeze(0)
 
         derivs = self.derivatives
 
-        def at_point(xi: torch.Tensor):
-            y, dydt = jvp(u, (xi,), (_basis(xi, 0),))
-            return y, dydt, {n: _nested(u, cols)(xi) for n, cols in derivs.items()}
+        def at_point(
+            xi: torch.Tensor,
+        ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+            primal_tangent = jvp(u, (xi,), (_basis(xi, 0),))
+            extra = {n: _nested(u, cols)(xi) for n, cols in derivs.items()}
+            return primal_tangent[0], primal_tangent[1], extra
 
         y, dydt, extra = vmap(at_point)(x)
         p = task_params.expand(x.shape[0], task_params.shape[-1])

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 
 def check_positive(name: str, value: object) -> float:
     """A real number > 0 (learning rates)."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, Real) or not float(value) > 0:
         raise ConfigError(f"{name}={value!r} is not allowed; it must be a number > 0")
     return float(value)
 
@@ -47,7 +47,7 @@ def check_step_weights(weights: object, multi_step_loss: bool,
     if weights is None:
         return (1.0 / steps,) * steps
     try:
-        w = tuple(float(v) for v in weights)  # type: ignore[union-attr]
+        w = tuple(float(v) for v in weights)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         w = ()
     if len(w) != steps or any(not v >= 0 for v in w):

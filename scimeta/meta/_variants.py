@@ -10,7 +10,7 @@ from torch import nn
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
-from ..typing import Params, ParamsLike
+from ..typing import Grads, Params, ParamsLike
 from . import _validate as V
 from ._maml import MAML, _detached
 
@@ -134,9 +134,9 @@ class Reptile(MAML):
     differentiable_objective = False
 
     def meta_gradient(self, params: ParamsLike,
-                      batch: TaskBatch) -> tuple[torch.Tensor, Params]:
+                      batch: TaskBatch) -> tuple[torch.Tensor, Grads]:
         """(mean query loss after adaptation, pseudo-gradient ``θ − mean_i φ_i``)."""
-        return self.meta_loss(params, batch), self.meta_grad(params, batch)
+        return self.meta_loss(params, batch), dict(self.meta_grad(params, batch))
 
     def meta_grad(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> Params:
         """Pseudo-gradient ``θ − mean_i φ_i`` for every model parameter (no graph)."""

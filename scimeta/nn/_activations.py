@@ -40,7 +40,7 @@ def make_activation(name: str, omega0: float = 30.0) -> nn.Module:
 def check_hidden(hidden: object) -> tuple[int, ...]:
     """Validate a tuple of hidden widths (each a positive int)."""
     try:
-        widths = tuple(hidden)  # type: ignore[arg-type]
+        widths: tuple = tuple(hidden)  # type: ignore[arg-type]
     except TypeError:
         raise ConfigError(f"hidden={hidden!r} must be a sequence of positive ints") from None
     if any(not isinstance(w, int) or isinstance(w, bool) or w < 1 for w in widths):

@@ -96,6 +96,8 @@ class Forecaster(nn.Module):
     or ``[N, T, C]`` with ``flatten=False``. ``field`` is called as ``field(y)``.
     """
 
+    t: torch.Tensor
+
     def __init__(self, field: nn.Module, t: torch.Tensor, substeps: int = 1,
                  flatten: bool = True) -> None:
         super().__init__()

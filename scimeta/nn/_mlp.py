@@ -28,6 +28,8 @@ class CoordinateMLP(nn.Module):
     ``U(-sqrt(6/n)/omega0, sqrt(6/n)/omega0)`` for fan-in ``n``.
     """
 
+    fourier_B: torch.Tensor
+
     def __init__(
         self,
         in_dim: int,

@@ -18,6 +18,11 @@ class Rescaled(nn.Module):
     they are not meta-learned. The hand-batched MAML path supports this wrapper.
     """
 
+    x_scale: torch.Tensor
+    x_shift: torch.Tensor
+    y_shift: torch.Tensor
+    y_scale: torch.Tensor
+
     def __init__(self, net: nn.Module, lo: Sequence[float], hi: Sequence[float],
                  y_shift: Sequence[float], y_scale: Sequence[float],
                  dtype: torch.dtype | None = None) -> None:

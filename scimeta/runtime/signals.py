@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ class StopFlag:
     def __init__(self, signals: tuple[str, ...] = STOP_SIGNALS) -> None:
         self.signals = [getattr(signal, s) for s in signals if hasattr(signal, s)]
         self.requested: str | None = None
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.requested = signal.Signals(signum).name

@@ -56,7 +56,7 @@ def etdrk4_coefficients(lin: np.ndarray, h: float, n_contour: int = 32) -> dict[
         out["f1"][sl] = h * np.mean((-4 - z + ez * (4 - 3 * z + z**2)) / z3, axis=1)
         out["f2"][sl] = h * np.mean((2 + z + ez * (z - 2)) / z3, axis=1)
         out["f3"][sl] = h * np.mean((-4 - 3 * z - z**2 + ez * (4 - z)) / z3, axis=1)
-    coef = {key: v.reshape(lin.shape) for key, v in out.items()}
+    coef: dict[str, np.ndarray] = {key: v.reshape(lin.shape) for key, v in out.items()}
     coef["E"] = np.exp(h * lin.astype(np.complex128))
     coef["E2"] = np.exp(h * lin.astype(np.complex128) / 2)
     if not np.iscomplexobj(lin):

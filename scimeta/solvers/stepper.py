@@ -12,7 +12,7 @@ use (:class:`~scimeta.pde.SpectralPdeFamily`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,9 +27,9 @@ class Stepper(Protocol):
     """A fixed-step integrator of ``du/dt = L u + N(u)`` with a declared order."""
 
     #: Short name, e.g. ``"etdrk4"``.
-    name: str
+    name: ClassVar[str]
     #: Order of accuracy in time of the global error (ETDRK4: 4).
-    order: int
+    order: ClassVar[int]
 
     def solve(self, u0: np.ndarray, lin: np.ndarray, nonlinear: Nonlinear, t: np.ndarray,
               max_step: float, observe: Observe | None = None) -> np.ndarray:

@@ -105,12 +105,12 @@ def summary_table(ds: xr.Dataset) -> list[dict]:
     rows = []
     for name in ds["init"].values:
         q = final.sel(init=name).quantile([0.25, 0.75], dim="task").values
-        row = {"init": str(name), "median": float(med.sel(init=name)),
+        row: dict[str, str | float] = {"init": str(name), "median": float(med.sel(init=name)),
                "q25": float(q[0]), "q75": float(q[1]),
                "initial_median": float(ds["query_mse"].sel(init=name, step=0).median())}
         for ref in ("random", "joint"):
             if ref in ds["init"].values:
-                row[f"ratio_to_{ref}"] = row["median"] / float(med.sel(init=ref))
+                row[f"ratio_to_{ref}"] = float(med.sel(init=name)) / float(med.sel(init=ref))
         rows.append(row)
     return rows
 

@@ -15,10 +15,10 @@ import torch
 
 from ..batch import TaskBatch
 from ..meta import MAML
-from ..typing import Params
+from ..typing import Grads, Params
 
 #: A function that combines per-rank gradients in place (e.g. an all-reduce mean).
-GradReducer = Callable[[dict[str, "torch.Tensor | None"]], None]
+GradReducer = Callable[[Grads], None]
 
 
 def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.Optimizer,
