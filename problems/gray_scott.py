@@ -59,7 +59,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from scimeta.family import SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
@@ -174,6 +173,8 @@ class GrayScott(RefinedSpectralFamily):
         return grid.fft(np.stack([f - uv2, uv2], axis=-1))
 
     def residual(self, t, y, dydt, params, **derivs):
+        import torch
+
         f, kill = self.param_columns(params)
         lap = derivs["d_xx"] + derivs["d_yy"]
         u, v = y[..., :1], y[..., 1:]

@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from scimeta.family import OdeFamily, SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
@@ -125,6 +124,8 @@ class LotkaVolterra(OdeFamily):
         ``params`` ``[..., 4]`` (alpha, beta, delta, gamma), ``y`` ``[..., 2]``; numpy
         arrays or torch tensors (the result has the broadcast batch shape).
         """
+        import torch
+
         xp = torch if isinstance(y, torch.Tensor) else np
         if xp is np:
             params, y = np.asarray(params, dtype=np.float64), np.asarray(y, dtype=np.float64)

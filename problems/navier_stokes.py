@@ -50,7 +50,6 @@ from typing import ClassVar
 
 import numpy as np
 import scipy.fft as sfft
-import torch
 
 from scimeta.family import SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
@@ -176,6 +175,8 @@ class NavierStokes(RefinedSpectralFamily):
         return self.observe(grid, wh)[0]
 
     def residual(self, t, y, dydt, params, **derivs):
+        import torch
+
         (nu,) = self.param_columns(params)
         space = derivs["space"]
         xs, ys = space[..., :1], space[..., 1:2]

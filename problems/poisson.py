@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from scimeta.family import STATUS_NON_FINITE, STATUS_OK, SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
@@ -124,6 +123,8 @@ class Poisson(PdeFamily):
         return fields, status
 
     def residual(self, t, y, dydt, params, **derivs):
+        import torch
+
         amp, x0, y0, sigma = self.param_columns(params)
         space = derivs["space"]
         f = gaussian_source(space[..., :1], space[..., 1:2], amp, x0, y0, sigma, xp=torch)

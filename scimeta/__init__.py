@@ -1,13 +1,55 @@
-"""scimeta: physics-informed meta-learning for parameterized ODE/PDE task families."""
+"""scimeta: physics-informed meta-learning for parameterized ODE/PDE task families.
 
-from . import problems as problems
+The names below load on first use (``scimeta.OdeFamily`` imports :mod:`scimeta.family`
+then), so that ``import scimeta`` and the command line start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__ as __version__
 from .errors import ScimetaError as ScimetaError
-from .family import OdeFamily as OdeFamily
-from .family import ProblemFamily as ProblemFamily
-from .params import ParamSpec as ParamSpec
-from .params import Regime as Regime
-from .params import TimeGrid as TimeGrid
-from .params import split_regimes as split_regimes
-from .pde import PdeFamily as PdeFamily
-from .pde import SpectralPdeFamily as SpectralPdeFamily
+
+if TYPE_CHECKING:
+    from . import problems as problems
+    from .family import OdeFamily as OdeFamily
+    from .family import ProblemFamily as ProblemFamily
+    from .params import ParamSpec as ParamSpec
+    from .params import Regime as Regime
+    from .params import TimeGrid as TimeGrid
+    from .params import split_regimes as split_regimes
+    from .pde import PdeFamily as PdeFamily
+    from .pde import SpectralPdeFamily as SpectralPdeFamily
+
+#: public name -> (module, attribute; "" for the module itself)
+_LAZY: dict[str, tuple[str, str]] = {
+    "problems": (".problems", ""),
+    "OdeFamily": (".family", "OdeFamily"),
+    "ProblemFamily": (".family", "ProblemFamily"),
+    "ParamSpec": (".params", "ParamSpec"),
+    "Regime": (".params", "Regime"),
+    "TimeGrid": (".params", "TimeGrid"),
+    "split_regimes": (".params", "split_regimes"),
+    "PdeFamily": (".pde", "PdeFamily"),
+    "SpectralPdeFamily": (".pde", "SpectralPdeFamily"),
+}
+
+__all__ = sorted([*_LAZY, "ScimetaError", "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attr = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = importlib.import_module(module, __name__)
+    if attr:
+        value = getattr(value, attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -13,14 +13,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from scipy.integrate import solve_ivp
 
 from .errors import ConfigError, SolverFailed, unknown_name
 from .params import ParamSpec, Regime, TimeGrid
+
+if TYPE_CHECKING:  # torch and scipy load on first use: `scimeta --help` stays fast
+    import torch
 
 # Per-task status codes stored in the HDF5 ``status`` variable.
 STATUS_PENDING = -1
@@ -205,6 +206,8 @@ class OdeFamily(ProblemFamily):
               rtol: float | None = None, atol: float | None = None,
               method: str | None = None) -> np.ndarray:
         """One trajectory, shape ``[T, C]``; raises :class:`SolverFailed`."""
+        from scipy.integrate import solve_ivp
+
         p = tuple(float(v) for v in params)
 
         def f(tt: float, yy: np.ndarray) -> list[float]:
@@ -236,6 +239,8 @@ class OdeFamily(ProblemFamily):
 
     def rhs_torch(self, t: torch.Tensor, y: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """``f(t, y; p)`` on tensors: t ``[...]``, y ``[..., C]``, params ``[..., P]``."""
+        import torch
+
         comps = self.rhs(t, tuple(y.unbind(-1)), tuple(params.unbind(-1)), torch)
         return torch.stack(torch.broadcast_tensors(*comps), dim=-1)
 

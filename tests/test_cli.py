@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import sys
 import h5py
 import pytest
 
-from scimeta.cli import main
+from scimeta.cli import build_parser, main
+from scimeta.cli.common import as_flags
 from scimeta.cli.data_cmds import parse_bounds
+from scimeta.data import GenerationConfig, generate
 from scimeta.errors import ConfigError
 
 
@@ -76,8 +79,28 @@ def test_existing_output_refused_then_overwritten(tmp_path, capsys):
     base = ["generate", "oscillator", "--regime", "train", "--tasks", "2", "--out", out]
     assert main(base) == 0
     assert main(base) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--overwrite" in err
+    assert "exists; pass --resume to continue it" in err and "resume=True" not in err
     assert main([*base, "--overwrite"]) == 0
+
+
+def test_library_rerun_error_names_the_keywords(tmp_path):
+    out = tmp_path / "o.h5"
+    cfg = GenerationConfig("oscillator", "train", tasks=2)
+    generate(cfg, out)
+    with pytest.raises(ConfigError, match="pass resume=True to continue it or overwrite=True") as e:
+        generate(cfg, out)
+    assert "--" not in str(e.value)
+    with pytest.raises(ConfigError, match="resume=True and overwrite=True exclude"):
+        generate(cfg, out, resume=True, overwrite=True)
+
+
+def test_as_flags_rewords_keywords_only():
+    flags = {"resume": "--resume", "out": "--out", "update_manifest": "--update-manifest"}
+    assert as_flags("out 'a' exists; pass resume=True", flags) == "--out 'a' exists; pass --resume"
+    assert as_flags("pass update_manifest=True", flags) == "pass --update-manifest"
+    assert as_flags("layout of 'output' resume", flags) == "layout of 'output' resume"
 
 
 def test_problems_lists_families_with_parameters(capsys):
@@ -96,3 +119,53 @@ def test_parse_bounds():
     assert parse_bounds(["a=1:2", "b=3"]) == (("a", 1.0, 2.0), ("b", 3.0, 3.0))
     with pytest.raises(ConfigError, match="NAME=LOW:HIGH"):
         parse_bounds(["a:1"])
+
+
+def test_parser_and_light_verbs_do_not_import_torch(osc_store):
+    code = f"""
+import sys
+import scimeta.cli
+scimeta.cli.build_parser()
+assert scimeta.cli.main(["problems"]) == 0
+assert scimeta.cli.main(["info", {str(osc_store)!r}]) == 0
+assert scimeta.cli.main(["validate", {str(osc_store)!r}]) == 0
+import scimeta
+scimeta.OdeFamily, scimeta.problems.get("burgers")
+heavy = sorted(m for m in ("torch", "xarray", "pandas") if m in sys.modules)
+assert not heavy, heavy
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    (sub,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_option_of_every_subcommand_has_a_help_text():
+    commands = _subcommands()
+    assert {"problems", "generate", "quickstart", "adapt", "dataset"} <= set(commands)
+    for name, parser in commands.items():
+        for action in parser._actions:
+            assert action.help and action.help.strip(), (name, action.dest)
+
+
+@pytest.mark.parametrize(
+    ("command", "needles"),
+    [("quickstart", ["(default: scimeta-quickstart)", "(default: 4000", "(default: 1)"]),
+     ("generate", ["(default: 10)", "(default: 100)", "(default: random)"]),
+     ("adapt", ["(default: maml)", "CSV on stdout", "--at CSV"])],
+)
+def test_subcommand_help_shows_defaults(command, needles):
+    text = " ".join(_subcommands()[command].format_help().split())
+    for needle in needles:
+        assert needle in text, needle
+    assert "(default: None)" not in text and "(default: False)" not in text
+
+
+def test_quickstart_help_states_the_configs_iterations():
+    from scimeta.train.quickstart import DEFAULT
+
+    text = " ".join(_subcommands()["quickstart"].format_help().split())
+    assert f"(default: {DEFAULT['optim']['iterations']}," in text

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import pytest
 
 from scimeta.data import manifest
-from scimeta.errors import ConfigError
+from scimeta.errors import ConfigError, StoreError
 
 CONFIG = """
 name = "tiny"
@@ -55,3 +57,40 @@ def test_bad_configs(tmp_path, text, match):
     (tmp_path / "config.toml").write_text(text)
     with pytest.raises(ConfigError, match=match):
         manifest.build(tmp_path)
+
+
+def test_build_verifies_an_existing_manifest_without_rewriting_it(tmp_path):
+    (tmp_path / "config.toml").write_text(CONFIG)
+    path = manifest.build(tmp_path)
+    written = json.loads(path.read_text())
+    assert set(written) == {"name", "content"}  # no file hashes: they change every build
+    before = path.read_bytes()
+    (tmp_path / "a.h5").unlink()
+    assert manifest.build(tmp_path) == path  # rebuilt, verified, left as it was
+    assert path.read_bytes() == before and manifest.check(tmp_path) == []
+    edited = json.loads(before)
+    edited["content"]["a.h5"]["u"] = "0" * 64
+    path.write_text(json.dumps(edited))
+    with pytest.raises(StoreError, match=r"a\.h5: u differs.*pass update_manifest=True"):
+        manifest.build(tmp_path)
+    assert json.loads(path.read_text()) == edited
+    manifest.build(tmp_path, update_manifest=True)
+    assert path.read_bytes() == before
+
+
+def test_cli_dataset_build_names_its_flag(tmp_path, capsys):
+    from scimeta.cli import main
+
+    (tmp_path / "config.toml").write_text(CONFIG)
+    assert main(["dataset", "build", str(tmp_path)]) == 0
+    (tmp_path / "manifest.json").write_text('{"name": "tiny", "content": {"a.h5": {}}}')
+    assert main(["dataset", "build", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "b.h5: not in the manifest" in err and "pass --update-manifest" in err
+    assert main(["dataset", "build", str(tmp_path), "--update-manifest"]) == 0
+    assert main(["dataset", "check", str(tmp_path)]) == 0
+
+
+def test_check_without_a_manifest_is_one_clear_error(tmp_path):
+    with pytest.raises(StoreError, match=r"manifest\.json' does not exist"):
+        manifest.check(tmp_path)

@@ -185,7 +185,7 @@ def test_existing_output_is_refused_unless_resume_or_overwrite(osc_store, tmp_pa
     cfg = GenerationConfig("oscillator", "train", tasks=3)
     generate(cfg, out)
     before = out.read_bytes()
-    with pytest.raises(ConfigError, match="exists; pass --resume"):
+    with pytest.raises(ConfigError, match="exists; pass resume=True"):
         generate(cfg, out)
     generate(cfg, out, resume=True)  # complete already: nothing to do
     assert out.read_bytes() == before

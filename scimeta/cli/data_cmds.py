@@ -1,4 +1,4 @@
-"""CLI verbs for task families and stores: problems, generate, validate, info."""
+"""CLI verbs for task families and stores: problems, generate, validate, info, dataset."""
 
 from __future__ import annotations
 
@@ -6,35 +6,34 @@ import argparse
 import json
 import sys
 
-from .. import registry
-from ..data import (
-    RULES,
-    GenerationConfig,
-    format_summary,
-    generate,
-    manifest,
-    summarize,
-    validate,
-)
-from ..errors import ConfigError
+from ..data.sampling import RULES
+from .common import add_parser, keyword_flags
+
+#: library keyword -> flag, for rewording the library's errors (see common.as_flags)
+GENERATE_FLAGS = {"resume": "--resume", "overwrite": "--overwrite", "out": "--out",
+                  "workers": "--workers", "tasks": "--tasks", "seed": "--seed",
+                  "bounds": "--param"}
+DATASET_FLAGS = {"update_manifest": "--update-manifest", "overwrite": "--overwrite",
+                 "workers": "--workers"}
 
 
 def add_commands(sub) -> None:
-    p = sub.add_parser("problems", help="list the task families and their parameters")
-    p.add_argument("name", nargs="?", help="show one family in full")
+    p = add_parser(sub, "problems", help="list the task families and their parameters")
+    p.add_argument("name", nargs="?", help="show one family in full (default: list them all)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_problems)
 
-    g = sub.add_parser("generate", help="solve N tasks of a family into an HDF5 store")
-    g.add_argument("family")
-    g.add_argument("--regime", required=True, help="named regime, e.g. train")
+    g = add_parser(sub, "generate", help="solve N tasks of a family into an HDF5 store")
+    g.add_argument("family", help="task family (see `scimeta problems`)")
+    g.add_argument("--regime", required=True, help="named regime of the family, e.g. train")
     g.add_argument("--tasks", type=int, required=True, help="number of tasks N")
     g.add_argument("--seed", type=int, default=0, help="run seed (per-task seeds derive)")
     g.add_argument("--out", required=True, help="output .h5 path")
     g.add_argument("--workers", type=int, default=1, help="worker processes")
     g.add_argument("--support", type=int, default=10, help="support points per task (K)")
     g.add_argument("--query", type=int, default=100, help="query points per task (Q)")
-    g.add_argument("--sampling", default="random", choices=RULES)
+    g.add_argument("--sampling", default="random", choices=RULES,
+                   help="how support and query points are drawn from each task's grid")
     g.add_argument("--param", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a parameter's bounds (repeatable; NAME=V fixes it)")
     mode = g.add_mutually_exclusive_group()
@@ -42,40 +41,39 @@ def add_commands(sub) -> None:
     mode.add_argument("--overwrite", action="store_true", help="replace an existing file")
     g.set_defaults(func=cmd_generate)
 
-    v = sub.add_parser("validate", help="check a store against the schema (exit 1 if invalid)")
-    v.add_argument("path")
+    v = add_parser(sub, "validate", help="check a store against the schema (exit 1 if invalid)")
+    v.add_argument("path", help="the .h5 store")
     v.set_defaults(func=cmd_validate)
 
-    i = sub.add_parser("info", help="summarize a store")
-    i.add_argument("path")
+    i = add_parser(sub, "info", help="summarize a store")
+    i.add_argument("path", help="the .h5 store")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=cmd_info)
 
-    d = sub.add_parser("dataset", help="build or check a standard dataset folder (datasets/*)")
-    d.add_argument("action", choices=("build", "check"))
+    d = add_parser(sub, "dataset", help="build or check a standard dataset folder (datasets/*)")
+    d.add_argument("action", choices=("build", "check"),
+                   help="build: generate the missing splits and verify them against "
+                        "manifest.json; check: compare the built splits with it")
     d.add_argument("folder", help="folder holding config.toml (e.g. datasets/oscillator)")
-    d.add_argument("--workers", type=int, default=1)
+    d.add_argument("--workers", type=int, default=1, help="generation worker processes")
     d.add_argument("--overwrite", action="store_true", help="regenerate existing splits")
+    d.add_argument("--update-manifest", action="store_true",
+                   help="build: record the splits' hashes in manifest.json instead of "
+                        "verifying them (written anyway when there is none)")
     d.set_defaults(func=cmd_dataset)
 
 
 def parse_bounds(items: list[str]) -> tuple[tuple[str, float, float], ...]:
-    """``["omega0=0.5:1.5", "F=0"]`` -> ``(("omega0", 0.5, 1.5), ("F", 0.0, 0.0))``."""
-    out = []
-    for item in items:
-        name, eq, rng = item.partition("=")
-        try:
-            if not eq or not name:
-                raise ValueError
-            lo, _, hi = rng.partition(":")
-            low = float(lo)
-            out.append((name, low, float(hi) if hi else low))
-        except ValueError:
-            raise ConfigError(f"--param {item!r}: expected NAME=LOW:HIGH or NAME=VALUE") from None
-    return tuple(out)
+    """``--param`` values as :attr:`GenerationConfig.bounds` (see ``data.parse_bounds``)."""
+    from ..data.generate import parse_bounds as parse
+
+    with keyword_flags(bounds="--param"):
+        return parse(items)
 
 
 def cmd_problems(args: argparse.Namespace) -> int:
+    from .. import registry
+
     names = [args.name] if args.name else registry.names()
     described = [registry.get(n).describe() for n in names]
     if args.json:
@@ -96,13 +94,17 @@ def cmd_problems(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    config = GenerationConfig(
-        family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
-        support=args.support, query=args.query, sampling=args.sampling,
-        bounds=parse_bounds(args.param),
-    )
-    path = generate(config, args.out, workers=args.workers, resume=args.resume,
-                    overwrite=args.overwrite)
+    from ..data.generate import GenerationConfig, generate
+    from ..data.info import summarize
+
+    with keyword_flags(**GENERATE_FLAGS):
+        config = GenerationConfig(
+            family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
+            support=args.support, query=args.query, sampling=args.sampling,
+            bounds=parse_bounds(args.param),
+        )
+        path = generate(config, args.out, workers=args.workers, resume=args.resume,
+                        overwrite=args.overwrite)
     s = summarize(path)
     print(f"wrote {path}: {s['tasks']} tasks, "
           + ", ".join(f"{k} {v}" for k, v in s["status_counts"].items() if v))
@@ -110,6 +112,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from ..data.validate import validate
+
     problems = validate(args.path)
     if not problems:
         print(f"{args.path}: valid (schema v1)")
@@ -120,8 +124,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset(args: argparse.Namespace) -> int:
+    from ..data import manifest
+
     if args.action == "build":
-        path = manifest.build(args.folder, workers=args.workers, overwrite=args.overwrite)
+        with keyword_flags(**DATASET_FLAGS):
+            path = manifest.build(args.folder, workers=args.workers, overwrite=args.overwrite,
+                                  update_manifest=args.update_manifest)
         print(f"built {args.folder}; manifest {path}")
         return 0
     problems = manifest.check(args.folder)
@@ -133,6 +141,8 @@ def cmd_dataset(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from ..data.info import format_summary, summarize
+
     s = summarize(args.path)
     print(json.dumps(s, indent=2) if args.json else format_summary(s))
     return 0

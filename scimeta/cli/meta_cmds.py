@@ -5,40 +5,52 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
+from .common import add_parser, keyword_flags
+
+#: library keyword -> flag, for rewording the library's errors (see common.as_flags)
+ADAPT_FLAGS = {"support": "--support", "at": "--at", "params": "--param", "steps": "--steps",
+               "init": "--init"}
 
 
 def add_commands(sub) -> None:
-    q = sub.add_parser("quickstart", help="generate, meta-train and evaluate on the oscillator")
+    q = add_parser(sub, "quickstart", help="generate, meta-train and evaluate on the oscillator")
     q.add_argument("--out", default="scimeta-quickstart", help="output folder")
-    q.add_argument("--iterations", type=int, default=None, help="meta-iterations per init")
+    q.add_argument("--iterations", type=int, default=None,
+                   help="meta-iterations per init (default: 4000, the quick-start config's)")
     q.add_argument("--workers", type=int, default=1, help="generation worker processes")
     q.set_defaults(func=cmd_quickstart)
 
-    t = sub.add_parser("train", help="meta-train from a TOML config")
+    t = add_parser(sub, "train", help="meta-train from a TOML config")
     t.add_argument("config", help="TOML config (see README)")
     t.add_argument("--run-dir", required=True, help="output run directory")
     t.add_argument("--resume", action="store_true", help="continue a stopped run")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="adaptation curves of every init on held-out tasks")
-    e.add_argument("run_dir")
+    e = add_parser(sub, "evaluate", help="adaptation curves of every init on held-out tasks")
+    e.add_argument("run_dir", help="a run directory written by `scimeta train`")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--regime", help="a label of the config's [data.validation] table")
     src.add_argument("--data", help="a task store of the same family")
-    e.add_argument("--steps", type=int, default=None, help="inner steps N (default: training's)")
-    e.add_argument("--max-tasks", type=int, default=None)
+    e.add_argument("--steps", type=int, default=None,
+                   help="inner steps N (default: training's meta.inner_steps)")
+    e.add_argument("--max-tasks", type=int, default=None,
+                   help="evaluate on the first M ok tasks only (default: all)")
     e.set_defaults(func=cmd_evaluate)
 
-    a = sub.add_parser("adapt", help="adapt a trained init to your own measurements")
-    a.add_argument("run_dir")
+    a = add_parser(sub, "adapt", help="adapt a trained init to your own measurements")
+    a.add_argument("run_dir", help="a run directory written by `scimeta train`")
     a.add_argument("--support", required=True, help="CSV (header t[,x,y],states) or .h5 store")
     a.add_argument("--init", default="maml", help="which trained init (maml, fomaml, joint)")
-    a.add_argument("--steps", type=int, default=None)
-    a.add_argument("--out", default=None, help="write predictions (.nc or .csv)")
+    a.add_argument("--steps", type=int, default=None,
+                   help="inner steps (default: training's meta.inner_steps)")
+    a.add_argument("--at", default=None, metavar="CSV",
+                   help="prediction points, a CSV with header t[,x,y] (default: the "
+                        "family's time grid; required for PDE families)")
+    a.add_argument("--out", default=None,
+                   help="write predictions to .csv or .nc (default: CSV on stdout)")
     a.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="the task's physical parameters (all of them), for runs whose inner "
-                        "loop uses the equation residual")
+                   help="the task's physical parameters (all of them, repeat the option), "
+                        "for runs whose inner loop uses the equation residual")
     a.set_defaults(func=cmd_adapt)
 
 
@@ -90,35 +102,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..train.adapt import adapt
+    from ..train.adapt import adapt, parse_assignments, save_predictions
 
-    params = None
-    if args.param:
-        from .. import registry
-        from ..errors import ConfigError
-        from ..train import RunDir
-        from .data_cmds import parse_bounds
-
-        family = registry.get(RunDir(args.run_dir).load_info()["family"])
-        given = {name: lo for name, lo, _ in parse_bounds(args.param)}
-        unknown = sorted(set(given) - set(family.param_names))
-        missing = [n for n in family.param_names if n not in given]
-        if unknown or missing:
-            raise ConfigError(f"--param: family {family.name!r} needs exactly "
-                              f"{', '.join(family.param_names)}; unknown {unknown}, "
-                              f"missing {missing}")
-        params = np.array([given[n] for n in family.param_names])
-    ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, params=params)
-    if args.out is None or args.out.endswith(".csv"):
-        table = np.column_stack([ds[c].values for c in ds["input"].values]
-                                + [ds["prediction"].values])
-        header = ",".join([*map(str, ds["input"].values), *map(str, ds["channel"].values)])
-        if args.out is None:
-            print(header)
-            for row in table:
-                print(",".join(f"{v:.8g}" for v in row))
-        else:
-            np.savetxt(args.out, table, delimiter=",", header=header, comments="", fmt="%.8g")
-    else:
-        ds.to_netcdf(args.out, engine="h5netcdf")
+    with keyword_flags(**ADAPT_FLAGS):
+        params = parse_assignments(args.param) if args.param else None
+        ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, at=args.at,
+                   params=params)
+    save_predictions(ds, args.out)
     return 0

@@ -55,9 +55,9 @@ class GenerationConfig:
     def resolve(self) -> tuple[ProblemFamily, Regime, np.ndarray]:
         """Validate everything and return (family, regime, output times)."""
         if self.tasks < 1:
-            raise ConfigError(f"--tasks must be >= 1, got {self.tasks}")
+            raise ConfigError(f"tasks must be >= 1, got {self.tasks}")
         if self.seed < 0:
-            raise ConfigError(f"--seed must be >= 0, got {self.seed}")
+            raise ConfigError(f"seed must be >= 0, got {self.seed}")
         family = registry.get(self.family)
         regime = family.regime(self.regime)
         if self.bounds:
@@ -66,6 +66,24 @@ class GenerationConfig:
         grid = (len(time), *(len(v) for v in family.space.values()))
         check_sizes(self.sampling, grid, self.support, self.query)
         return family, regime, time
+
+
+def parse_bounds(items: Sequence[str]) -> tuple[tuple[str, float, float], ...]:
+    """Bound overrides from text: ``["omega0=0.5:1.5", "F=0"]`` -> ``(("omega0", 0.5, 1.5),
+    ("F", 0.0, 0.0))``, the form of :attr:`GenerationConfig.bounds` (``NAME=V`` fixes it)."""
+    out = []
+    for item in items:
+        name, eq, rng = item.partition("=")
+        try:
+            if not eq or not name:
+                raise ValueError
+            lo, _, hi = rng.partition(":")
+            low = float(lo)
+            out.append((name, low, float(hi) if hi else low))
+        except ValueError:
+            raise ConfigError(f"bounds item {item!r}: expected NAME=LOW:HIGH or NAME=VALUE"
+                              ) from None
+    return tuple(out)
 
 
 def task_seeds(seed: int, n: int) -> np.ndarray:
@@ -121,16 +139,16 @@ def generate(
     """
     family, regime, time = config.resolve()
     if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
+        raise ConfigError(f"workers must be >= 1, got {workers}")
     if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other; choose one")
+        raise ConfigError("resume=True and overwrite=True exclude each other; choose one")
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     if not out.parent.is_dir():
-        raise ConfigError(f"--out {str(out)!r}: directory {str(out.parent)!r} does not exist")
+        raise ConfigError(f"out={str(out)!r}: directory {str(out.parent)!r} does not exist")
     if out.exists() and not (resume or overwrite):
-        raise ConfigError(f"--out {str(out)!r} exists; pass --resume to continue it or "
-                          "--overwrite to replace it")
+        raise ConfigError(f"out={str(out)!r} exists; pass resume=True to continue it or "
+                          "overwrite=True to replace it")
     if resume and out.exists() and not partial.exists():
         _check_same_config(out, config)
         log.info("%s is already complete; nothing to do", out)
@@ -221,9 +239,9 @@ def _check_same_config(path: Path, config: GenerationConfig) -> None:
             stored = f.attrs.get("generator_config")
     except OSError as exc:
         raise StoreError(f"cannot resume from {str(path)!r}: not a readable HDF5 file "
-                         f"({exc}); pass --overwrite to start again") from None
+                         f"({exc}); pass overwrite=True to start again") from None
     if stored != config.to_json():
         raise ConfigError(
             f"cannot resume {str(path)!r}: it was generated with {stored}, not "
-            f"{config.to_json()}; pass --overwrite to start again"
+            f"{config.to_json()}; pass overwrite=True to start again"
         )

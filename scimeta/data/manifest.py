@@ -11,10 +11,20 @@ A dataset folder holds ``config.toml``::
     tasks = 2000
     seed = 0
 
-and, once built, ``manifest.json`` with two kinds of sha256: ``files`` (the bytes of
-each ``<split>.h5`` as built: for integrity of copies) and ``content`` (per variable
-of the stored arrays: reproducible by anyone who regenerates the split, since the
-timestamp and git revision in the attributes are excluded).
+and ``manifest.json``, committed with it, holding the ``content`` sha256 of each
+split: one per stored array (:data:`CONTENT_VARS`, bytes in C order and stored dtype).
+Content hashes are reproducible: anyone who regenerates a split gets the same ones,
+since the attributes (timestamp, git revision, library versions) are left out. Hashes
+of the files' bytes are not: HDF5 files embed creation times, so every build has new
+ones. The manifest therefore records content hashes only (older manifests may still
+carry a ``files`` table; it is ignored), and :func:`file_hash` is there for checking a
+copy of one particular file against its source.
+
+:func:`build` generates the missing splits and verifies them against an existing
+manifest without rewriting it, so building a committed dataset leaves the checkout
+clean; it writes the manifest only when there is none yet or when asked
+(``update_manifest=True``, ``scimeta dataset build --update-manifest``).
+:func:`check` compares the built splits with the manifest.
 """
 
 from __future__ import annotations
@@ -86,6 +96,7 @@ def content_hashes(path: str | os.PathLike) -> dict[str, str]:
 
 
 def file_hash(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes (differs between builds; see the module docstring)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -93,36 +104,70 @@ def file_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def build(folder: str | os.PathLike, workers: int = 1, overwrite: bool = False) -> Path:
-    """Generate every split into ``folder/<split>.h5`` and write ``manifest.json``."""
+def build(folder: str | os.PathLike, workers: int = 1, overwrite: bool = False,
+          update_manifest: bool = False) -> Path:
+    """Generate every split into ``folder/<split>.h5``; return the manifest's path.
+
+    Splits already built are kept (``overwrite=True`` regenerates them). An existing
+    ``manifest.json`` is verified, not rewritten: a split whose content differs raises
+    :class:`StoreError`, unless ``update_manifest=True`` records the new hashes. A
+    folder without a manifest gets one.
+    """
     folder = Path(folder)
     cfg = load_config(folder)
     configs = split_configs(cfg)
     for c in configs.values():
         c.resolve()  # every split checked before any work
-    manifest = {"name": cfg.get("name", folder.name), "files": {}, "content": {}}
+    path = folder / "manifest.json"
+    expected = None if update_manifest or not path.exists() else _load(folder)
+    content = {}
     for name, c in configs.items():
         out = folder / f"{name}.h5"
         generate(c, out, workers=workers, resume=not overwrite, overwrite=overwrite)
-        manifest["files"][out.name] = file_hash(out)
-        manifest["content"][out.name] = content_hashes(out)
+        content[out.name] = content_hashes(out)
+    if expected is not None:
+        problems = _differences(expected, content)
+        if problems:
+            raise StoreError(f"{folder}: built splits differ from manifest.json ("
+                             + "; ".join(problems) + "); pass update_manifest=True to "
+                             "record the new hashes")
+        return path
+    manifest = {"name": cfg.get("name", folder.name), "content": content}
     tmp = folder / "manifest.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / "manifest.json")
-    return folder / "manifest.json"
+    os.replace(tmp, path)
+    return path
 
 
 def check(folder: str | os.PathLike) -> list[str]:
     """Differences between the built splits and ``manifest.json`` (content hashes)."""
     folder = Path(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
+    expected = _load(folder)
     problems = []
-    for fname, expected in manifest["content"].items():
-        path = folder / fname
-        if not path.exists():
+    for fname, hashes in expected.items():
+        if not (folder / fname).exists():
             problems.append(f"{fname}: missing (run `scimeta dataset build {folder}`)")
             continue
-        got = content_hashes(path)
-        problems += [f"{fname}: {var} differs from the manifest" for var in expected
-                     if got.get(var) != expected[var]]
+        problems += _differences({fname: hashes}, {fname: content_hashes(folder / fname)})
     return problems
+
+
+def _load(folder: Path) -> dict[str, dict[str, str]]:
+    """The ``content`` table of ``folder/manifest.json``."""
+    path = folder / "manifest.json"
+    try:
+        return json.loads(path.read_text())["content"]
+    except FileNotFoundError:
+        raise StoreError(f"{str(path)!r} does not exist; build the dataset first") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise StoreError(f"{str(path)!r} is not a dataset manifest ({exc!r})") from None
+
+
+def _differences(expected: dict[str, dict[str, str]],
+                 got: dict[str, dict[str, str]]) -> list[str]:
+    out = [f"{fname}: not in the manifest" for fname in got if fname not in expected]
+    out += [f"{fname}: not built" for fname in expected if fname not in got]
+    for fname, hashes in got.items():
+        out += [f"{fname}: {var} differs from the manifest"
+                for var in expected.get(fname, {}) if hashes.get(var) != expected[fname][var]]
+    return out
