@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import scipy.fft as sfft
 
 from scimeta.family import SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
@@ -72,6 +71,8 @@ class FnoField:
     tau: float = 7.0
 
     def sample(self, rng: np.random.Generator, coords, lengths, channels: int = 1) -> np.ndarray:
+        import scipy.fft as sfft  # on first use: listing families stays fast
+
         n = [len(c) for c in coords]
         m = np.meshgrid(*(np.fft.fftfreq(k, 1.0 / k) for k in n), indexing="ij")
         lam = sum(4 * math.pi**2 * (mi / (length)) ** 2 for mi, length in zip(m, lengths,

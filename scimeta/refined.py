@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
-import scipy.fft as sfft
 
 from .errors import ConfigError
 from .pde import SpectralPdeFamily
@@ -47,6 +46,8 @@ def prolong_fourier(u: np.ndarray, ndim: int, factor: int) -> np.ndarray:
         return np.array(u, dtype=np.float64)
     axes = tuple(range(1, ndim + 1))
     shape = u.shape[1:1 + ndim]
+    import scipy.fft as sfft  # on first use: listing families stays fast
+
     uh = sfft.rfftn(u, axes=axes)
     fine = tuple(factor * n for n in shape)
     out = np.zeros((u.shape[0], *fine[:-1], fine[-1] // 2 + 1, u.shape[-1]), complex)

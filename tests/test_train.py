@@ -73,7 +73,7 @@ def test_run_writes_config_metrics_and_inits(stores, tmp_path):
     assert [int(r["iteration"]) for r in rows if r["phase"] == "maml"
             and r["metric"] == "train_loss"] == [3, 6, 9, 12]
     assert sum(r["metric"] == "val_mse/ext" for r in rows) == 3 * 2
-    with pytest.raises(ConfigError, match="exists; pass --resume"):
+    with pytest.raises(ConfigError, match="exists; pass resume=True"):
         train(cfg, tmp_path / "run")
 
     ds = evaluate(tmp_path / "run", stores / "unforced-test-extrapolate.h5", steps=3)

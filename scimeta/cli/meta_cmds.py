@@ -72,8 +72,9 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from ..train import load_train_config, train
 
-    result = train(load_train_config(args.config), args.run_dir, resume=args.resume,
-                   config_dir=Path(args.config).parent)
+    with keyword_flags(resume="--resume"):
+        result = train(load_train_config(args.config), args.run_dir, resume=args.resume,
+                       config_dir=Path(args.config).parent)
     if not result.completed:
         print(f"stopped by {result.stopped_by}; continue with: scimeta train {args.config} "
               f"--run-dir {args.run_dir} --resume")

@@ -10,12 +10,14 @@ accurate: the error on a smooth solution falls as ``h^2``.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.linalg import splu
 
 from ..errors import SolverInputError
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 def dirichlet_laplacian(nx: int, ny: int, lx: float = 1.0, ly: float = 1.0) -> sp.csc_matrix:
@@ -24,6 +26,8 @@ def dirichlet_laplacian(nx: int, ny: int, lx: float = 1.0, ly: float = 1.0) -> s
     Spacings ``hx = lx / nx``, ``hy = ly / ny`` (length units); unknowns ordered C-style
     (``x`` slow, ``y`` fast) to match arrays ``[nx - 1, ny - 1]``. Units 1/length^2.
     """
+    import scipy.sparse as sp  # on first use: listing families stays fast
+
     if nx < 2 or ny < 2:
         raise SolverInputError(f"nx and ny must be >= 2 (cells per axis), got nx={nx}, ny={ny}")
     hx, hy = lx / nx, ly / ny
@@ -37,6 +41,8 @@ def dirichlet_laplacian(nx: int, ny: int, lx: float = 1.0, ly: float = 1.0) -> s
 
 @lru_cache(maxsize=8)
 def _factor(nx: int, ny: int, lx: float, ly: float):
+    from scipy.sparse.linalg import splu
+
     return splu(dirichlet_laplacian(nx, ny, lx, ly))
 
 

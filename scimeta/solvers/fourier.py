@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.fft as sfft
 
 from ..errors import SolverInputError
 
@@ -84,12 +83,16 @@ class FourierGrid:
 
     def fft(self, u: np.ndarray) -> np.ndarray:
         """Spectrum of ``u`` ``[N, *space, C]`` (real) -> ``[N, *modes, C]`` (complex)."""
+        import scipy.fft as sfft  # on first use: listing families stays fast
+
         if self.ndim == 1:
             return sfft.rfft(u, axis=1, workers=self.workers)
         return sfft.rfftn(u, axes=self.axes, workers=self.workers)
 
     def ifft(self, uh: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`fft`: ``[N, *modes, C]`` -> real ``[N, *space, C]``."""
+        import scipy.fft as sfft
+
         if self.ndim == 1:
             return sfft.irfft(uh, self.shape[0], axis=1, workers=self.workers)
         return sfft.irfftn(uh, s=self.shape, axes=self.axes, workers=self.workers)

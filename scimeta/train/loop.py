@@ -116,8 +116,8 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     rd = RunDir(run_dir)
     cfg = resolve_paths(cfg, config_dir)
     if rd.exists() and not resume:
-        raise ConfigError(f"run directory {str(rd.path)!r} exists; pass --resume to continue "
-                          "it or choose another directory")
+        raise ConfigError(f"run directory {str(rd.path)!r} exists; pass resume=True to "
+                          "continue it or choose another directory")
     if resume and rd.exists():
         rd.load_info()
         rd.check_same_config(cfg)
