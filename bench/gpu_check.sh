@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# One-shot GPU check for a session lent a GPU machine (see the device tool's README):
-#   run: bash bench/gpu_check.sh        (writes results under $OUT, default ./gpu-out)
-# Installs the project, runs the GPU tests, the MAML benchmark on CUDA and CPU.
+# One-shot GPU check: the CUDA tests and the MAML benchmark on CUDA and on CPU.
+# Needs: a machine with a CUDA device and a CUDA build of torch, run from the root of
+# a checkout (the script installs the project there with `pip install -e ".[dev]"`).
+#   run: bash bench/gpu_check.sh
+# Writes under $OUT (default ./gpu-out): install.log, nvidia-smi.txt, pytest-gpu.txt
+# (output and exit status of `pytest -m gpu`), bench_maml_cpu.txt and
+# bench_maml_cuda.txt; prints the last lines of each .txt file.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
