@@ -13,7 +13,7 @@ from ._version import __version__ as __version__
 from .errors import ScimetaError as ScimetaError
 
 if TYPE_CHECKING:
-    from . import problems as problems
+    from . import problems as problems  # type: ignore[attr-defined]
     from .family import OdeFamily as OdeFamily
     from .family import ProblemFamily as ProblemFamily
     from .params import ParamSpec as ParamSpec

@@ -6,7 +6,7 @@ query, C collocation, N generic) points, d input or output channels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:  # torch is imported lazily by the CLI's fast paths
@@ -22,7 +22,9 @@ ParamsLike: TypeAlias = "Mapping[str, torch.Tensor]"
 Grads: TypeAlias = "dict[str, torch.Tensor | None]"
 #: A loss ``(pred [N, d_out], target [N, d_out]) -> scalar``.
 LossFn: TypeAlias = "Callable[[torch.Tensor, torch.Tensor], torch.Tensor]"
+#: Task or point indices: a sequence of ints or an integer numpy array.
+Indices: TypeAlias = "Sequence[int] | np.ndarray"
 #: A float64 numpy array (solver states, parameters).
 FloatArray: TypeAlias = "np.ndarray"
 
-__all__ = ["FloatArray", "Grads", "LossFn", "Params", "ParamsLike"]
+__all__ = ["FloatArray", "Grads", "Indices", "LossFn", "Params", "ParamsLike"]

@@ -15,13 +15,13 @@ initial states. Inputs and targets match :class:`scimeta.nn.Forecaster`::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
+from ..typing import Indices
 from .reader import TaskReader
 from .store import open_h5
 
@@ -49,7 +49,7 @@ class _Grouped:
         hit = np.flatnonzero(np.all(self.params == p, axis=1))
         return int(hit[0]) if len(hit) else None
 
-    def trajectories(self, positions: Sequence[int]) -> np.ndarray:
+    def trajectories(self, positions: Indices) -> np.ndarray:
         """Trajectories ``[N, T, S]`` (S = state size, channels x spatial points)."""
         out = [self.reader.fields(int(i)) for i in positions]
         t = len(self.reader.meta.time)
@@ -160,7 +160,7 @@ class EnvironmentReader:
         qry = self._qry.members[self._query_env[env]]
         return sup[:ks], (qry if rng is None else rng.permutation(qry))[:kq]
 
-    def batch(self, envs: Sequence[int], rng: np.random.Generator | None = None) -> TaskBatch:
+    def batch(self, envs: Indices, rng: np.random.Generator | None = None) -> TaskBatch:
         """A TaskBatch with one task per environment in ``envs``.
 
         support_x ``[B, Ks, S]`` initial states and support_y ``[B, Ks, T*S]`` the

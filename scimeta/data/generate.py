@@ -166,7 +166,7 @@ def generate(
         pending = _pending(f)
         log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(pending),
                  config.tasks, workers)
-        size = unit_size or getattr(family, "preferred_batch", 8)
+        size = int(unit_size or getattr(family, "preferred_batch", 8) or 8)
         units = [_Unit(pending[i:i + size]) for i in range(0, len(pending), size)]
         show = sys.stderr.isatty() if progress is None else progress
         with tqdm(total=len(pending), disable=not show, unit="task") as bar:
@@ -223,6 +223,8 @@ def _pending(f: h5py.File) -> np.ndarray:
 def _write_unit(f: h5py.File, unit: _Unit) -> None:
     """Write one unit's data, then its status, flushing after each (status = commit)."""
     v = f
+    if unit.fields is None or unit.status is None:
+        raise RuntimeError("internal: a unit is written before it was solved")
     for j, i in enumerate(unit.index):
         v[schema.FIELD][i] = unit.fields[j]
     v["params"][unit.index, :] = unit.params

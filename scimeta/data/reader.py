@@ -18,6 +18,7 @@ import torch
 
 from ..batch import TaskBatch
 from ..errors import ConfigError, StoreError
+from ..typing import Indices
 from . import schema
 from .sampling import collocation_points, grid_inputs, sample_indices
 from .store import StoreMeta, open_h5, read_meta
@@ -142,7 +143,7 @@ class TaskReader(torch.utils.data.Dataset):
                self._params[tasks])
         return tuple(torch.as_tensor(a, dtype=self.dtype) for a in out)
 
-    def batch(self, indices: Sequence[int]) -> TaskBatch:
+    def batch(self, indices: Indices) -> TaskBatch:
         """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors).
 
         From disk, all tasks are read in one sorted h5py selection (one call instead

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import xarray as xr
 
@@ -18,7 +19,7 @@ def open_xarray(path: str | os.PathLike, *, ok_only: bool = False) -> xr.Dataset
     ``ok_only`` drops tasks whose status is not ok.
     """
     with open_h5(path) as f:
-        meta = read_meta(f, path)
+        meta = read_meta(f, Path(path))
     ds = xr.open_dataset(path, engine="h5netcdf")
     if ok_only:
         ds = ds.isel(task=meta.ok)
