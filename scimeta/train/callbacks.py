@@ -98,6 +98,17 @@ class Checkpointer(Callback):
         self.save(info.iteration)
 
 
+class Snapshots(Callback):
+    """``save(iteration)`` every ``every`` iterations and at the end (none if every = 0)."""
+
+    def __init__(self, every: int, save: Callable[[int], None]) -> None:
+        self.every, self.save = every, save
+
+    def on_step(self, info: StepInfo) -> None:
+        if self.every > 0 and info.due(self.every):
+            self.save(info.iteration)
+
+
 class Progress(Callback):
     """A tqdm bar (off when ``show`` is False, e.g. output is not a terminal)."""
 

@@ -90,6 +90,9 @@ class RunConfig:
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     checkpoint_every: int = 200
+    #: keep the parameters every this many iterations in RUN_DIR/snapshots (0: none);
+    #: ``scimeta diagnose`` reads them to follow meta-overfitting over training
+    snapshot_every: int = 0
     validate_every: int = 200
     log_every: int = 50
     deterministic: bool = False
@@ -115,6 +118,7 @@ class TrainConfig:
             (o.iterations >= 0, f"optim.iterations must be >= 0, got {o.iterations}"),
             (o.grad_clip >= 0, f"optim.grad_clip must be >= 0, got {o.grad_clip}"),
             (r.seed >= 0, f"run.seed must be >= 0, got {r.seed}"),
+            (r.snapshot_every >= 0, f"run.snapshot_every must be >= 0, got {r.snapshot_every}"),
             (min(r.checkpoint_every, r.validate_every, r.log_every) >= 1,
              "run.checkpoint_every, validate_every and log_every must be >= 1"),
             (all(len(self.model.hidden) and h >= 1 for h in self.model.hidden),

@@ -32,7 +32,15 @@ from ..meta import MAML
 from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.seeding import seed_everything
 from ..typing import Params
-from .callbacks import Callback, Checkpointer, LossLog, Progress, StepInfo, Validation
+from .callbacks import (
+    Callback,
+    Checkpointer,
+    LossLog,
+    Progress,
+    Snapshots,
+    StepInfo,
+    Validation,
+)
 from .config import TrainConfig
 from .models import build_learner, build_model
 from .run_dir import RunDir
@@ -179,6 +187,11 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
             "phase": name, "iteration": it, "optimizer": opt.state_dict(),
             "params": {n: v.detach() for n, v in params.items()}, "rng": rng_state(rng)})
 
+    def snapshot(it: int) -> None:
+        rd.snapshots.mkdir(exist_ok=True)
+        save_checkpoint(rd.snapshot_path(name, it), {"init": name, "iteration": it, "params": {
+            n: v.detach().cpu() for n, v in params.items()}})
+
     def validate(label: str) -> float:
         return validation_mse(learner, params, ctx.val[label], cfg.meta.meta_batch, device,
                               dtype)
@@ -188,6 +201,7 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         LossLog(cfg.run.log_every, rd.append_metrics),
         Validation(cfg.run.validate_every, list(ctx.val), validate, rd.append_metrics),
         Checkpointer(cfg.run.checkpoint_every, save),
+        Snapshots(cfg.run.snapshot_every, snapshot),
         Progress(name, iterations, start, ctx.show),
     ]
     t0 = time.perf_counter()

@@ -7,6 +7,8 @@
     RUN_DIR/metrics.csv      long format: phase,iteration,metric,value,seconds
     RUN_DIR/checkpoint.pt    latest checkpoint of the phase in progress (atomic)
     RUN_DIR/inits/NAME.pt    final parameters of each trained init (maml, fomaml, joint)
+    RUN_DIR/snapshots/NAME-ITERATION.pt  parameters every ``run.snapshot_every``
+                             iterations (kept; for meta-overfitting diagnostics)
     RUN_DIR/evaluation/      xarray Datasets (.nc) and plots written by evaluate
 """
 
@@ -48,6 +50,23 @@ class RunDir:
 
     def init_path(self, name: str) -> Path:
         return self.inits / f"{name}.pt"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.path / "snapshots"
+
+    def snapshot_path(self, name: str, iteration: int) -> Path:
+        """Parameters of init ``name`` after ``iteration`` meta-iterations."""
+        return self.snapshots / f"{name}-{iteration:08d}.pt"
+
+    def list_snapshots(self, name: str) -> list[tuple[int, Path]]:
+        """(iteration, path) of every kept snapshot of init ``name``, by iteration."""
+        out = []
+        for p in self.snapshots.glob(f"{name}-*.pt"):
+            tail = p.stem[len(name) + 1:]
+            if tail.isdigit():
+                out.append((int(tail), p))
+        return sorted(out)
 
     def exists(self) -> bool:
         return self.info.exists()
