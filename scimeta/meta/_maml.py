@@ -27,7 +27,9 @@ from ..errors import ConfigError
 from ..typing import Grads, LossFn, Params, ParamsLike
 from . import _validate as V
 from ._fast import SequentialPlan
+from ._fast_physics import PhysicsPlan
 from ._physics import PhysicsLoss
+from ._taylor import MAX_ORDER
 from ._update import RATE_PREFIX, InnerLoop, InnerRule
 
 log = logging.getLogger(__name__)
@@ -110,21 +112,27 @@ class MAML:
         self.loop = InnerLoop(self.rule, self.inner_steps, tuple(self.adapted),
                               self.first_order, self.step_weights)
         self._checked: set[tuple] = set()
-        self._fast = None
+        self._fast: SequentialPlan | PhysicsPlan | None = None
         if fast is not False:
-            plan = SequentialPlan.build(model) if self._fast_eligible() else None
-            if plan is None and fast:
+            self._fast = self._build_fast()
+            if self._fast is None and fast:
                 raise ConfigError("fast=True needs an nn.Sequential MLP (Linear + tanh/relu/"
-                                  "silu/sine), loss='mse' and no physics loss")
-            self._fast = plan
+                                  "silu/sine) and loss='mse'; with a physics loss, pure "
+                                  f"input derivatives of order <= {MAX_ORDER}")
         log.debug("%s: %s path", type(self).__name__, "hand-batched" if self._fast else "vmap")
 
     # ---- configuration helpers -------------------------------------------
     def _select_adapted(self) -> list[str]:
         return list(self.names)
 
-    def _fast_eligible(self) -> bool:
-        return self.loss == "mse" and self.physics is None
+    def _build_fast(self) -> SequentialPlan | PhysicsPlan | None:
+        """The hand-batched path for this model and loss, or None (generic path)."""
+        if self.loss != "mse":
+            return None
+        plan = SequentialPlan.build(self.model)
+        if self.physics is None:
+            return plan
+        return PhysicsPlan.build(plan, self.physics)
 
     def rate_name(self, name: str, step: int) -> str:
         """Key of the learned inner rate of parameter ``name`` at ``step``."""

@@ -126,10 +126,20 @@ class PhysicsLoss:
 
         y, dydt, extra = vmap(at_point)(x)
         p = task_params.expand(x.shape[0], task_params.shape[-1])
+        return self.assemble(x, y, dydt, extra, p)
+
+    def assemble(self, x: torch.Tensor, y: torch.Tensor, dydt: torch.Tensor,
+                 derivs: Mapping[str, torch.Tensor], params: torch.Tensor) -> torch.Tensor:
+        """The family's residual ``[N, C]`` from the network's values and input derivatives.
+
+        x ``[N, d_in]`` (t, then space), y and dydt ``[N, C]``, ``derivs`` one ``[N, C]``
+        per name of :attr:`derivatives`, params ``[N, P]`` (each point's task
+        parameters). Both the ``torch.func`` path and the hand-batched path end here.
+        """
         if self.space_names:
-            kw = {f"d_{n}": v for n, v in extra.items()}
-            return self.family.residual(x[:, 0], y, dydt, p, space=x[:, 1:], **kw)
-        return self.family.residual(x[:, 0], y, dydt, p)
+            kw = {f"d_{n}": v for n, v in derivs.items()}
+            return self.family.residual(x[:, 0], y, dydt, params, space=x[:, 1:], **kw)
+        return self.family.residual(x[:, 0], y, dydt, params)
 
     def __call__(self, model: nn.Module, params: Mapping[str, torch.Tensor],
                  x: torch.Tensor, task_params: torch.Tensor) -> torch.Tensor:

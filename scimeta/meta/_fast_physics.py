@@ -1,0 +1,108 @@
+"""Hand-batched physics-informed meta-loss for plain MLPs.
+
+The ``torch.func`` path takes the residual's input derivatives by nested ``jvp``
+per collocation point under ``vmap``; for small networks the per-op overhead of
+those transforms dominates. Here the network's values and input derivatives come
+from :class:`~scimeta.meta._taylor.TaylorMLP` (Taylor-mode propagation, batched
+over tasks with matrix products), the residual from the same
+:meth:`PhysicsLoss.assemble <scimeta.meta.PhysicsLoss.assemble>` as the generic
+path, and the inner gradient from ``torch.autograd.grad`` on the sum of the
+per-task losses with respect to per-task parameter copies ``[B, *shape]``
+(``create_graph`` unless first order). The update is the learner's
+:class:`~scimeta.meta.InnerLoop` rule, so the meta-loss equals the generic path's
+to round-off (tested), including its second-order meta-gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..batch import TaskBatch
+from ..typing import Params
+from ._fast import SequentialPlan
+from ._physics import PhysicsLoss
+from ._taylor import MAX_ORDER, TaylorMLP
+from ._update import InnerLoop
+
+
+def derivative_orders(physics: PhysicsLoss) -> dict[int, int] | None:
+    """Input column -> highest order needed (t: 1), or None if a mixed or too-high
+    derivative rules out the Taylor path."""
+    orders = {0: 1}
+    for cols in physics.derivatives.values():
+        if len(set(cols)) != 1 or len(cols) > MAX_ORDER:
+            return None
+        orders[cols[0]] = max(orders.get(cols[0], 0), len(cols))
+    return orders
+
+
+class PhysicsPlan:
+    """The hand-batched physics-informed path; build with :meth:`build` (None if ineligible)."""
+
+    def __init__(self, plan: SequentialPlan, taylor: TaylorMLP, physics: PhysicsLoss) -> None:
+        self.plan, self.taylor, self.physics = plan, taylor, physics
+
+    @classmethod
+    def build(cls, plan: SequentialPlan | None, physics: PhysicsLoss) -> PhysicsPlan | None:
+        orders = derivative_orders(physics)
+        if plan is None or orders is None:
+            return None
+        return cls(plan, TaylorMLP(plan, orders), physics)
+
+    def residual_term(self, p: Params, cx: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
+        """Per-task ``weight * mean(residual²)`` ``[B]`` at collocation points cx ``[B, N, d]``."""
+        y, d = self.taylor.forward(p, cx)
+        b, n, _ = y.shape
+
+        def flat(v: torch.Tensor) -> torch.Tensor:
+            return v.reshape(b * n, v.shape[-1])
+
+        derivs = {name: flat(d[(cols[0], len(cols))])
+                  for name, cols in self.physics.derivatives.items()}
+        params = tp.unsqueeze(-2).expand(b, n, tp.shape[-1])
+        r = self.physics.assemble(flat(cx), flat(y), flat(d[(0, 1)]), derivs, flat(params))
+        return self.physics.weight * r.reshape(b, n, -1).square().mean(dim=(-2, -1))
+
+    def stage_loss(self, p: Params, x: torch.Tensor, y: torch.Tensor, cx: torch.Tensor,
+                   tp: torch.Tensor, stage: str) -> torch.Tensor:
+        """Per-task MSE (plus the physics term where it applies) ``[B]``."""
+        loss = self.plan.task_mse(p, x, y)
+        if self.physics.applies(stage):
+            loss = loss + self.residual_term(p, cx, tp)
+        return loss
+
+    def task_losses(self, loop: InnerLoop, p: Params, rates: Params,
+                    b: TaskBatch) -> torch.Tensor:
+        """Per-task meta-objective ``[B]`` (query loss after the inner loop)."""
+        sx, sy, qx, qy, cx, tp = b
+        assert cx is not None and tp is not None  # checked by MAML._prepare
+        n = sx.shape[0]
+        fast = {k: p[k].unsqueeze(0).expand(n, *p[k].shape) for k in loop.adapted}
+        fixed = {k: v for k, v in p.items() if k not in fast}
+        weights = loop.step_weights
+        terms = []
+        with torch.enable_grad():
+            for k in range(loop.steps):
+                second = not loop.first_order and any(v.requires_grad for v in fast.values())
+                src = fast if second else {k2: v.detach().requires_grad_()
+                                           for k2, v in fast.items()}
+                loss = self.stage_loss({**fixed, **src}, sx, sy, cx, tp, "inner").sum()
+                g = torch.autograd.grad(loss, list(src.values()), create_graph=second)
+                fast = loop.rule.update(fast, dict(zip(src, g, strict=True)), rates, k)
+                if weights is not None and weights[k] != 0:
+                    terms.append(weights[k] * self.stage_loss({**fixed, **fast}, qx, qy, cx, tp,
+                                                              "outer"))
+        if weights is None:
+            return self.stage_loss({**fixed, **fast}, qx, qy, cx, tp, "outer")
+        return torch.stack(terms).sum(0) if terms else sx.new_zeros(n)
+
+    def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
+                  chunk_size: int | None = None) -> torch.Tensor:
+        """Mean over tasks of the meta-objective (chunked like ``vmap``)."""
+        n = b.support_x.shape[0]
+        step = chunk_size or n
+        total = b.support_x.new_zeros(())
+        for s in range(0, n, step):
+            part = TaskBatch(*(None if v is None else v[s:s + step] for v in b))
+            total = total + self.task_losses(loop, p, rates, part).sum()
+        return total / n
