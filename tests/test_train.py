@@ -77,15 +77,17 @@ def test_run_writes_config_metrics_and_inits(stores, tmp_path):
         train(cfg, tmp_path / "run")
 
     ds = evaluate(tmp_path / "run", stores / "unforced-test-extrapolate.h5", steps=3)
-    assert ds["query_mse"].dims == ("init", "step", "task")
+    assert ds["query_mse"].dims == ("init", "optimizer", "budget", "task")
     assert list(ds["init"].values) == ["maml", "fomaml", "joint", "random"]
-    assert ds.sizes["step"] == 4 and ds.sizes["task"] == 8
+    assert list(ds["optimizer"].values) == ["sgd", "adam"]
+    assert list(ds["budget"].values) == [0, 1, 2, 3] and ds.sizes["task"] == 8
     assert (tmp_path / "run" / "evaluation" / "unforced-test-extrapolate.nc").exists()
     import h5py
 
     with h5py.File(stores / "unforced-test-extrapolate.h5") as f:  # float64, as stored
         np.testing.assert_array_equal(ds["params"].values, f["params"][:8])
-    # step 0 is the init's own query error, computed here independently
+    # budget 0 is the init's own query error (for every optimizer), computed here
+    # independently
     from scimeta.train.models import build_learner, build_model
 
     info = rd.load_info()
@@ -98,8 +100,9 @@ def test_run_writes_config_metrics_and_inits(stores, tmp_path):
     # normalize="outputs": errors are measured in units of each channel's spread
     scale = torch.tensor(info["norm"]["y_scale"])
     mse0 = (((pred - b.query_y) / scale) ** 2).mean(dim=(1, 2)).detach().numpy()
-    np.testing.assert_allclose(ds["query_mse"].sel(init="joint", step=0).values, mse0,
-                               rtol=1e-5)
+    for opt in ("sgd", "adam"):
+        np.testing.assert_allclose(ds["query_mse"].sel(init="joint", optimizer=opt,
+                                                       budget=0).values, mse0, rtol=1e-5)
     rows = summary_table(ds)
     assert rows[-1]["init"] == "random" and rows[-1]["ratio_to_random"] == 1.0
 
@@ -229,6 +232,6 @@ def test_quickstart_writes_tables_datasets_and_plots(tmp_path):
     for split in ("test-interpolate", "test-extrapolate"):
         with xr.open_dataset(out / "run" / "evaluation" / f"{split}.nc",
                              engine="h5netcdf") as ds:
-            assert ds["query_mse"].dims == ("init", "step", "task")
-            assert ds.sizes["step"] == 11 and ds.sizes["task"] == 50
+            assert ds["query_mse"].dims == ("init", "optimizer", "budget", "task")
+            assert ds.sizes["budget"] == 11 and ds.sizes["task"] == 50
         assert (out / "run" / "evaluation" / f"{split}.png").stat().st_size > 0

@@ -1,0 +1,211 @@
+"""Batched test-time adaptation of many tasks from one init: SGD, Adam or learned rates.
+
+Every task adapts on its own support loss (``learner.support_loss``: the data
+misfit plus the inner physics term when the run uses one); its query *data* loss
+(``learner.data_loss``, the MSE the run measures) is recorded at a few step
+budgets, without keeping a graph. Tasks are batched with ``torch.func.vmap``, and
+each task may have its own rate, so a grid of candidate rates runs as one batch
+of tasks × rates (:mod:`.selection`).
+
+Optimizers (:data:`OPTIMIZERS`):
+
+- ``"sgd"``: ``φ ← φ − α ∇L_s(φ)`` on every model parameter — the inner rule of a
+  plain MAML learner at the fixed rate α;
+- ``"adam"``: Adam on the support loss, per task (its own moments), with
+  torch.optim.Adam's defaults β = (0.9, 0.999), ε = 1e-8 and its update written
+  out on the batched parameters;
+- ``"learned"``: the init's own learner's inner rule exactly as in meta-training
+  (``learner.loop.rule.update``): Meta-SGD's per-parameter rates, MAML++'s per-step
+  rates, the fixed ``inner_lr`` otherwise, on the parameters that learner adapts
+  (ANIL: the head). Past the K trained steps, MAML++ keeps step K−1's rates.
+
+Divergence: a task diverges at step k when its support loss at φ_k is non-finite
+or above :data:`DIVERGENCE_FACTOR` × its value at φ_0, or its query MSE is
+non-finite. The flag is sticky: from that budget on the task is ``diverged`` and
+its query MSE is NaN — never a number that could be averaged in.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.func import grad_and_value, vmap
+
+from ..batch import TaskBatch
+from ..errors import ConfigError
+from ..meta import MAML, RATE_PREFIX
+from ..typing import Params
+
+OPTIMIZERS = ("sgd", "adam", "learned")
+#: a support loss above this multiple of its initial value marks a task diverged
+DIVERGENCE_FACTOR = 10.0
+#: step budgets at which the query MSE is recorded by default
+DEFAULT_BUDGETS = (0, 1, 5, 10, 50, 200)
+#: torch.optim.Adam's defaults
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Query data MSE of B tasks at each budget.
+
+    ``query_mse`` ``[n_budgets, B]`` float64 (NaN where diverged), ``diverged``
+    ``[n_budgets, B]`` bool, ``seconds``: wall time of the whole adaptation
+    (adapting and predicting at every budget), ``params``: the adapted model
+    parameters at the last budget, each ``[B, *shape]`` (kept only on request).
+    """
+
+    query_mse: torch.Tensor
+    diverged: torch.Tensor
+    seconds: float
+    params: Params | None = None
+
+
+def check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
+    """Sorted distinct step budgets, each an int >= 0; ConfigError otherwise."""
+    try:
+        items = list(budgets)
+    except TypeError:
+        items = [budgets]
+    bad = [b for b in items if isinstance(b, bool) or not isinstance(b, int) or b < 0]
+    if not items or bad:
+        raise ConfigError(f"budgets={budgets!r} is not allowed; give one or more ints >= 0 "
+                          "(inner steps)")
+    return tuple(sorted(set(items)))
+
+
+def check_optimizer(name: str) -> str:
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer={name!r} is not allowed; use one of "
+                          f"{', '.join(OPTIMIZERS)}")
+    return name
+
+
+def _task_rates(rate: float | torch.Tensor | None, b: int, ref: torch.Tensor) -> torch.Tensor:
+    """The per-task rate vector ``[B]`` (a scalar rate broadcast)."""
+    if rate is None:
+        raise ConfigError("rate=None is only allowed with optimizer='learned'")
+    r = torch.as_tensor(rate, dtype=ref.dtype, device=ref.device)
+    if r.dim() == 0:
+        r = r.expand(b)
+    if r.shape != (b,) or not bool(torch.all(torch.isfinite(r) & (r > 0))):
+        raise ConfigError(f"rate must be a number > 0 or a [B={b}] tensor of them, "
+                          f"got shape {tuple(r.shape)}")
+    return r
+
+
+def _per_task(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``r`` ``[B]`` viewed to broadcast against ``like`` ``[B, *shape]``."""
+    return r.view(-1, *([1] * (like.dim() - 1)))
+
+
+class _Adam:
+    """torch.optim.Adam's update (no weight decay, no amsgrad) on batched tensors."""
+
+    def __init__(self, fast: Params, lr: torch.Tensor) -> None:
+        self.lr = lr
+        self.m = {n: torch.zeros_like(v) for n, v in fast.items()}
+        self.v = {n: torch.zeros_like(v) for n, v in fast.items()}
+        self.t = 0
+
+    def step(self, fast: Params, g: Params) -> Params:
+        b1, b2 = ADAM_BETAS
+        self.t += 1
+        bc1 = 1 - b1 ** self.t
+        bc2 = math.sqrt(1 - b2 ** self.t)
+        out = {}
+        for n, p in fast.items():
+            self.m[n] = self.m[n].lerp(g[n], 1 - b1)
+            self.v[n] = self.v[n] * b2 + (1 - b2) * g[n] * g[n]
+            denom = self.v[n].sqrt() / bc2 + ADAM_EPS
+            out[n] = p - _per_task(self.lr, p) / bc1 * (self.m[n] / denom)
+        return out
+
+
+def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBatch,
+                optimizer: str, rate: float | torch.Tensor | None,
+                budgets: Sequence[int] = DEFAULT_BUDGETS, *,
+                factor: float = DIVERGENCE_FACTOR, keep_params: bool = False) -> Curve:
+    """Adapt every task of ``batch`` from ``params`` and record its query MSE at ``budgets``.
+
+    ``params``: the init (model parameters and, for ``"learned"``, the
+    ``inner_lr.*`` rates), unbatched. ``batch``: tensors ``[B, K, d]``. ``rate``: a
+    number > 0 or one per task ``[B]`` (ignored, and may be None, for
+    ``"learned"``). ``factor``: the divergence threshold on the support-loss
+    growth. Runs to ``max(budgets)`` steps; see :class:`Curve`.
+    """
+    check_optimizer(optimizer)
+    budgets = check_budgets(budgets)
+    if not (factor > 1):
+        raise ConfigError(f"factor={factor!r} is not allowed; it must be a number > 1")
+    t0 = time.perf_counter()
+    model_p = {k: v.detach() for k, v in params.items() if not k.startswith(RATE_PREFIX)}
+    rates = {k: v.detach() for k, v in params.items() if k.startswith(RATE_PREFIX)}
+    missing = [n for n in learner.names if n not in model_p]
+    if missing:
+        raise ConfigError(f"params lacks model parameters {missing}")
+    names = learner.loop.adapted if optimizer == "learned" else tuple(learner.names)
+    fixed = {n: v for n, v in model_p.items() if n not in names}
+    b = batch.num_tasks
+    fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}
+    ref = next(iter(fast.values()))
+    lr = None if optimizer == "learned" else _task_rates(rate, b, ref)
+    adam = _Adam(fast, lr) if optimizer == "adam" else None
+    use_physics = learner.physics is not None and batch.collocation_x is not None
+    cx, tp = (batch.collocation_x, batch.params) if use_physics else (None, None)
+    cd = 0 if use_physics else None
+
+    def support(f: Params, sx, sy, c, t) -> torch.Tensor:
+        return learner.support_loss({**fixed, **f}, sx, sy, c, t)
+
+    def query(f: Params, qx, qy) -> torch.Tensor:
+        return learner.data_loss({**fixed, **f}, qx, qy)
+
+    step_fn = vmap(grad_and_value(support), in_dims=(0, 0, 0, cd, cd))
+    loss_fn = vmap(support, in_dims=(0, 0, 0, cd, cd))
+    query_fn = vmap(query, in_dims=(0, 0, 0))
+    horizon = budgets[-1]
+    trained = max(learner.loop.steps, 1)
+    mse = torch.full((len(budgets), b), math.nan, dtype=torch.float64)
+    flags = torch.zeros((len(budgets), b), dtype=torch.bool)
+    bad = torch.zeros(b, dtype=torch.bool, device=ref.device)
+    initial = None
+    j = 0
+    with torch.no_grad():
+        for k in range(horizon + 1):
+            if k < horizon:
+                g, loss = step_fn(fast, batch.support_x, batch.support_y, cx, tp)
+            else:
+                g, loss = None, loss_fn(fast, batch.support_x, batch.support_y, cx, tp)
+            if initial is None:
+                initial = loss
+            bad |= ~torch.isfinite(loss) | (loss > factor * initial)
+            if k == budgets[j]:
+                q = query_fn(fast, batch.query_x, batch.query_y)
+                bad |= ~torch.isfinite(q)
+                flags[j] = bad.cpu()
+                mse[j] = torch.where(bad, torch.nan, q).to(torch.float64).cpu()
+                j += 1
+            if g is None:
+                break
+            if optimizer == "sgd":
+                fast = {n: v - _per_task(lr, v) * g[n] for n, v in fast.items()}
+            elif optimizer == "adam":
+                fast = adam.step(fast, g)
+            else:
+                fast = learner.loop.rule.update(fast, g, rates, min(k, trained - 1))
+    if ref.is_cuda:
+        torch.cuda.synchronize(ref.device)
+    kept = {**{n: v.unsqueeze(0).expand(b, *v.shape) for n, v in fixed.items()}, **fast}
+    return Curve(mse, flags, time.perf_counter() - t0, kept if keep_params else None)
+
+
+def repeat_tasks(batch: TaskBatch, times: int) -> TaskBatch:
+    """``batch`` with its B tasks repeated ``times`` times: task ``r * B + i`` is task i."""
+    return TaskBatch(*(None if v is None else v.repeat(times, *([1] * (v.dim() - 1)))
+                       for v in batch))
