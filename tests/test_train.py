@@ -233,5 +233,9 @@ def test_quickstart_writes_tables_datasets_and_plots(tmp_path):
         with xr.open_dataset(out / "run" / "evaluation" / f"{split}.nc",
                              engine="h5netcdf") as ds:
             assert ds["query_mse"].dims == ("init", "optimizer", "budget", "task")
-            assert ds.sizes["budget"] == 11 and ds.sizes["task"] == 50
+            assert list(ds["budget"].values) == [0, 1, 5, 10] and ds.sizes["task"] == 50
+            # rates were chosen on the validation store, never on the test store
+            assert ds.attrs["rates_tuned"] == 1
+            assert "unforced-validation.h5" in ds.attrs["validation_store"]
+            assert np.isfinite(ds["chosen_rate"].values).all()
         assert (out / "run" / "evaluation" / f"{split}.png").stat().st_size > 0

@@ -31,8 +31,24 @@ def add_commands(sub) -> None:
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--regime", help="a label of the config's [data.validation] table")
     src.add_argument("--data", help="a task store of the same family")
+    e.add_argument("--validation", default=None, metavar="STORE",
+                   help="a store of a regime disjoint from training and test: each init's "
+                        "SGD and Adam rates are chosen on it (default: none; rates not tuned)")
+    e.add_argument("--optimizers", default="sgd,adam",
+                   help="test-time optimizers, comma-separated: sgd, adam, learned")
+    e.add_argument("--budgets", default=None,
+                   help="step budgets, comma-separated (default: 0,1,5,10,50,200)")
     e.add_argument("--steps", type=int, default=None,
-                   help="inner steps N (default: training's meta.inner_steps)")
+                   help="record every budget 0..N instead of --budgets")
+    e.add_argument("--select-budget", type=int, default=None,
+                   help="budget at which rates are chosen (default: min(50, largest budget))")
+    e.add_argument("--max-diverged", type=float, default=0.1,
+                   help="largest share of diverged validation tasks a rate may have")
+    e.add_argument("--bootstrap", type=int, default=1000,
+                   help="bootstrap resamples for the ratios' 95%% intervals")
+    e.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
+    e.add_argument("--budget", type=int, default=None,
+                   help="budget the printed table shows (default: the largest)")
     e.add_argument("--max-tasks", type=int, default=None,
                    help="evaluate on the first M ok tasks only (default: all)")
     e.set_defaults(func=cmd_evaluate)
@@ -56,14 +72,15 @@ def add_commands(sub) -> None:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from ..train.evaluate import format_table
-    from ..train.quickstart import quickstart
+    from ..train.quickstart import BUDGET, quickstart
 
     tables = quickstart(args.out, iterations=args.iterations, workers=args.workers)
     if not tables:
         print(f"stopped early; run `scimeta quickstart --out {args.out}` again to resume")
         return 0
     for split, rows in tables.items():
-        print(format_table(rows, f"oscillator / {split} (query MSE after 10 inner steps)"))
+        print(format_table(rows, f"oscillator / {split} (query MSE after {BUDGET} steps; "
+                                 "rates chosen on the validation store)"))
         print()
     print(f"results, datasets and plots in {args.out}/ (run/evaluation/*.nc, *.png)")
     return 0
@@ -83,6 +100,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+EVALUATE_FLAGS = {"steps": "--steps", "budgets": "--budgets", "optimizers": "--optimizers",
+                  "validation": "--validation", "select_budget": "--select-budget",
+                  "max_diverged": "--max-diverged", "bootstrap": "--bootstrap",
+                  "max_tasks": "--max-tasks"}
+
+
+def _csv(text: str, kind: type, flag: str) -> list:
+    """``"a,b"`` -> ``[kind(a), kind(b)]``; a bad item names the flag."""
+    from ..errors import ConfigError
+
+    try:
+        return [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated "
+                          f"{'integers' if kind is int else 'names'}") from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..train import RunDir
@@ -96,8 +130,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise ConfigError(f"--regime {label!r} is not in the run's [data.validation] table "
                               f"({', '.join(known) or 'empty'}); pass --data PATH instead")
         store = known[label]
-    ds = evaluate(args.run_dir, store, label=label, steps=args.steps, max_tasks=args.max_tasks)
-    print(format_table(summary_table(ds), f"{ds.attrs['family']} / {ds.attrs['label']}"))
+    with keyword_flags(**EVALUATE_FLAGS):
+        ds = evaluate(args.run_dir, store, label=label, steps=args.steps,
+                      max_tasks=args.max_tasks, validation=args.validation,
+                      optimizers=_csv(args.optimizers, str, "--optimizers"),
+                      budgets=None if args.budgets is None else _csv(args.budgets, int,
+                                                                      "--budgets"),
+                      select_budget=args.select_budget, max_diverged=args.max_diverged,
+                      bootstrap=args.bootstrap, seed=args.seed)
+    print(format_table(summary_table(ds, args.budget),
+                       f"{ds.attrs['family']} / {ds.attrs['label']}"))
     print(f"wrote {Path(args.run_dir) / 'evaluation' / (ds.attrs['label'] + '.nc')}")
     return 0
 
