@@ -72,6 +72,11 @@ class ProblemFamily(abc.ABC):
     #: Spatial derivatives of the state that :meth:`residual` needs, e.g. ``("x", "xx")``
     #: for Burgers; each is passed as keyword ``d_<name>`` of shape ``[..., C]``.
     spatial_derivatives: ClassVar[tuple[str, ...]] = ()
+    #: Looser bound on the residual of stored solutions for the family contract
+    #: (``scimeta check``; relative to the equation's largest term), with the reason
+    #: why; None: the contract's default.
+    contract_residual_tol: ClassVar[float | None] = None
+    contract_residual_reason: ClassVar[str] = ""
 
     # ---- parameter space -------------------------------------------------
     @property
@@ -97,11 +102,16 @@ class ProblemFamily(abc.ABC):
         return regime.time if regime is not None and regime.time is not None else self.time
 
     def check(self) -> None:
-        """Validate the family's own declarations (used by the registry's tests)."""
+        """Validate the family's own declarations (used by the registry's tests), then the
+        contract's structural checks: disjoint split regimes and a solver rtol <= 1e-6
+        (:func:`scimeta.contract.check_structure`, raises ``FamilyContractError``)."""
+        from .contract import check_structure  # here: scimeta.contract imports this module
+
         for r in self.regimes.values():
             r.check(self.params)
         if len(self.state_units) not in (0, len(self.state_names)):
             raise ConfigError(f"family {self.name!r}: state_units/state_names lengths differ")
+        check_structure(self)
 
     def override(self, regime: Regime, bounds: Mapping[str, tuple[float, float]]) -> Regime:
         """A copy of a box regime with some parameter bounds replaced (validated)."""
@@ -119,7 +129,7 @@ class ProblemFamily(abc.ABC):
             box[key] = (float(lo), float(hi))
         new = Regime(regime.name, box=box, exclude=regime.exclude,
                      description=regime.description + " (bounds overridden)", time=regime.time,
-                     initial=regime.initial)
+                     initial=regime.initial, closed=regime.closed)
         new.check(self.params)
         return new
 

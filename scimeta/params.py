@@ -3,6 +3,13 @@
 A *regime* is a named region of parameter space from which tasks are drawn:
 either a box (optionally with holes, so that ``train`` and ``test-interpolate``
 are disjoint) or a finite set of environments (the LEADS/CoDA grids).
+
+Membership is exact and never counts a value twice: a box is half-open,
+``low <= v < high`` per parameter (``v == low`` for a fixed one, ``low == high``),
+except interpolation regimes, which are closed; holes cut out of a box are closed.
+So ``train`` = ``[0.5, 2.5)`` minus ``[1.25, 1.75]``, ``test-interpolate`` =
+``[1.25, 1.75]`` and ``test-extrapolate`` = ``[2.5, 3.5)`` share no value although
+they touch. :func:`overlap` decides exactly whether two regimes share a value.
 """
 
 from __future__ import annotations
@@ -101,6 +108,10 @@ class Regime:
     ``time`` overrides the family's default output grid (e.g. CoDA's T=10, Δt=0.5);
     ``initial`` names a family-specific initial-condition rule for this regime
     (e.g. Burgers' classic ``"minus-sine"``); ``None`` means the family default.
+    ``closed`` says whether the box holds its upper bounds: ``None`` (default) closes
+    interpolation regimes (names ending in ``test-interpolate``: the holes cut out of
+    ``train``, whose whole boundary belongs to them) and leaves every other box
+    half-open ``[low, high)``; excluded boxes are always closed.
     """
 
     name: str
@@ -110,10 +121,16 @@ class Regime:
     description: str = ""
     time: TimeGrid | None = None
     initial: str | None = None
+    closed: bool | None = None
 
     def __post_init__(self) -> None:
         if (self.box is None) == (self.points is None):
             raise ConfigError(f"Regime {self.name!r} needs exactly one of box= or points=")
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the box includes its upper bounds (see ``closed``)."""
+        return self.name.endswith("test-interpolate") if self.closed is None else self.closed
 
     def bounds(self, specs: Sequence[ParamSpec]) -> np.ndarray:
         """Per-parameter ``[low, high]`` enclosing the regime, shape ``[P, 2]``."""
@@ -149,14 +166,20 @@ class Regime:
 
     def contains(self, specs: Sequence[ParamSpec], values: np.ndarray) -> bool:
         """Whether the parameter vector ``values`` (shape ``[P]``) lies in the regime."""
+        return bool(self.members(specs, np.asarray(values, dtype=np.float64)[None])[0])
+
+    def members(self, specs: Sequence[ParamSpec], values: np.ndarray) -> np.ndarray:
+        """Which rows of ``values`` ``[M, P]`` lie in the regime: ``[M]`` bool, exact
+        (environments match to 1e-12 relative)."""
+        values = np.asarray(values, dtype=np.float64)
         if self.points is not None:
             pts = np.asarray(self.points, dtype=np.float64)
-            return bool(np.any(np.all(np.isclose(pts, values, rtol=1e-12, atol=0), axis=1)))
-        inside = all(
-            self.box[s.name][0] <= v <= self.box[s.name][1]
-            for s, v in zip(specs, values, strict=True)
-        )
-        return inside and not any(_in_box(specs, b, values) for b in self.exclude)
+            same = np.isclose(pts[None], values[:, None], rtol=1e-12, atol=0)
+            return np.any(np.all(same, axis=2), axis=1)
+        inside = _in_box(specs, self.box, values, closed=self.is_closed)
+        for hole in self.exclude:
+            inside &= ~_in_box(specs, hole, values, closed=True)
+        return inside
 
     def sample(
         self, specs: Sequence[ParamSpec], rng: np.random.Generator, index: int = 0
@@ -166,17 +189,66 @@ class Regime:
             return np.asarray(self.points[index % len(self.points)], dtype=np.float64)
         for _ in range(10_000):
             values = np.array([s.draw(rng, *self.box[s.name]) for s in specs])
-            if not any(_in_box(specs, b, values) for b in self.exclude):
+            if self.contains(specs, values):  # not in a hole, not on an open upper bound
                 return values
         raise ConfigError(f"regime {self.name!r}: excluded boxes cover the whole regime")
 
 
-def _in_box(specs: Sequence[ParamSpec], box: Box, values: np.ndarray) -> bool:
-    return all(
-        box[s.name][0] < v < box[s.name][1]
-        for s, v in zip(specs, values, strict=True)
-        if s.name in box
-    )
+def _in_box(specs: Sequence[ParamSpec], box: Box, values: np.ndarray, closed: bool
+            ) -> np.ndarray:
+    """Rows of ``values`` ``[M, P]`` inside ``box`` (its parameters only): ``[M]`` bool."""
+    inside = np.ones(len(values), dtype=bool)
+    for i, spec in enumerate(specs):
+        if spec.name not in box:
+            continue
+        lo, hi = box[spec.name]
+        v = values[:, i]
+        if lo == hi:
+            inside &= v == lo
+        else:
+            inside &= (v >= lo) & ((v <= hi) if closed else (v < hi))
+    return inside
+
+
+def overlap(specs: Sequence[ParamSpec], a: Regime, b: Regime) -> np.ndarray | None:
+    """A parameter vector ``[P]`` lying in both regimes, or ``None`` if they are disjoint.
+
+    Exact: along each parameter, membership changes only at the bounds of the boxes and
+    holes, so it suffices to test every bound inside the common range and one value
+    between each two consecutive bounds, in all combinations.
+    """
+    if a.points is not None or b.points is not None:
+        pts_regime, other = (a, b) if a.points is not None else (b, a)
+        pts = np.asarray(pts_regime.points, dtype=np.float64)
+        hit = other.members(specs, pts)
+        return pts[np.argmax(hit)] if hit.any() else None
+    axes = []
+    for s in specs:
+        lo = max(a.box[s.name][0], b.box[s.name][0])
+        hi = min(a.box[s.name][1], b.box[s.name][1])
+        if lo > hi:
+            return None
+        cuts = {lo, hi} | {v for hole in (*a.exclude, *b.exclude) if s.name in hole
+                           for v in hole[s.name] if lo < v < hi}
+        cut = np.array(sorted(cuts))
+        axes.append(np.concatenate([cut, (cut[:-1] + cut[1:]) / 2]))
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(specs))
+    hit = a.members(specs, grid) & b.members(specs, grid)
+    return grid[np.argmax(hit)] if hit.any() else None
+
+
+def split_groups(regimes: Mapping[str, Regime]) -> list[tuple[str, ...]]:
+    """The regimes that must be pairwise disjoint: for each ``<prefix>train``, it and
+    the ``<prefix>test-interpolate`` / ``<prefix>test-extrapolate`` that exist."""
+    groups = []
+    for name in sorted(regimes):
+        if name.endswith("train"):
+            prefix = name[: -len("train")]
+            group = tuple(prefix + r for r in ("train", "test-interpolate", "test-extrapolate")
+                          if prefix + r in regimes)
+            if len(group) > 1:
+                groups.append(group)
+    return groups
 
 
 def split_regimes(
@@ -185,26 +257,29 @@ def split_regimes(
 ) -> dict[str, Regime]:
     """The standard disjoint trio ``train`` / ``test-interpolate`` / ``test-extrapolate``.
 
-    ``train`` is a box with ``hole`` cut out (open, so its boundary stays in train),
-    ``test-interpolate`` is the closed ``hole`` and ``test-extrapolate`` another box;
-    ``common`` gives the bounds of the parameters that do not separate the regimes.
-    ``prefix`` names variants (e.g. ``"unforced-"``); ``note`` is appended to each
-    description.
+    ``train`` is the half-open box ``train`` with the closed ``hole`` cut out,
+    ``test-interpolate`` is the closed ``hole`` and ``test-extrapolate`` another
+    half-open box, which may touch ``train`` but not overlap it; ``common`` gives the
+    bounds of the parameters that do not separate the regimes. ``prefix`` names
+    variants (e.g. ``"unforced-"``); ``note`` is appended to each description.
     """
     common = dict(common or {})
 
-    def text(box: Box) -> str:
-        return ", ".join(f"{k} in [{lo:g}, {hi:g}]" for k, (lo, hi) in box.items())
+    def text(box: Box, closed: bool) -> str:
+        return ", ".join(f"{k} = {lo:g}" if lo == hi else
+                         f"{k} in [{lo:g}, {hi:g}{']' if closed else ')'}"
+                         for k, (lo, hi) in box.items())
 
-    hole_text = ", ".join(f"{k} in ({lo:g}, {hi:g})" for k, (lo, hi) in hole.items())
     tail = f"; {note}" if note else ""
     return {
         f"{prefix}train": Regime(f"{prefix}train", box={**common, **train}, exclude=(hole,),
-                                 description=f"{text(train)} minus {hole_text}{tail}"),
+                                 description=f"{text(train, False)} minus {text(hole, True)}"
+                                             f"{tail}", closed=False),
         f"{prefix}test-interpolate": Regime(f"{prefix}test-interpolate",
-                                            box={**common, **train, **hole},
-                                            description=f"{text(hole)}{tail}"),
+                                            box={**common, **train, **hole}, closed=True,
+                                            description=f"{text(hole, True)}{tail}"),
         f"{prefix}test-extrapolate": Regime(f"{prefix}test-extrapolate",
                                             box={**common, **train, **extrapolate},
-                                            description=f"{text(extrapolate)}{tail}"),
+                                            description=f"{text(extrapolate, False)}{tail}",
+                                            closed=False),
     }
