@@ -15,7 +15,9 @@ from .errors import ScimetaError as ScimetaError
 if TYPE_CHECKING:
     from . import problems as problems  # type: ignore[attr-defined]
     from .family import OdeFamily as OdeFamily
+    from .contract import check_family as check_family
     from .family import ProblemFamily as ProblemFamily
+    from .family import SolverInfo as SolverInfo
     from .params import ParamSpec as ParamSpec
     from .params import Regime as Regime
     from .params import TimeGrid as TimeGrid
@@ -28,6 +30,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "problems": (".problems", ""),
     "OdeFamily": (".family", "OdeFamily"),
     "ProblemFamily": (".family", "ProblemFamily"),
+    "SolverInfo": (".family", "SolverInfo"),
+    "check_family": (".contract", "check_family"),
     "ParamSpec": (".params", "ParamSpec"),
     "Regime": (".params", "Regime"),
     "TimeGrid": (".params", "TimeGrid"),
