@@ -6,7 +6,8 @@ depends on the other; each re-exports it.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import torch
 
@@ -28,10 +29,18 @@ class TaskBatch(NamedTuple):
     collocation_x: torch.Tensor | None = None
     params: torch.Tensor | None = None
 
-    def to(self, *args, **kwargs) -> TaskBatch:
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> TaskBatch:
+        """``fn`` applied to every tensor (``None`` fields stay ``None``)."""
+        out = [None if v is None else fn(v) for v in self]
+        return TaskBatch(*out)  # type: ignore[arg-type]
+
+    def to(self, *args: Any, **kwargs: Any) -> TaskBatch:
         """Move/cast every tensor (``None`` fields stay ``None``)."""
-        moved = [None if v is None else v.to(*args, **kwargs) for v in self]
-        return TaskBatch(*moved)  # type: ignore[arg-type]
+        return self.apply(lambda v: v.to(*args, **kwargs))
+
+    def tasks(self, index: slice | torch.Tensor | Sequence[int]) -> TaskBatch:
+        """The tasks ``index`` of every tensor (a slice keeps views)."""
+        return self.apply(lambda v: v[index])
 
     @property
     def num_tasks(self) -> int:

@@ -128,6 +128,13 @@ class Regime:
             raise ConfigError(f"Regime {self.name!r} needs exactly one of box= or points=")
 
     @property
+    def box_bounds(self) -> Mapping[str, tuple[float, float]]:
+        """``box``, for a box regime (a ConfigError for a set of environments)."""
+        if self.box is None:
+            raise ConfigError(f"regime {self.name!r} is a set of environments, not a box")
+        return self.box
+
+    @property
     def is_closed(self) -> bool:
         """Whether the box includes its upper bounds (see ``closed``)."""
         return self.name.endswith("test-interpolate") if self.closed is None else self.closed
@@ -137,7 +144,7 @@ class Regime:
         if self.points is not None:
             pts = np.asarray(self.points, dtype=np.float64)
             return np.stack([pts.min(0), pts.max(0)], axis=1)
-        return np.array([self.box[s.name] for s in specs], dtype=np.float64)
+        return np.array([self.box_bounds[s.name] for s in specs], dtype=np.float64)
 
     def check(self, specs: Sequence[ParamSpec]) -> None:
         """Validate the regime against the family's parameter specs."""
@@ -152,7 +159,7 @@ class Regime:
             for spec, (lo, hi) in zip(specs, self.bounds(specs), strict=True):
                 spec.check_interval(lo, hi, f"regime {self.name!r} environments")
             return
-        for boxes, what in ((self.box,), "bounds"), (self.exclude, "excluded box"):
+        for boxes, what in ((self.box_bounds,), "bounds"), (self.exclude, "excluded box"):
             for box in boxes:
                 for key in box:
                     if key not in names:
@@ -176,7 +183,7 @@ class Regime:
             pts = np.asarray(self.points, dtype=np.float64)
             same = np.isclose(pts[None], values[:, None], rtol=1e-12, atol=0)
             return np.any(np.all(same, axis=2), axis=1)
-        inside = _in_box(specs, self.box, values, closed=self.is_closed)
+        inside = _in_box(specs, self.box_bounds, values, closed=self.is_closed)
         for hole in self.exclude:
             inside &= ~_in_box(specs, hole, values, closed=True)
         return inside
@@ -188,7 +195,7 @@ class Regime:
         if self.points is not None:
             return np.asarray(self.points[index % len(self.points)], dtype=np.float64)
         for _ in range(10_000):
-            values = np.array([s.draw(rng, *self.box[s.name]) for s in specs])
+            values = np.array([s.draw(rng, *self.box_bounds[s.name]) for s in specs])
             if self.contains(specs, values):  # not in a hole, not on an open upper bound
                 return values
         raise ConfigError(f"regime {self.name!r}: excluded boxes cover the whole regime")
@@ -224,8 +231,8 @@ def overlap(specs: Sequence[ParamSpec], a: Regime, b: Regime) -> np.ndarray | No
         return pts[np.argmax(hit)] if hit.any() else None
     axes = []
     for s in specs:
-        lo = max(a.box[s.name][0], b.box[s.name][0])
-        hi = min(a.box[s.name][1], b.box[s.name][1])
+        lo = max(a.box_bounds[s.name][0], b.box_bounds[s.name][0])
+        hi = min(a.box_bounds[s.name][1], b.box_bounds[s.name][1])
         if lo > hi:
             return None
         cuts = {lo, hi} | {v for hole in (*a.exclude, *b.exclude) if s.name in hole

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 
 from .errors import ConfigError, unknown_name
@@ -78,3 +80,20 @@ def get(name: str) -> ProblemFamily:
     family = _materialize(name, target)
     _loaded[name] = family
     return family
+
+
+@contextmanager
+def registered(family: ProblemFamily) -> Iterator[ProblemFamily]:
+    """Make ``get(family.name)`` return this instance for the duration of the block
+    (e.g. a modified copy that a generator looks up by name); the previous entry is
+    restored afterwards."""
+    missing = object()
+    before = _loaded.get(family.name, missing)
+    _loaded[family.name] = family
+    try:
+        yield family
+    finally:
+        if before is missing:
+            _loaded.pop(family.name, None)
+        else:
+            _loaded[family.name] = before  # type: ignore[assignment]

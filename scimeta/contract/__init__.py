@@ -164,6 +164,8 @@ def _convergence(fam: ProblemFamily, regimes: list[str], short: bool) -> Check:
         err, bound, how = found
         if worst is None or err / bound > worst[0] / worst[1]:
             worst = (err, bound, f"{name}, {how}")
+    if worst is None:
+        return Check("self-convergence", NA, detail="no regime to solve")
     return Check.measure("self-convergence", worst[0], "<=", worst[1], worst[2])
 
 

@@ -94,7 +94,7 @@ def convergence(family: ProblemFamily, params: np.ndarray, y0: np.ndarray,
     if step is None:
         return None
     fine = copy.copy(family)
-    fine.max_step_override = step / STEP_REFINE
+    fine.max_step_override = step / STEP_REFINE  # type: ignore[attr-defined]  # spectral
     a = solve_one(family, params, y0, t)
     b = solve_one(fine, params, y0, t)
     return (rel_error(a, b), REFERENCE_ACCURACY,

@@ -7,33 +7,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from .. import registry
 from ..family import STATUS_NAMES, STATUS_NON_FINITE, STATUS_OK, ProblemFamily
 from ..params import TimeGrid
-
-_MISSING = object()
-
-
-@contextmanager
-def registered(family: ProblemFamily) -> Iterator[None]:
-    """Make ``registry.get(family.name)`` return ``family`` for the duration (the
-    generator looks families up by name); the previous entry is restored after."""
-    loaded = registry._loaded  # the registry's cache of materialized families
-    before = loaded.get(family.name, _MISSING)
-    loaded[family.name] = family
-    try:
-        yield
-    finally:
-        if before is _MISSING:
-            loaded.pop(family.name, None)
-        else:
-            loaded[family.name] = before
+from ..registry import registered
 
 
 def round_trip(family: ProblemFamily, regime_name: str, tasks: int = 2,
@@ -48,9 +28,10 @@ def round_trip(family: ProblemFamily, regime_name: str, tasks: int = 2,
     if times is not None and times < grid.n:
         regime = dataclasses.replace(regime, time=TimeGrid(grid.t0, grid.t0 + (times - 1)
                                                            * grid.dt, times))
-        grid = regime.time
+        grid = family.time_grid(regime)
     fam = copy.copy(family)
-    fam.regimes = {**family.regimes, regime_name: regime}
+    # a shallow copy with this regime and a recording solver (instance overrides)
+    fam.regimes = {**family.regimes, regime_name: regime}  # type: ignore[misc]
     solved: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     def solve_batch(params, y0, t):
@@ -58,7 +39,7 @@ def round_trip(family: ProblemFamily, regime_name: str, tasks: int = 2,
         solved.append((np.array(params), np.array(fields), np.array(status)))
         return fields, status
 
-    fam.solve_batch = solve_batch
+    fam.solve_batch = solve_batch  # type: ignore[method-assign]
     bad: list[str] = []
     with tempfile.TemporaryDirectory() as tmp, registered(fam):
         path = Path(tmp) / "contract.h5"

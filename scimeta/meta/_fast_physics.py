@@ -103,6 +103,6 @@ class PhysicsPlan:
         step = chunk_size or n
         total = b.support_x.new_zeros(())
         for s in range(0, n, step):
-            part = TaskBatch(*(None if v is None else v[s:s + step] for v in b))
+            part = b.tasks(slice(s, s + step))
             total = total + self.task_losses(loop, p, rates, part).sum()
         return total / n

@@ -66,12 +66,9 @@ class Curve:
     params: Params | None = None
 
 
-def check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:
+def check_budgets(budgets: Sequence[int] | int) -> tuple[int, ...]:
     """Sorted distinct step budgets, each an int >= 0; ConfigError otherwise."""
-    try:
-        items = list(budgets)
-    except TypeError:
-        items = [budgets]
+    items: list = list(budgets) if isinstance(budgets, Sequence) else [budgets]
     bad = [b for b in items if isinstance(b, bool) or not isinstance(b, int) or b < 0]
     if not items or bad:
         raise ConfigError(f"budgets={budgets!r} is not allowed; give one or more ints >= 0 "
@@ -155,7 +152,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}
     ref = next(iter(fast.values()))
     lr = None if optimizer == "learned" else _task_rates(rate, b, ref)
-    adam = _Adam(fast, lr) if optimizer == "adam" else None
+    adam = _Adam(fast, lr) if optimizer == "adam" and lr is not None else None
     use_physics = learner.physics is not None and batch.collocation_x is not None
     cx, tp = (batch.collocation_x, batch.params) if use_physics else (None, None)
     cd = 0 if use_physics else None
@@ -193,10 +190,10 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 j += 1
             if g is None:
                 break
-            if optimizer == "sgd":
-                fast = {n: v - _per_task(lr, v) * g[n] for n, v in fast.items()}
-            elif optimizer == "adam":
+            if adam is not None:
                 fast = adam.step(fast, g)
+            elif lr is not None:  # sgd
+                fast = {n: v - _per_task(lr, v) * g[n] for n, v in fast.items()}
             else:
                 fast = learner.loop.rule.update(fast, g, rates, min(k, trained - 1))
     if ref.is_cuda:
@@ -207,5 +204,4 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
 
 def repeat_tasks(batch: TaskBatch, times: int) -> TaskBatch:
     """``batch`` with its B tasks repeated ``times`` times: task ``r * B + i`` is task i."""
-    return TaskBatch(*(None if v is None else v.repeat(times, *([1] * (v.dim() - 1)))
-                       for v in batch))
+    return batch.apply(lambda v: v.repeat(times, *([1] * (v.dim() - 1))))

@@ -23,7 +23,6 @@ import torch
 import xarray as xr
 
 from .. import registry
-from ..batch import TaskBatch
 from ..data import TaskReader
 from ..errors import ConfigError
 from ..meta import RATE_PREFIX, learner_names
@@ -161,7 +160,7 @@ def evaluate(
                     "comparison", cfg.meta.inner_lr, UNTUNED_ADAM_LR)
     n = len(reader) if max_tasks is None else min(max_tasks, len(reader))
     batches = _batches(reader, n, chunk, device, dtype)  # the test store, read once
-    first = TaskBatch(*(None if v is None else v[:1] for v in batches[0]))
+    first = batches[0].tasks(slice(0, 1))
     for j, opt in enumerate(optimizers):  # first-call overheads stay out of the timings
         adapt_curve(own[inits[0]] if opt == "learned" else plain, states[inits[0]], first,
                     opt, chosen[0, j], (1,), factor=factor)
@@ -210,7 +209,7 @@ def evaluate(
                "rate_selection": _selection_note(table is not None, validation, select_budget,
                                                  max_diverged, cfg.meta.inner_lr)},
     )
-    if table is not None:
+    if table is not None and validation is not None:
         if table:
             ds = ds.merge(validation_table(table, inits, optimizers, grids))
         ds.attrs["validation_store"] = str(Path(validation).resolve())

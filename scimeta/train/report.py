@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -67,7 +68,7 @@ def summary_table(ds: xr.Dataset, budget: int | None = None) -> list[dict]:
     rows = []
     for name in ds["init"].values:
         for opt in ds["optimizer"].values:
-            cell = {"init": str(name), "optimizer": str(opt)}
+            cell: dict[str, Any] = {"init": str(name), "optimizer": str(opt)}
             at = ds.sel(init=name, optimizer=opt, budget=b)
             row: dict = {
                 **cell, "budget": b, "rate": float(ds["chosen_rate"].sel(**cell)),

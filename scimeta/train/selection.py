@@ -199,8 +199,9 @@ def check_disjoint(specs: Sequence[ParamSpec], validation: tuple[str, Mapping, n
     vreg = store_regime(vattrs)
     for label, (attrs, params) in others.items():
         reg = store_regime(attrs)
-        hits = [] if reg is None else np.flatnonzero(reg.members(specs, vparams))
-        back = [] if vreg is None else np.flatnonzero(vreg.members(specs, params))
+        none = np.zeros(0, dtype=np.int64)
+        hits = none if reg is None else np.flatnonzero(reg.members(specs, vparams))
+        back = none if vreg is None else np.flatnonzero(vreg.members(specs, params))
         if len(hits) or len(back):
             row = vparams[hits[0]] if len(hits) else params[back[0]]
             raise ConfigError(
