@@ -14,8 +14,8 @@ from .errors import ScimetaError as ScimetaError
 
 if TYPE_CHECKING:
     from . import problems as problems  # type: ignore[attr-defined]
-    from .family import OdeFamily as OdeFamily
     from .contract import check_family as check_family
+    from .family import OdeFamily as OdeFamily
     from .family import ProblemFamily as ProblemFamily
     from .family import SolverInfo as SolverInfo
     from .params import ParamSpec as ParamSpec

@@ -197,11 +197,21 @@ class MAML:
                    collocation_x: torch.Tensor | None = None,
                    task_params: torch.Tensor | None = None, *,
                    steps: int | None = None) -> Params:
-        """Adapted model parameters φ after ``steps`` (default ``inner_steps``) updates.
+        """Adapted model parameters φ after ``steps`` inner updates (pure).
 
-        ``params`` holds the model parameters θ and any learned rates. Each step is
-        ``φ ← loop.rule.update(φ, ∇ support_loss(φ))`` on the adapted parameters
-        (differentiable in θ and the rates unless ``first_order``).
+        Each step is ``φ ← loop.rule.update(φ, ∇ support_loss(φ))`` on the adapted
+        parameters, differentiable in θ and the rates unless ``first_order``.
+
+        Args:
+            params: θ, the model parameters and any learned rates (``"inner_lr.*"``).
+            support_x: the task's support inputs ``[K, d_in]`` (coordinates, family units).
+            support_y: the task's support outputs ``[K, d_out]`` (state units).
+            collocation_x: residual points ``[C, d_in]`` (needed with an inner physics term).
+            task_params: the task's physical parameters ``[P]`` (idem).
+            steps: number of updates (default ``inner_steps``).
+
+        Returns:
+            φ: a parameter dict with the model's keys and θ's shapes.
         """
         return self.inner_trajectory(params, support_x, support_y, collocation_x, task_params,
                                      steps=steps)[-1]
@@ -235,10 +245,18 @@ class MAML:
                        support_y: torch.Tensor, query_x: torch.Tensor, query_y: torch.Tensor,
                        collocation_x: torch.Tensor | None = None,
                        task_params: torch.Tensor | None = None) -> torch.Tensor:
-        """One task's meta-objective: the query loss after the inner loop (scalar).
+        """One task's meta-objective: the query loss after the inner loop (pure).
 
-        With the MAML++ multi-step loss, ``sum_k w_k * query_loss(φ_k)`` over
-        steps k = 1..K.
+        Args:
+            params: θ, the model parameters and any learned rates.
+            support_x, support_y: support set ``[K, d_in]``, ``[K, d_out]``.
+            query_x, query_y: query set ``[Q, d_in]``, ``[Q, d_out]``.
+            collocation_x, task_params: ``[C, d_in]`` and ``[P]`` for a physics term.
+
+        Returns:
+            A scalar: ``query_loss(inner_loop(θ))``; with the MAML++ multi-step loss
+            ``sum_k w_k * query_loss(φ_k)`` over steps k = 1..K. Units: the loss's
+            (squared state units for the MSE).
         """
         c = (collocation_x, task_params)
         weights = self.loop.step_weights
@@ -294,12 +312,18 @@ class MAML:
 
     def meta_gradient(self, params: ParamsLike,
                       batch: TaskBatch) -> tuple[torch.Tensor, Grads]:
-        """(meta-loss, meta-gradient) with respect to every entry of ``params``.
+        """The meta-loss and the meta-gradient, the same call for every learner.
 
-        The same call for every learner: the gradient of :meth:`meta_loss` when
-        :attr:`differentiable_objective`, the learner's pseudo-gradient otherwise.
-        The loss is detached; a gradient is ``None`` where the loss does not depend
-        on the entry. Nothing is computed past a non-finite loss (grads ``None``).
+        Args:
+            params: θ (leaf tensors; those with ``requires_grad`` get a gradient).
+            batch: a :class:`~scimeta.batch.TaskBatch` of ``[B, K, d]`` tensors.
+
+        Returns:
+            ``(loss, grads)``: the detached scalar :meth:`meta_loss`, and per key of
+            ``params`` the gradient of the meta-loss when
+            :attr:`differentiable_objective` (the learner's pseudo-gradient
+            otherwise), ``None`` where the loss does not depend on the entry or the
+            loss is not finite (nothing is computed past a non-finite loss).
         """
         leaves = {k: v for k, v in params.items() if v.requires_grad}
         loss = self.meta_loss(params, batch)

@@ -95,11 +95,19 @@ class InnerRule:
     def update(self, fast: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor],
                rates: Mapping[str, torch.Tensor], step: int, *, grad_scale: float = 1.0,
                fused: bool = False) -> Params:
-        """``φ − α ⊙ grad_scale · g`` for every entry of ``fast`` (a new dict).
+        """One inner step ``φ − α ⊙ grad_scale · g`` (pure; a new dict).
 
-        ``grad_scale`` lets a caller pass an unscaled gradient (the hand-batched
-        path folds the MSE's ``2 / (N d_out)`` into the step). ``fused=True`` makes
-        one multi-tensor kernel of a fixed-rate step; it cannot run under ``vmap``.
+        Args:
+            fast: the adapted parameters φ (any leading task dimensions).
+            grads: the support-loss gradient per key of ``fast``, same shapes.
+            rates: the learned rates (``"inner_lr.*"`` entries; ignored if fixed).
+            step: the step index k (selects MAML++ per-step rates).
+            grad_scale: a factor on ``grads`` (the hand-batched path passes the
+                unscaled MSE gradient and folds ``2 / (N d_out)`` in here).
+            fused: one multi-tensor kernel for a fixed-rate step (not under ``vmap``).
+
+        Returns:
+            The updated parameters, keyed like ``fast``.
         """
         names = list(fast)
         if fused and self.mode == "fixed":

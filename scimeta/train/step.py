@@ -23,12 +23,21 @@ GradReducer = Callable[[Grads], None]
 
 def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.Optimizer,
               grad_clip: float = 0.0, reduce: GradReducer | None = None) -> float:
-    """Apply one meta-update to ``params`` (leaf tensors owned by ``opt``); return the loss.
+    """Apply one meta-update to ``params`` in place.
 
-    Uses ``learner.meta_gradient`` (the exact meta-gradient, or Reptile's
-    pseudo-gradient). A non-finite loss is returned without touching ``params``
-    so the caller can stop on the last good state. ``grad_clip > 0`` clips the
-    global gradient norm; ``reduce`` (if given) sees the gradients before that.
+    Args:
+        learner: any registered learner (``learner.meta_gradient`` gives the exact
+            meta-gradient, or Reptile's pseudo-gradient).
+        params: θ, leaf tensors owned by ``opt``.
+        batch: the meta-batch, ``[B, K, d]`` tensors.
+        opt: the outer optimizer.
+        grad_clip: clip the global gradient norm to this (0: no clipping).
+        reduce: sees (and may change in place) the gradients before clipping, e.g.
+            an all-reduce mean across ranks.
+
+    Returns:
+        The meta-loss (a float). A non-finite loss is returned without touching
+        ``params``, so the caller can stop on the last good state.
     """
     opt.zero_grad(set_to_none=True)
     loss_t, grads = learner.meta_gradient(params, batch)
