@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from .._version import __version__
 from ..errors import ScimetaError
-from . import check_cmd, data_cmds, meta_cmds
+from . import check_cmd, data_cmds, landscape_cmds, meta_cmds
 
-COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd)
+COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds)
 
 
 def build_parser() -> argparse.ArgumentParser:
