@@ -52,10 +52,10 @@ def _support_hvp(learner: MAML, params: ParamsLike, batch: TaskBatch):
 
     losses = vmap(one, in_dims=(0, 0, 0, cd, pd), chunk_size=learner.chunk_size)(
         leaves, batch.support_x, batch.support_y, cx, tp)
-    grads = torch.autograd.grad(losses.sum(), list(leaves.values()), create_graph=True,
-                                allow_unused=True)
+    raw = torch.autograd.grad(losses.sum(), list(leaves.values()), create_graph=True,
+                              allow_unused=True)
     grads = [torch.zeros_like(v) if g is None else g
-             for g, v in zip(grads, leaves.values(), strict=True)]
+             for g, v in zip(raw, leaves.values(), strict=True)]
     live = [i for i, g in enumerate(grads) if g.requires_grad]
     vals = list(leaves.values())
 

@@ -241,7 +241,7 @@ class MetaHessian:
         """Find the first task whose own term is non-finite and stop naming it."""
         fn_path = self.path
         for i, tid in enumerate(self.task_ids):
-            one = TaskBatch(*(None if t is None else t[i:i + 1] for t in self.batch))
+            one = self.batch.tasks(slice(i, i + 1))
             leaves = {n: self.theta[n].clone().requires_grad_(True) for n in self.flat.names}
             try:
                 loss = meta_objective(self.learner, one, fn_path)({**self.theta, **leaves})

@@ -86,7 +86,7 @@ def plot_stable_rates(ds: xr.Dataset, ax: Axes | None = None) -> Axes:
     if finite.size:
         lo, hi = np.log10(finite.min()), np.log10(finite.max())
         bins = np.logspace(lo - 0.05, hi + 0.05, 20)
-        ax.hist(finite, bins=bins)
+        ax.hist(finite, bins=list(bins))
         ax.set_xscale("log")
     ax.axvline(ds.attrs["inner_lr"], color="C3", label=f"inner_lr {ds.attrs['inner_lr']:g}")
     ax.set_xlabel("largest stable inner rate 2/λ_max")

@@ -14,6 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,13 @@ import torch
 from ..errors import ConfigError
 from ..meta import MAML, learner_names
 from ..typing import Params
+
+if TYPE_CHECKING:
+    from ..batch import TaskBatch
+    from ..data import TaskReader
+    from ..family import ProblemFamily
+    from ..train.config import TrainConfig
+    from ..train.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +52,17 @@ def safe_name(label: object, what: str = "regime", source: str = "") -> str:
 class RunContext:
     """A run's directory, info, config and the learner of its objective."""
 
-    rd: object
+    rd: RunDir
     info: dict
-    cfg: object
-    family: object
+    cfg: TrainConfig
+    family: ProblemFamily
     learner: MAML
     learner_name: str
     device: torch.device
     dtype: torch.dtype
 
-    def open_store(self, store: str | os.PathLike, max_tasks: int | None):
+    def open_store(self, store: str | os.PathLike,
+                   max_tasks: int | None) -> tuple[TaskReader, TaskBatch, str]:
         """(reader, batch of the first ``max_tasks`` ok tasks, label) of a store of the
         run's family (label: the store's regime, checked as a file name)."""
         from ..train.loop import open_reader

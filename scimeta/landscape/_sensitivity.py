@@ -77,9 +77,9 @@ def loss_slices(hessian: MetaHessian, directions: np.ndarray,
         u = d[:, j]
         if not np.all(np.isfinite(u)):
             continue
-        u = torch.from_numpy(u / np.linalg.norm(u))
+        unit = torch.from_numpy(u / np.linalg.norm(u))
         for i, step in enumerate(t):
-            out[j, i] = hessian.loss_at(step * u)
+            out[j, i] = hessian.loss_at(step * unit)
     return out
 
 

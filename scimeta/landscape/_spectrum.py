@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ WHICH = ("top", "bottom")
 METHODS = ("auto", "lanczos", "dense")
 
 
-def as_operator(op: object) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
+def as_operator(op: Any) -> tuple[int, Callable[[np.ndarray], np.ndarray]]:
     """(P, float64 matvec) of an operator (see the module docstring)."""
     from scipy.sparse.linalg import LinearOperator, aslinearoperator
 
@@ -175,7 +176,9 @@ def lanczos(mv: Callable[[np.ndarray], np.ndarray], v0: np.ndarray,
     n = v0.shape[0]
     steps = min(_check_count("steps", steps), n)
     q = np.asarray(v0, dtype=np.float64) / np.linalg.norm(v0)
-    qs, alpha, beta = [q], [], []
+    qs: list[np.ndarray] = [q]
+    alpha: list[float] = []
+    beta: list[float] = []
     for j in range(steps):
         w = mv(qs[j])
         a = float(qs[j] @ w)

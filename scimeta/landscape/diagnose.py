@@ -91,11 +91,12 @@ def support_swap(learner: MAML, params: ParamsLike, batch: TaskBatch, *, shift: 
     if not threshold > 0:
         raise ConfigError(f"threshold={threshold!r} is not allowed; it must be > 0")
 
-    def roll(t: torch.Tensor | None) -> torch.Tensor | None:
-        return None if t is None else torch.roll(t, -shift, 0)
+    def roll(t: torch.Tensor) -> torch.Tensor:
+        return torch.roll(t, -shift, 0)
 
-    swapped = batch._replace(support_x=roll(batch.support_x), support_y=roll(batch.support_y),
-                             collocation_x=roll(batch.collocation_x), params=roll(batch.params))
+    rolled = batch.apply(roll)  # every task gets the next task's support (and physics)
+    swapped = batch._replace(support_x=rolled.support_x, support_y=rolled.support_y,
+                             collocation_x=rolled.collocation_x, params=rolled.params)
     if own is None:
         own = adaptation_errors(learner, params, batch, steps)[1]
     other = learner.adaptation_curve(params, swapped, steps)[-1].cpu().double().numpy()
@@ -221,7 +222,7 @@ def diagnose(run_dir: str | os.PathLike, stores: Sequence[str | os.PathLike] = (
             "swap_mse": "query MSE after adapting on another task's support set (mean)",
             "swap_ratio": "swap_mse / post_mse (a memorising learner stays near 1)",
             "coherence": "mean pairwise cosine of per-task meta-gradients"}
-    data = {k: (dims, v, {"long_name": long[k]}) for k, v in out.items()}
+    data: dict[str, tuple] = {k: (dims, v, {"long_name": long[k]}) for k, v in out.items()}
     data["gain"] = (dims, out["pre_mse"] / out["post_mse"],
                     {"long_name": "pre_mse / post_mse (1: adaptation gains nothing)"})
     data["gap"] = (dims, gap, {"long_name": "post_mse minus the training regime's"})
