@@ -104,3 +104,63 @@ def test_params_by_name_match_the_vector(run, tmp_path, capsys):
     save_predictions(by_name, tmp_path / "p.nc")
     with xr.open_dataset(tmp_path / "p.nc", engine="h5netcdf") as ds:
         np.testing.assert_array_equal(ds["prediction"], by_name["prediction"])
+
+
+# ---- the support loss and its report ----------------------------------------------
+
+def test_missing_channels_leave_each_observed_value_its_full_weight(run):
+    """The masked support loss equals the full training MSE in which each missing value
+    is replaced by the model's own prediction (zero error): an observed value pulls as
+    hard whatever else is observed, so the effective inner step does not change."""
+    import torch
+
+    from scimeta.train.adapt import support_loss
+
+    torch.manual_seed(0)
+    pred = torch.randn(11, 2, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(11, 2, dtype=torch.float64)
+    mask = torch.ones(11, 2, dtype=torch.bool)
+    mask[:, 1] = False  # x(t) only
+    masked = support_loss(torch.nn.Identity(), mask)(pred, target)
+    filled = torch.where(mask, target, pred.detach())
+    full = ((pred - filled) ** 2).mean()
+    torch.testing.assert_close(masked, full)
+    g1, = torch.autograd.grad(masked, pred)
+    g2, = torch.autograd.grad(full, pred)
+    torch.testing.assert_close(g1, g2)
+
+
+def test_adapt_reports_the_support_loss_and_warns_when_it_rose(run, tmp_path, capsys, caplog):
+    (tmp_path / "x.csv").write_text("t,x,v\n0,0.5,\n1,0.2,\n2,,-0.3\n")  # empty = missing
+    ds = adapt(run / "run", tmp_path / "x.csv", steps=2)
+    assert ds.attrs["observed"] == "3 of 6 support values"
+    assert np.isfinite(ds.attrs["support_loss_before"])
+    assert ds.attrs["support_loss_after"] < ds.attrs["support_loss_before"]
+    assert main(["adapt", str(run / "run"), "--support", str(tmp_path / "x.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "support loss" in err and "on 3 of 6 support values" in err
+    import logging
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="scimeta.train.adapt"):
+        adapt(run / "run", tmp_path / "x.csv", steps=2, params=np.array([1.0, 0.1, 0.0, 1.0]))
+        assert not [r for r in caplog.records if "data only" in r.message]
+        adapt(run / "run", tmp_path / "x.csv", steps=2)  # a physics run without params
+    assert any("adapting on the data only" in r.message for r in caplog.records)
+
+
+def test_predictions_are_written_whole_or_not_at_all(run, tmp_path):
+    ds = adapt(run / "run", run / "obs.csv", steps=1)
+    with pytest.raises(ConfigError, match=r"unknown suffix '\.txt'; use \.csv"):
+        save_predictions(ds, tmp_path / "p.txt")
+    save_predictions(ds, tmp_path / "p.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.csv"]  # no temporary left
+
+
+def test_support_from_a_store_and_points_outside_the_grid(run, tmp_path, caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="scimeta.train.adapt"):
+        ds = adapt(run / "run", run / "train.h5", steps=1, at=np.array([[1.0], [12.0]]))
+    assert ds["prediction"].shape == (2, 2)
+    assert any("extrapolations" in r.message for r in caplog.records)

@@ -252,3 +252,67 @@ def test_validator_names_every_violation(tmp_path, osc_store):
     for fragment in ("'created'", "unknown codes [9]", "task(s) [1]", "ok task(s) [2]",
                      "task(s) [4] outside the regime"):
         assert fragment in found, fragment
+
+
+# ---- precision: float64 initial states, float64 stores, older stores ---------------
+
+def test_initial_states_are_stored_in_float64_and_resolve_exactly(osc_store):
+    fam = problems.get("oscillator")
+    with h5py.File(osc_store) as f:
+        assert f["y0"].dtype == np.float64 and f["y0"].shape == (40, 2)
+        seeds, params, y0, u = f["seed"][:], f["params"][:], f["y0"][:], f["u"][:]
+    for task in (0, 21):
+        rng = np.random.default_rng(int(seeds[task]))
+        fam.regime("train").sample(fam.params, rng, index=task)
+        np.testing.assert_array_equal(y0[task], fam.sample_initial_state(rng))
+        ref = fam.solve(params[task], y0[task], fam.time.values())
+        np.testing.assert_allclose(u[task], ref, rtol=0, atol=1e-6)  # float32 rounding
+
+
+def test_float64_store_keeps_the_solver_values(tmp_path):
+    cfg = GenerationConfig("oscillator", "train", tasks=3, seed=2, support=4, query=5,
+                           dtype="float64")
+    out = generate(cfg, tmp_path / "f64.h5")
+    assert validate(out) == []
+    fam = problems.get("oscillator")
+    with h5py.File(out) as f:
+        assert f["u"].dtype == np.float64
+        assert json.loads(f.attrs["generator_config"])["dtype"] == "float64"
+        ref = fam.solve(f["params"][1], f["y0"][1], fam.time.values())
+        np.testing.assert_array_equal(f["u"][1], ref)
+    reader = TaskReader(out, dtype=torch.float64)
+    assert reader.batch([0]).support_y.dtype == torch.float64
+    f32 = generate(GenerationConfig("oscillator", "train", tasks=3, seed=2, support=4,
+                                    query=5), tmp_path / "f32.h5")
+    with h5py.File(f32) as f:
+        assert "dtype" not in json.loads(f.attrs["generator_config"])  # as before
+    with pytest.raises(ConfigError, match="dtype='float16' is not allowed"):
+        generate(GenerationConfig("oscillator", "train", tasks=3, dtype="float16"),
+                 tmp_path / "x.h5")
+
+
+def test_stores_written_before_y0_still_read_validate_and_hash(tmp_path, osc_store):
+    from scimeta.data.manifest import content_hashes
+
+    old = _copy(osc_store, tmp_path / "old.h5")
+    with h5py.File(old, "a") as f:
+        del f["y0"]
+    assert validate(old) == []
+    assert len(TaskReader(old)) == 40
+    assert "y0" not in content_hashes(old) and "y0" in content_hashes(osc_store)
+
+
+def test_validate_rejects_unsafe_names_and_unknown_families(tmp_path, osc_store):
+    bad = _copy(osc_store, tmp_path / "names.h5")
+    with h5py.File(bad, "a") as f:
+        f.attrs["regime"] = "../../etc/x"
+        f.attrs["family"] = "nosuch"
+    found = "\n".join(validate(bad))
+    assert "regime attribute '../../etc/x' is not a safe name" in found
+    assert "family 'nosuch' is not a known task family" in found
+
+
+def test_a_huge_store_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(StoreError, match=r"tasks=1000000000 makes a store of up to .* TB"):
+        generate(GenerationConfig("oscillator", "train", tasks=10**9), tmp_path / "x.h5")
+    assert not list(tmp_path.iterdir())

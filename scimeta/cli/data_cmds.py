@@ -12,7 +12,8 @@ from .common import add_parser, keyword_flags
 #: library keyword -> flag, for rewording the library's errors (see common.as_flags)
 GENERATE_FLAGS = {"resume": "--resume", "overwrite": "--overwrite", "out": "--out",
                   "workers": "--workers", "tasks": "--tasks", "seed": "--seed",
-                  "bounds": "--param"}
+                  "bounds": "--param", "dtype": "--dtype", "skip_space_check": "--skip-space-check",
+                  "support": "--support", "query": "--query"}
 DATASET_FLAGS = {"update_manifest": "--update-manifest", "overwrite": "--overwrite",
                  "workers": "--workers"}
 
@@ -36,6 +37,13 @@ def add_commands(sub) -> None:
                    help="how support and query points are drawn from each task's grid")
     g.add_argument("--param", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a parameter's bounds (repeatable; NAME=V fixes it)")
+    g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
+                   help="dtype of the stored fields (float64: no rounding beyond the "
+                        "solver's, twice the size)")
+    g.add_argument("--skip-space-check", action="store_true",
+                   help="do not refuse a store whose estimated size exceeds the free space, "
+                        "file-size limit or memory (the run still stops cleanly, resumable, "
+                        "before a write that cannot fit)")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run")
     mode.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -101,10 +109,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config = GenerationConfig(
             family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
             support=args.support, query=args.query, sampling=args.sampling,
-            bounds=parse_bounds(args.param),
+            bounds=parse_bounds(args.param), dtype=args.dtype,
         )
         path = generate(config, args.out, workers=args.workers, resume=args.resume,
-                        overwrite=args.overwrite)
+                        overwrite=args.overwrite, skip_space_check=args.skip_space_check)
     s = summarize(path)
     print(f"wrote {path}: {s['tasks']} tasks, "
           + ", ".join(f"{k} {v}" for k, v in s["status_counts"].items() if v))

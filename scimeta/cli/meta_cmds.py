@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 
 from .common import add_parser, keyword_flags
 
 #: library keyword -> flag, for rewording the library's errors (see common.as_flags)
 ADAPT_FLAGS = {"support": "--support", "at": "--at", "params": "--param", "steps": "--steps",
-               "init": "--init"}
+               "init": "--init", "out": "--out"}
 
 
 def add_commands(sub) -> None:
@@ -24,6 +26,11 @@ def add_commands(sub) -> None:
     t.add_argument("config", help="TOML config (see README)")
     t.add_argument("--run-dir", required=True, help="output run directory")
     t.add_argument("--resume", action="store_true", help="continue a stopped run")
+    t.add_argument("--allow-config-change", nargs="+", default=[], metavar="KEY",
+                   help="with --resume: config keys (e.g. optim.lr meta.inner_lr, or a "
+                        "section such as data.validation) whose new values the resumed run "
+                        "takes, continuing from its last checkpoint (recorded in run.json; "
+                        "model.* cannot change)")
     t.set_defaults(func=cmd_train)
 
     e = add_parser(sub, "evaluate", help="adaptation curves of every init on held-out tasks")
@@ -86,12 +93,27 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _allow_changes_flag(text: str) -> str:
+    """``allow_changes=['a.b', 'c']`` -> ``--allow-config-change a.b c``."""
+    return re.sub(r"allow_changes=\[([^\]]*)\]",
+                  lambda m: "--allow-config-change " + " ".join(
+                      k.strip(" '\"") for k in m.group(1).split(",") if k.strip()), text)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..errors import ScimetaError
     from ..train import load_train_config, train
 
-    with keyword_flags(resume="--resume"):
-        result = train(load_train_config(args.config), args.run_dir, resume=args.resume,
-                       config_dir=Path(args.config).parent)
+    try:
+        with keyword_flags(resume="--resume", allow_changes="--allow-config-change"):
+            result = train(load_train_config(args.config), args.run_dir, resume=args.resume,
+                           config_dir=Path(args.config).parent,
+                           allow_changes=tuple(args.allow_config_change))
+    except ScimetaError as exc:
+        text = _allow_changes_flag(str(exc))
+        if text == str(exc):
+            raise
+        raise type(exc)(text) from None
     if not result.completed:
         print(f"stopped by {result.stopped_by}; continue with: scimeta train {args.config} "
               f"--run-dir {args.run_dir} --resume")
@@ -145,11 +167,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from ..train.adapt import adapt, parse_assignments, save_predictions
+    from ..train.adapt import adapt, check_output, parse_assignments, save_predictions
 
     with keyword_flags(**ADAPT_FLAGS):
+        check_output(args.out)  # before any work
         params = parse_assignments(args.param) if args.param else None
         ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, at=args.at,
                    params=params)
-    save_predictions(ds, args.out)
+        save_predictions(ds, args.out)
+    a = ds.attrs
+    print(f"support loss {a['support_loss_before']:.4g} -> {a['support_loss_after']:.4g} after "
+          f"{a['steps']} step(s) on {a['observed']}", file=sys.stderr)
     return 0

@@ -11,25 +11,25 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing as mp
 import os
 import sys
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import h5netcdf
-import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
 from .. import registry
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, ScimetaError, StoreError
 from ..family import STATUS_NON_FINITE, STATUS_OK, STATUS_PENDING, ProblemFamily
 from ..params import Regime
-from . import schema
+from . import _partial as _P
+from . import _space, schema
+from ._partial import Unit
+from ._workers import WorkerPool
 from .layout import create_layout
+from .lock import OutputLock
 from .sampling import check_sizes, sample_indices
 
 log = logging.getLogger(__name__)
@@ -48,16 +48,36 @@ class GenerationConfig:
     sampling: str = "random"
     #: parameter bound overrides ``(name, low, high)`` applied to a box regime
     bounds: tuple[tuple[str, float, float], ...] = field(default_factory=tuple)
+    #: dtype of the stored fields ``u``: float32 (half the size) or float64 (no rounding
+    #: beyond the solver's; comparisons against float32 data bottom out near 1e-7)
+    dtype: str = "float32"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The config as stored in ``generator_config``; the default dtype is left out so
+        stores written before it existed resume and compare equal."""
+        d = asdict(self)
+        if d["dtype"] == "float32":
+            del d["dtype"]
+        return json.dumps(d, sort_keys=True)
 
     def resolve(self) -> tuple[ProblemFamily, Regime, np.ndarray]:
         """Validate everything and return (family, regime, output times)."""
+        for name in ("tasks", "seed", "support", "query"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
         if self.tasks < 1:
             raise ConfigError(f"tasks must be >= 1, got {self.tasks}")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        if self.dtype not in schema.FIELD_DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is not allowed; use one of "
+                              f"{', '.join(schema.FIELD_DTYPES)}")
+        names = [b[0] for b in self.bounds]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ConfigError(f"bounds: {', '.join(map(repr, twice))} given more than once; "
+                              "give each parameter one range")
         family = registry.get(self.family)
         regime = family.regime(self.regime)
         if self.bounds:
@@ -94,156 +114,188 @@ def task_seeds(seed: int, n: int) -> np.ndarray:
     )
 
 
-@dataclass
-class _Unit:
-    """The work and results for a contiguous-or-not group of tasks."""
-
-    index: np.ndarray
-    params: np.ndarray | None = None
-    fields: np.ndarray | None = None
-    status: np.ndarray | None = None
-    support: np.ndarray | None = None
-    query: np.ndarray | None = None
-
-
-def solve_unit(family: ProblemFamily, regime: Regime, time: np.ndarray, seeds: np.ndarray,
-               unit: _Unit, sampling: str, n_support: int, n_query: int) -> _Unit:
-    """Draw and solve the tasks of ``unit`` (runs in a worker process)."""
+def solve_unit(unit: Unit, family: ProblemFamily, regime: Regime, time: np.ndarray,
+               sampling: str, n_support: int, n_query: int, dtype: str = "float32") -> Unit:
+    """Draw and solve the tasks of ``unit`` from their seeds (runs in a worker process)."""
+    if unit.seeds is None:
+        raise RuntimeError("internal: a unit is solved before its seeds are known")
     grid = (len(time), *(len(v) for v in family.space.values()))
     params, y0, sup, qry = [], [], [], []
-    for i in unit.index:
-        rng = np.random.default_rng(int(seeds[i]))
+    for i, seed in zip(unit.index, unit.seeds, strict=True):
+        rng = np.random.default_rng(int(seed))
         params.append(regime.sample(family.params, rng, index=int(i)))
         y0.append(family.sample_initial_state(rng, regime))
         s, q = sample_indices(sampling, rng, grid, n_support, n_query)
         sup.append(s)
         qry.append(q)
-    fields, status = family.solve_batch(np.stack(params), np.stack(y0), time)
-    with np.errstate(over="ignore"):  # values beyond float32 become inf: non-finite below
-        fields = fields.astype(np.float32)
+    y0 = np.stack(y0).astype(np.float64)
+    fields, status = family.solve_batch(np.stack(params), y0, time)
+    with np.errstate(over="ignore"):  # values beyond the dtype become inf: non-finite below
+        fields = fields.astype(dtype)
     bad = (status == STATUS_OK) & ~np.isfinite(fields.reshape(len(fields), -1)).all(axis=1)
     status = np.where(bad, STATUS_NON_FINITE, status).astype(np.int8)
-    return _Unit(unit.index, np.stack(params), fields, status, np.stack(sup), np.stack(qry))
+    return Unit(unit.index, unit.seeds, np.stack(params), y0, fields, status, np.stack(sup),
+                np.stack(qry))
 
 
 def generate(
     config: GenerationConfig, out: str | os.PathLike, *, workers: int = 1,
     resume: bool = False, overwrite: bool = False, unit_size: int | None = None,
-    progress: bool | None = None,
+    progress: bool | None = None, skip_space_check: bool = False,
 ) -> Path:
     """Generate a task store at ``out`` and return its path.
 
     ``workers`` processes solve units of ``unit_size`` tasks (default: the family's
     ``preferred_batch`` or 8); ``resume`` continues ``<out>.partial`` of the same
-    config; ``overwrite`` replaces an existing file once the new one is complete.
+    config (or an incomplete ``out``); ``overwrite`` replaces an existing file once
+    the new one is complete. The output is locked for the whole run (a second writer
+    is refused with the first one's PID). Before any work, the store's size (an upper
+    bound) is checked against the free space, the file-size limit and the memory;
+    ``skip_space_check=True`` skips that check (the run still stops cleanly, resumable,
+    before a write that could not fit).
     """
     family, regime, time = config.resolve()
-    if workers < 1:
-        raise ConfigError(f"workers must be >= 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     if resume and overwrite:
         raise ConfigError("resume=True and overwrite=True exclude each other; choose one")
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    if not out.parent.is_dir():
-        raise ConfigError(f"out={str(out)!r}: directory {str(out.parent)!r} does not exist")
-    if out.exists() and not (resume or overwrite):
-        raise ConfigError(f"out={str(out)!r} exists; pass resume=True to continue it or "
-                          "overwrite=True to replace it")
-    if resume and out.exists() and not partial.exists():
-        _check_same_config(out, config)
-        log.info("%s is already complete; nothing to do", out)
-        return out
-    if not (resume and partial.exists()):
-        partial.unlink(missing_ok=True)
-        create_layout(partial, family, regime, time, config.tasks, config.support,
-                      config.query, config.to_json(), config.sampling, config.seed)
-    else:
-        _check_same_config(partial, config)
-
-    seeds = task_seeds(config.seed, config.tasks)
-    with h5py.File(partial, "r+") as f:
-        f["seed"][:] = seeds
-        pending = _pending(f)
+    out, partial = _output_paths(out)
+    if resume and out.exists() and not partial.exists() and _complete(out, config):
+        return out  # nothing to write: no lock needed (a read-only dataset folder is fine)
+    with OutputLock(out) as lock:
+        if out.exists() and not (resume or overwrite):
+            raise ConfigError(f"out={str(out)!r} exists; pass resume=True to continue it or "
+                              "overwrite=True to replace it")
+        if resume and out.exists() and not partial.exists():
+            _P.check_same_config(out, config.to_json())
+            done, pending = _P.finished(out)
+            if done:
+                log.info("%s is already complete; nothing to do", out)
+                return out
+            log.warning("%s is not complete (%d task(s) pending): continuing it", out, pending)
+            os.replace(out, partial)
+        resuming = resume and partial.exists()
+        if resuming:
+            _P.check_same_config(partial, config.to_json())
+        if not resuming:
+            if not skip_space_check:
+                _check_space(config, family, time, partial.parent)
+            _create(partial, config, family, regime, time)
+        seeds = task_seeds(config.seed, config.tasks)
+        pending = _P.prepare(partial, seeds)
+        if resuming and not skip_space_check:
+            _check_space(config, family, time, partial, len(pending))
         log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(pending),
                  config.tasks, workers)
         size = int(unit_size or getattr(family, "preferred_batch", 8) or 8)
-        units = [_Unit(pending[i:i + size]) for i in range(0, len(pending), size)]
+        units = [Unit(pending[i:i + size], seeds[pending[i:i + size]])
+                 for i in range(0, len(pending), size)]
+        args = (family, regime, time, config.sampling, config.support, config.query,
+                config.dtype)
         show = sys.stderr.isatty() if progress is None else progress
-        with tqdm(total=len(pending), disable=not show, unit="task") as bar:
-            for done in _run(units, workers, family, regime, time, seeds, config):
-                _write_unit(f, done)
-                bar.update(len(done.index))
-        counts = np.bincount(f["status"][:] + 1, minlength=len(schema.STATUS_VALUES))
-        if counts[0]:
-            raise StoreError(f"{partial}: {counts[0]} tasks still pending after generation")
-        f.attrs["complete"] = 1
-    os.replace(partial, out)
-    log.info("wrote %s (status counts %s)", out, dict(zip(schema.STATUS_MEANINGS.split(),
-                                                          counts.tolist(), strict=True)))
+        n_workers = workers if len(units) > 1 else 1
+        with WorkerPool(n_workers, lock.fd) as pool:
+            _solve_all(partial, pool, units, args, config.tasks - len(pending), config.tasks,
+                       show)
+    log.info("wrote %s", out)
     return out
 
 
-def _run(units: Sequence[_Unit], workers: int, family, regime, time, seeds,
-         config: GenerationConfig) -> Iterator[_Unit]:
-    args = (config.sampling, config.support, config.query)
-    if workers == 1 or len(units) <= 1:
-        for unit in units:
-            yield solve_unit(family, regime, time, seeds, unit, *args)
-        return
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method)) as pool:
-        futures = [pool.submit(solve_unit, family, regime, time, seeds, u, *args)
-                   for u in units]
-        for fut in futures:
-            yield fut.result()
-
-
-def _pending(f: h5py.File) -> np.ndarray:
-    """Tasks to (re)compute: pending ones, and 'ok' ones whose data did not reach disk.
-
-    Status is written after the data, so an ok status with unwritten data (NaN fill
-    value, index -1) or an unreadable chunk can only come from a crash mid-flush.
-    """
-    status = f["status"][:]
-    torn = []
-    for i in np.flatnonzero(status == STATUS_OK):
-        try:
-            intact = np.isfinite(f[schema.FIELD][i]).all() and f["support_idx"][i].min() >= 0
-        except OSError:
-            intact = False
-        if not intact:
-            torn.append(i)
-    if torn:
-        log.warning("%d task(s) marked ok lost their data in a crash; recomputing", len(torn))
-        status[torn] = STATUS_PENDING
-        f["status"][:] = status
-    return np.flatnonzero(status == STATUS_PENDING)
-
-
-def _write_unit(f: h5py.File, unit: _Unit) -> None:
-    """Write one unit's data, then its status, flushing after each (status = commit)."""
-    v = f
-    if unit.fields is None or unit.status is None:
-        raise RuntimeError("internal: a unit is written before it was solved")
-    for j, i in enumerate(unit.index):
-        v[schema.FIELD][i] = unit.fields[j]
-    v["params"][unit.index, :] = unit.params
-    v["support_idx"][unit.index, :] = unit.support
-    v["query_idx"][unit.index, :] = unit.query
-    f.flush()
-    v["status"][unit.index] = unit.status
-    f.flush()
-
-
-def _check_same_config(path: Path, config: GenerationConfig) -> None:
+def _solve_all(partial: Path, pool: WorkerPool, units: list[Unit], args: tuple,
+               done: int, total: int, show: bool) -> None:
+    """Solve and commit every unit, mark the store complete, rename it into place."""
+    f = _P.open_store(partial, "r+", "write")
     try:
-        with h5netcdf.File(path, "r") as f:
-            stored = f.attrs.get("generator_config")
+        with tqdm(total=sum(len(u.index) for u in units), disable=not show,
+                  unit="task") as bar:
+            for unit in pool.map(solve_unit, units, *args):
+                _P.guard_room(partial, unit, done, total)
+                _P.write_unit(f, unit)
+                done += len(unit.index)
+                bar.update(len(unit.index))
+        status = f["status"][:]
+        if (status == STATUS_PENDING).any():
+            raise StoreError(f"{partial}: {int((status == STATUS_PENDING).sum())} tasks still "
+                             "pending after generation")
+        f.attrs["complete"] = 1
+        f.close()
+    except ScimetaError:
+        f.close()
+        raise
+    except (OSError, RuntimeError) as exc:  # a write failed anyway (the disk filled up)
+        _P.abandon(f)
+        raise _P.write_failed(partial, exc, done, total) from None
+    except BaseException:  # interrupted: what is committed stays
+        f.close()
+        raise
+    out = partial.with_name(partial.name[: -len(".partial")])
+    os.replace(partial, out)
+    log.info("status counts %s", _P.counts_text(status))
+
+
+def _complete(out: Path, config: GenerationConfig) -> bool:
+    """Whether ``out`` is a finished store of ``config`` (its ``complete`` flag and every
+    task's status, never its name alone)."""
+    _P.check_same_config(out, config.to_json())
+    done, _ = _P.finished(out)
+    if done:
+        log.info("%s is already complete; nothing to do", out)
+    return done
+
+
+def _output_paths(out: str | os.PathLike) -> tuple[Path, Path]:
+    """``out`` and ``<out>.partial``, checked: a file path in an existing folder."""
+    out = Path(out)
+    if out.is_dir() or not out.name or out.name in (".", ".."):
+        raise ConfigError(f"out={str(out)!r} is a directory; give the path of the file to "
+                          f"write, e.g. {str(out / 'tasks.h5')!r}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"out={str(out)!r}: directory {str(out.parent)!r} does not exist")
+    partial = out.with_name(out.name + ".partial")
+    if partial.is_dir():
+        raise ConfigError(f"out={str(out)!r}: {str(partial)!r} is a directory; remove it")
+    return out, partial
+
+
+def _create(partial: Path, config: GenerationConfig, family, regime, time) -> None:
+    """The empty layout, written next to ``partial`` and renamed: a ``.partial`` exists
+    only once its layout is whole."""
+    tmp = partial.with_name(partial.name + ".tmp")
+    partial.unlink(missing_ok=True)
+    try:
+        create_layout(tmp, family, regime, time, config.tasks, config.support, config.query,
+                      config.to_json(), config.sampling, config.seed, config.dtype)
+        os.replace(tmp, partial)
     except OSError as exc:
-        raise StoreError(f"cannot resume from {str(path)!r}: not a readable HDF5 file "
-                         f"({exc}); pass overwrite=True to start again") from None
-    if stored != config.to_json():
-        raise ConfigError(
-            f"cannot resume {str(path)!r}: it was generated with {stored}, not "
-            f"{config.to_json()}; pass overwrite=True to start again"
-        )
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot create {str(partial)!r} "
+                         f"({getattr(exc, 'strerror', None) or exc})") from None
+
+
+def _check_space(config: GenerationConfig, family, time, target: Path,
+                 remaining: int | None = None) -> None:
+    """Refuse, before any work, a store that cannot fit on disk, under the file-size
+    limit or in memory, with the numbers and the way to override. ``target``: the
+    folder of a new store, or the ``.partial`` with ``remaining`` tasks to solve."""
+    space_shape = tuple(len(v) for v in family.space.values())
+    n_channel = len(family.state_names)
+    per_field = _space.field_bytes(time, space_shape, n_channel, np.dtype(config.dtype).itemsize)
+    per_fixed = _space.fixed_task_bytes(space_shape, n_channel, len(family.params),
+                                        config.support, config.query)
+    total = _space.BASE + config.tasks * (per_field + per_fixed) + _space.MARGIN
+    need = total if remaining is None else remaining * per_field + _space.MARGIN
+    have, bound = _space.room(target)
+    hint = "pass skip_space_check=True to try anyway (gzip may shrink it)"
+    if need > have:
+        what = (f"tasks={config.tasks} makes a store of up to {_space.human(total)}"
+                if remaining is None else
+                f"the {remaining} task(s) left to solve need up to {_space.human(need)}")
+        raise StoreError(f"{what} but {_space.human(have)} is left under {bound}; "
+                         f"{'use fewer tasks, ' if remaining is None else ''}free space, or "
+                         f"{hint}")
+    memory = config.tasks * _space.MEMORY_PER_TASK
+    avail = _space.available_memory()
+    if avail is not None and memory > avail:
+        raise StoreError(f"tasks={config.tasks} needs about {_space.human(memory)} of memory "
+                         f"to generate but {_space.human(avail)} is available; use fewer "
+                         "tasks (several stores) or pass skip_space_check=True to try anyway")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import StoreError
 from ..family import STATUS_NAMES
 from .store import open_h5, read_meta
 
@@ -19,8 +20,23 @@ def summarize(path: str | os.PathLike) -> dict:
         meta = read_meta(f, path)
         params = f["params"][:]
         shape = f["u"].shape
+    try:
+        return _summary(path, meta, params, shape)
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise StoreError(f"{str(path)!r} has broken metadata ({type(exc).__name__}: {exc}); "
+                         f"`scimeta validate {path}` names every problem") from None
+
+
+def _summary(path: Path, meta, params: np.ndarray, shape: tuple[int, ...]) -> dict:
     ok = meta.ok
     a = meta.attrs
+    solver, sampling = json.loads(a["solver"]), json.loads(a["sampling"])
+    if not (isinstance(solver, dict) and isinstance(sampling, dict)):
+        raise TypeError("solver and sampling must be JSON objects")
+    for key in ("name", "method"):
+        str(solver[key])
+    for key in ("rule", "support", "query"):
+        str(sampling[key])
     ranges = {}
     for j, name in enumerate(meta.param_names):
         col = params[ok, j] if ok.size else np.array([np.nan])
@@ -35,21 +51,26 @@ def summarize(path: str | os.PathLike) -> dict:
         "tasks": len(meta.status),
         "status_counts": counts,
         "param_units": dict(zip(meta.param_names, json.loads(a["param_units"]), strict=True)),
-        "regime_bounds": dict(zip(meta.param_names, json.loads(a["param_bounds"]), strict=True)),
+        "regime_bounds": dict(zip(meta.param_names, _pairs(json.loads(a["param_bounds"])),
+                                  strict=True)),
         "param_ranges_ok_tasks": ranges,
         "state": list(meta.state_names),
         "field_shape": list(shape),
         "time": [float(meta.time[0]), float(meta.time[-1]), len(meta.time)],
         "space": {d: [float(s[0]), float(s[-1]), len(s)]
                   for d, s in zip(meta.space_dims, meta.space, strict=True)},
-        "solver": json.loads(a["solver"]),
-        "sampling": json.loads(a["sampling"]),
+        "solver": solver,
+        "sampling": sampling,
         "seed": a.get("seed"),
         "created": a.get("created"),
         "scimeta_version": a.get("scimeta_version"),
         "git_revision": a.get("git_revision"),
         "size_bytes": path.stat().st_size,
     }
+
+
+def _pairs(value) -> list[list[float]]:
+    return [[float(lo), float(hi)] for lo, hi in value]
 
 
 def format_summary(s: dict) -> str:
@@ -71,7 +92,8 @@ def format_summary(s: dict) -> str:
         unit = s["param_units"][name]
         lines.append(f"    {name:<10} [{lo:g}, {hi:g}] | [{rlo:.4g}, {rhi:.4g}]  {unit}")
     sv = s["solver"]
-    tol = ", ".join(f"{k}={sv[k]:g}" for k in ("rtol", "atol", "dt") if sv.get(k) is not None)
+    tol = ", ".join(f"{k}={sv[k]:g}" for k in ("rtol", "atol", "dt")
+                    if isinstance(sv.get(k), int | float))
     lines.append(f"  solver     {sv['name']} {sv['method']} ({tol})"
                  + (f"  {sv['note']}" if sv.get("note") else ""))
     sm = s["sampling"]

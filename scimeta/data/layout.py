@@ -17,6 +17,8 @@ from ..params import Regime
 from . import schema
 
 _STR = h5py.string_dtype()
+#: tasks per block when filling the per-task arrays (bounded memory for any N)
+_BLOCK = 1 << 16
 
 
 def git_revision() -> str:
@@ -47,8 +49,14 @@ def regime_to_json(regime: Regime) -> str:
 def create_layout(
     path: Path, family: ProblemFamily, regime: Regime, time: np.ndarray, n_tasks: int,
     n_support: int, n_query: int, config_json: str, sampling: str, seed: int,
+    dtype: str = "float32",
 ) -> None:
-    """Write an empty store (every task ``pending``) with all provenance attributes."""
+    """Write an empty store (every task ``pending``) with all provenance attributes.
+
+    The per-task arrays (all but the chunked ``u``) are filled here block by block:
+    memory stays bounded for any number of tasks, and their whole disk space is taken
+    before any task is solved, so only ``u``'s compressed chunks grow the file later.
+    """
     space = family.space
     space_dims = tuple(space)
     space_shape = tuple(len(v) for v in space.values())
@@ -74,26 +82,34 @@ def create_layout(
         _coord(f, "support", np.arange(n_support, dtype=np.int64), long_name="support point")
         _coord(f, "query", np.arange(n_query, dtype=np.int64), long_name="query point")
 
+        ftype = np.dtype(dtype)
         u = f.create_variable(
-            schema.FIELD, schema.expected_dims(schema.FIELD, space_dims), dtype="f4",
-            chunks=schema.chunk_shape(len(time), space_shape, n_channel),
-            compression="gzip", compression_opts=4, shuffle=True, fillvalue=np.float32(np.nan),
+            schema.FIELD, schema.expected_dims(schema.FIELD, space_dims), dtype=ftype,
+            chunks=schema.chunk_shape(len(time), space_shape, n_channel, ftype.itemsize),
+            compression="gzip", compression_opts=4, shuffle=True, fillvalue=ftype.type(np.nan),
         )
         u.attrs["long_name"] = "state fields"
         u.attrs["layout"] = "[task, time, *space, channel]"
+        y0 = f.create_variable("y0", schema.expected_dims("y0", space_dims), dtype="f8",
+                               fillvalue=np.nan)
+        y0.attrs["long_name"] = "initial state of each task (float64, as solved)"
         params = f.create_variable("params", ("task", "param"), dtype="f8",
                                    fillvalue=np.nan)
         params.attrs["long_name"] = "physical parameters of each task"
-        f.create_variable("seed", ("task",), dtype="u8", data=np.zeros(n_tasks, np.uint64))
-        status = f.create_variable(
-            "status", ("task",), dtype="i1", data=np.full(n_tasks, STATUS_PENDING, np.int8)
-        )
+        f.create_variable("seed", ("task",), dtype="u8")
+        status = f.create_variable("status", ("task",), dtype="i1")
         status.attrs["flag_values"] = np.array(schema.STATUS_VALUES, dtype=np.int8)
         status.attrs["flag_meanings"] = schema.STATUS_MEANINGS
+        fill = {"y0": np.nan, "params": np.nan, "seed": 0, "status": STATUS_PENDING}
         for name, dim in (("support_idx", "support"), ("query_idx", "query")):
-            var = f.create_variable(name, ("task", dim), dtype="i8",
-                                    data=np.full((n_tasks, f.dimensions[dim].size), -1, np.int64))
+            var = f.create_variable(name, ("task", dim), dtype="i8")
             var.attrs["long_name"] = f"flat {dim} indices into the (time, *space) grid"
+            fill[name] = -1
+        for name, value in fill.items():  # whole arrays, in blocks: the space is taken now
+            var = f[name]
+            for start in range(0, n_tasks, _BLOCK):
+                stop = min(n_tasks, start + _BLOCK)
+                var[start:stop] = np.full((stop - start, *var.shape[1:]), value, var.dtype)
 
         attrs = {
             "schema_version": schema.SCHEMA_VERSION,

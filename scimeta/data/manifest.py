@@ -32,38 +32,51 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from pathlib import Path
 
 import h5py
 
 from ..errors import ConfigError, StoreError
+from ..runtime.config import load_toml
+from ..runtime.names import safe_name
 from . import schema
 from .generate import GenerationConfig, generate
 
-CONTENT_VARS = (schema.FIELD, "params", "seed", "status", "support_idx", "query_idx")
-_SPLIT_KEYS = {"regime", "tasks", "seed", "support", "query", "sampling"}
-_TOP_KEYS = {"name", "family", "support", "query", "sampling", "description", "splits"}
+CONTENT_VARS = (schema.FIELD, "params", "seed", "status", "support_idx", "query_idx", "y0")
+#: content variables a store may lack (see ``schema.OPTIONAL_VARS``)
+OPTIONAL_CONTENT = tuple(schema.OPTIONAL_VARS)
+_SPLIT_KEYS = {"regime", "tasks", "seed", "support", "query", "sampling", "dtype"}
+_TOP_KEYS = {"name", "family", "support", "query", "sampling", "description", "splits",
+             "dtype"}
 
 
 def load_config(folder: str | os.PathLike) -> dict:
     """Read and check ``folder/config.toml`` (unknown keys are errors)."""
     path = Path(folder) / "config.toml"
+    if not Path(folder).is_dir():
+        raise ConfigError(f"dataset folder {str(folder)!r} is not a directory")
     if not path.exists():
         raise ConfigError(f"dataset folder {str(folder)!r} has no config.toml")
-    with open(path, "rb") as fh:
-        try:
-            cfg = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    cfg = load_toml(path)
     unknown = set(cfg) - _TOP_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed {sorted(_TOP_KEYS)}")
+    if not isinstance(cfg.get("splits", {}), dict):
+        raise ConfigError(f"{path}: splits must be tables [splits.NAME]")
+    if not isinstance(cfg.get("family"), str):
+        raise ConfigError(f"{path}: family = {cfg.get('family')!r}; expected the name of a "
+                          "task family (a string)")
     for name, split in cfg.get("splits", {}).items():
+        safe_name(name, f"{path}: split name")  # it becomes the file NAME.h5
+        if not isinstance(split, dict):
+            raise ConfigError(f"{path}: split {name!r} must be a table [splits.{name}]")
         bad = set(split) - _SPLIT_KEYS
         if bad:
             raise ConfigError(f"{path}: split {name!r} has unknown key(s) {sorted(bad)}; "
                               f"allowed {sorted(_SPLIT_KEYS)}")
+        lacking = [k for k in ("regime", "tasks") if k not in split]
+        if lacking:
+            raise ConfigError(f"{path}: split {name!r} needs {' and '.join(lacking)}")
     if not cfg.get("splits"):
         raise ConfigError(f"{path}: no [splits.*] tables")
     return cfg
@@ -74,11 +87,12 @@ def split_configs(cfg: dict) -> dict[str, GenerationConfig]:
     out = {}
     for name, split in cfg["splits"].items():
         out[name] = GenerationConfig(
-            family=cfg["family"], regime=split["regime"], tasks=int(split["tasks"]),
-            seed=int(split.get("seed", 0)),
-            support=int(split.get("support", cfg.get("support", 10))),
-            query=int(split.get("query", cfg.get("query", 100))),
+            family=cfg["family"], regime=split["regime"], tasks=split["tasks"],
+            seed=split.get("seed", 0),
+            support=split.get("support", cfg.get("support", 10)),
+            query=split.get("query", cfg.get("query", 100)),
             sampling=split.get("sampling", cfg.get("sampling", "random")),
+            dtype=split.get("dtype", cfg.get("dtype", "float32")),
         )
     return out
 
@@ -89,6 +103,8 @@ def content_hashes(path: str | os.PathLike) -> dict[str, str]:
     try:
         with h5py.File(path, "r") as f:
             for var in CONTENT_VARS:
+                if var in OPTIONAL_CONTENT and var not in f:
+                    continue  # written by older scimeta versions without it
                 out[var] = hashlib.sha256(f[var][...].tobytes()).hexdigest()
     except (OSError, KeyError) as exc:
         raise StoreError(f"cannot hash {str(path)!r}: {exc}") from None
@@ -116,8 +132,11 @@ def build(folder: str | os.PathLike, workers: int = 1, overwrite: bool = False,
     folder = Path(folder)
     cfg = load_config(folder)
     configs = split_configs(cfg)
-    for c in configs.values():
-        c.resolve()  # every split checked before any work
+    for name, c in configs.items():  # every split checked before any work
+        try:
+            c.resolve()
+        except ConfigError as exc:
+            raise type(exc)(f"{folder / 'config.toml'}: split {name!r}: {exc}") from None
     path = folder / "manifest.json"
     expected = None if update_manifest or not path.exists() else _load(folder)
     content = {}
@@ -134,8 +153,12 @@ def build(folder: str | os.PathLike, workers: int = 1, overwrite: bool = False,
         return path
     manifest = {"name": cfg.get("name", folder.name), "content": content}
     tmp = folder / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {str(path)!r} ({exc.strerror})") from None
     return path
 
 

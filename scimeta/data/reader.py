@@ -56,10 +56,13 @@ class TaskReader(torch.utils.data.Dataset):
                     f"{str(self.path)!r} is marked incomplete (generation did not finish); "
                     "resume it or pass allow_incomplete=True"
                 )
-            self._support = f["support_idx"][:]
-            self._query = f["query_idx"][:]
-            self._params = f["params"][:]
-            self._fields = f[schema.FIELD][:] if in_memory else None
+            try:
+                self._support = f["support_idx"][:]
+                self._query = f["query_idx"][:]
+                self._params = f["params"][:]
+                self._fields = f[schema.FIELD][:] if in_memory else None
+            except OSError as exc:
+                raise _damaged(self.path, "", exc) from None
         if n_collocation < 0:
             raise ConfigError(f"n_collocation must be >= 0, got {n_collocation}")
         self.tasks = self.meta.ok
@@ -113,11 +116,48 @@ class TaskReader(torch.utils.data.Dataset):
         return self._params[self.tasks]
 
     def fields(self, i: int) -> np.ndarray:
-        """The full solution of the i-th ok task, ``[T, *space, C]`` float32."""
+        """The full solution of the i-th ok task, ``[T, *space, C]`` (stored dtype)."""
         task = int(self.tasks[i])
         if self._fields is not None:
             return self._fields[task]
-        return self._file()[schema.FIELD][task]
+        try:
+            return self._file()[schema.FIELD][task]
+        except OSError as exc:
+            raise _damaged(self.path, f"task {task}", exc) from None
+
+    def check_data(self) -> None:
+        """Raise :class:`StoreError` naming the first ok task whose fields or parameters
+        are not finite, or whose support/query indices leave the grid (a store edited or
+        damaged after generation), so training never starts on them."""
+        n_grid = int(np.prod(self.meta.grid_shape))
+        for name, idx in (("support", self._support), ("query", self._query)):
+            sel = idx[self.tasks]
+            bad = self.tasks[((sel < 0) | (sel >= n_grid)).any(axis=1)] if sel.size else []
+            if len(bad):
+                raise StoreError(f"{str(self.path)!r}: task {int(bad[0])} is marked ok but its "
+                                 f"{name} indices leave the grid [0, {n_grid}); regenerate "
+                                 "the store (`scimeta validate` lists every problem)")
+        bad_p = self.tasks[~np.isfinite(self._params[self.tasks]).all(axis=1)]
+        if len(bad_p):
+            raise StoreError(f"{str(self.path)!r}: task {int(bad_p[0])} is marked ok but its "
+                             "parameters are not finite; regenerate the store")
+        step = 256
+        for start in range(0, len(self.tasks), step):
+            tasks = self.tasks[start:start + step]
+            if self._fields is not None:
+                block = self._fields[tasks]
+            else:
+                try:
+                    block = self._file()[schema.FIELD][tasks]
+                except OSError as exc:
+                    raise _damaged(self.path, f"tasks {int(tasks[0])}..{int(tasks[-1])}",
+                                   exc) from None
+            finite = np.isfinite(block.reshape(len(tasks), -1)).all(axis=1)
+            if not finite.all():
+                task = int(tasks[np.flatnonzero(~finite)[0]])
+                raise StoreError(f"{str(self.path)!r}: task {task} is marked ok but holds "
+                                 "non-finite values; regenerate the store (or set its status "
+                                 "to non-finite) — `scimeta validate` lists every problem")
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, ...]:
         """(support_x, support_y, query_x, query_y, collocation_x, params) of one task."""
@@ -154,7 +194,10 @@ class TaskReader(torch.utils.data.Dataset):
             fields = self._fields[tasks]
         else:
             uniq, inverse = np.unique(tasks, return_inverse=True)
-            fields = self._file()[schema.FIELD][uniq][inverse]
+            try:
+                fields = self._file()[schema.FIELD][uniq][inverse]
+            except OSError as exc:
+                raise _damaged(self.path, f"tasks {uniq.tolist()[:5]}", exc) from None
         sx, sy, qx, qy, cx, p = self._arrays(tasks, fields)
         return TaskBatch(sx, sy, qx, qy, cx if cx.shape[1] else None, p)
 
@@ -174,6 +217,13 @@ class TaskReader(torch.utils.data.Dataset):
             rng = np.random.default_rng([seed, task])
             sup[task], qry[task] = sample_indices(rule["rule"], rng, self.meta.grid_shape, k, q)
         self._support, self._query = sup, qry
+
+
+def _damaged(path: Path, what: str, exc: OSError) -> StoreError:
+    reason = str(exc).split("(")[0].strip() or type(exc).__name__
+    where = f" {what}" if what else ""
+    return StoreError(f"{str(path)!r}: cannot read{where} ({reason}): the file is damaged "
+                      "(a corrupted chunk?); regenerate it or restore a copy")
 
 
 def collate(items: Sequence[tuple[torch.Tensor, ...]]) -> TaskBatch:

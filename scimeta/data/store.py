@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import StoreError
 from ..family import STATUS_OK
 from . import schema
+from .lock import is_lock_error, locked_message
 
 
 def open_h5(path: str | os.PathLike) -> h5py.File:
@@ -29,6 +30,8 @@ def open_h5(path: str | os.PathLike) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except OSError as exc:
+        if is_lock_error(exc):
+            raise StoreError(locked_message(path, "read")) from None
         reason = str(exc).split(";")[0].split("(")[0].strip() or type(exc).__name__
         raise StoreError(
             f"{str(path)!r} is not a readable HDF5 file (truncated or not HDF5: {reason})"
@@ -66,31 +69,58 @@ class StoreMeta:
 
 
 def read_meta(f: h5py.File, path: Path) -> StoreMeta:
-    """Check the schema version and required datasets, then read the metadata."""
+    """Check the schema version, required datasets and their task counts, then read the
+    metadata; anything broken is a one-line :class:`StoreError`."""
     version = _plain(f.attrs.get("schema_version"))
     if version is None:
         raise StoreError(f"{str(path)!r} has no schema_version attribute: not a scimeta store")
-    if int(version) not in schema.SUPPORTED_VERSIONS:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StoreError(f"{str(path)!r} has schema_version {version!r}, not an integer: not "
+                         "a scimeta store")
+    if version not in schema.SUPPORTED_VERSIONS:
         raise StoreError(
-            f"{str(path)!r} has schema_version {int(version)}; this scimeta reads "
+            f"{str(path)!r} has schema_version {version}; this scimeta reads "
             f"{', '.join(map(str, schema.SUPPORTED_VERSIONS))}"
         )
     missing = [v for v in (*schema.REQUIRED_VARS, "time") if v not in f]
     if missing:
         raise StoreError(f"{str(path)!r} is missing dataset(s): {', '.join(missing)}")
     attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    complete = attrs.get("complete", 0)
+    if isinstance(complete, bool) or complete not in (0, 1):
+        raise StoreError(f"{str(path)!r} has complete = {complete!r}; allowed: 0 or 1")
     try:
         space_dims = tuple(json.loads(attrs.get("space_dims", "[]")))
-        return StoreMeta(
+        meta = StoreMeta(
             path=path, family=str(attrs.get("family")), regime=str(attrs.get("regime")),
-            complete=bool(attrs.get("complete", 0)),
+            complete=bool(complete),
             param_names=tuple(json.loads(attrs["param_names"])),
             state_names=tuple(json.loads(attrs["state_names"])),
             space_dims=space_dims, time=f["time"][:],
             space=tuple(f[d][:] for d in space_dims), status=f["status"][:], attrs=attrs,
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError, OSError) as exc:
         raise StoreError(f"{str(path)!r} has broken metadata: {exc}") from None
+    bad = shape_problems(f, meta)
+    if bad:
+        raise StoreError(f"{str(path)!r} is inconsistent: {bad[0]}")
+    return meta
+
+
+def shape_problems(f: h5py.File, meta: StoreMeta) -> list[str]:
+    """Variables whose shape disagrees with the task count, grid, channels, parameters."""
+    n = len(meta.status)
+    grid = meta.grid_shape
+    want = {schema.FIELD: (n, *grid, len(meta.state_names)),
+            "params": (n, len(meta.param_names)), "seed": (n,)}
+    if "y0" in f:
+        want["y0"] = (n, *grid[1:], len(meta.state_names))
+    out = [f"{var} has shape {f[var].shape}, expected {shape} ({n} tasks in status)"
+           for var, shape in want.items() if f[var].shape != shape]
+    for var in ("support_idx", "query_idx"):
+        if f[var].ndim != 2 or f[var].shape[0] != n:
+            out.append(f"{var} has shape {f[var].shape}, expected ({n}, K)")
+    return out
 
 
 def _plain(value):

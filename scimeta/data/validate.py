@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..family import STATUS_OK, STATUS_PENDING
+from ..runtime.names import ALLOWED, is_safe_name
 from . import schema
 from .store import open_h5, read_meta
 
@@ -29,6 +30,7 @@ def validate(path: str | os.PathLike) -> list[str]:
             return [str(exc)]
         problems = [f"missing root attribute {a!r}" for a in schema.REQUIRED_ATTRS
                     if a not in f.attrs]
+        problems += _check_attrs(meta)
         if not meta.complete:
             problems.append("file is marked incomplete (complete = 0): generation did not finish")
         try:
@@ -42,7 +44,7 @@ def validate(path: str | os.PathLike) -> list[str]:
 
 def _check_dims(f: h5py.File, space_dims: tuple[str, ...]) -> list[str]:
     out = []
-    for var in schema.REQUIRED_VARS:
+    for var in (*schema.REQUIRED_VARS, *(v for v in schema.OPTIONAL_VARS if v in f)):
         want = schema.expected_dims(var, space_dims)
         ds = f[var]
         if ds.ndim != len(want):
@@ -51,13 +53,56 @@ def _check_dims(f: h5py.File, space_dims: tuple[str, ...]) -> list[str]:
         got = tuple(_scale_name(ds.dims[i]) for i in range(ds.ndim))
         if got != want:
             out.append(f"{var}: dimension scales {got}, expected {want}")
-        want_dtype = np.dtype(schema.DTYPES[var])
-        if ds.dtype != want_dtype:
-            out.append(f"{var}: dtype {ds.dtype}, expected {want_dtype}")
+        allowed = schema.FIELD_DTYPES if var == schema.FIELD else (schema.DTYPES[var],)
+        if ds.dtype not in [np.dtype(a) for a in allowed]:
+            out.append(f"{var}: dtype {ds.dtype}, expected {' or '.join(allowed)}")
     for dim in ("time", *space_dims):
         if dim in f and "units" not in f[dim].attrs:
             out.append(f"coordinate {dim!r} has no units attribute")
     return out
+
+
+def _check_attrs(meta) -> list[str]:
+    """Names that become file names, the family, and the JSON attributes readers use."""
+    from .. import registry
+
+    a = meta.attrs
+    out = []
+    for key in ("family", "regime"):
+        if key in a and not is_safe_name(a[key]):
+            out.append(f"{key} attribute {a[key]!r} is not a safe name ({ALLOWED})")
+    if "family" in a and is_safe_name(a["family"]) and a["family"] not in registry.names():
+        out.append(f"family {a['family']!r} is not a known task family (see `scimeta "
+                   "problems`; a plugin family must be installed)")
+    n_param = len(meta.param_names)
+    checks = {
+        "param_bounds": lambda v: (isinstance(v, list) and len(v) == n_param and all(
+            isinstance(b, list) and len(b) == 2 and all(_number(x) for x in b)
+            and b[0] <= b[1] for b in v), f"a list of {n_param} [low, high] pairs"),
+        "param_units": lambda v: (isinstance(v, list) and len(v) == n_param
+                                  and all(isinstance(x, str) for x in v),
+                                  f"a list of {n_param} unit strings"),
+        "solver": lambda v: (isinstance(v, dict) and all(
+            isinstance(v.get(k), str) for k in ("name", "method")), "an object with "
+            "string 'name' and 'method'"),
+        "sampling": lambda v: (isinstance(v, dict) and isinstance(v.get("rule"), str) and all(
+            isinstance(v.get(k), int) and v[k] >= 1 for k in ("support", "query")),
+            "an object with 'rule' and integer 'support', 'query'"),
+    }
+    for key, check in checks.items():
+        if key not in a:
+            continue  # reported as missing
+        try:
+            ok, want = check(json.loads(a[key]))
+        except (TypeError, ValueError) as exc:
+            ok, want = False, f"valid JSON ({exc})"
+        if not ok:
+            out.append(f"{key} attribute is unusable: expected {want}")
+    return out
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and np.isfinite(x)
 
 
 def _scale_name(dim) -> str | None:
@@ -107,8 +152,8 @@ def _check_tasks(f: h5py.File, meta) -> list[str]:
         outside = ok[((params < bounds[:, 0]) | (params > bounds[:, 1])).any(axis=1)]
         if outside.size:
             out.append(f"params: task(s) {outside[:10].tolist()} outside the regime bounds")
-    except (KeyError, ValueError, IndexError) as exc:
-        out.append(f"param_bounds attribute unusable: {exc}")
+    except (KeyError, ValueError, IndexError, TypeError):
+        pass  # reported by _check_attrs
     u = f[schema.FIELD]
     nonfinite = [int(t) for t in ok if not np.isfinite(u[int(t)]).all()]
     if nonfinite:

@@ -1,12 +1,47 @@
-"""Runtime conventions: configs, seeding, checkpoints, signals."""
+"""Runtime conventions: configs, seeding, checkpoints, signals, devices, safe names.
 
-from .checkpoint import load_checkpoint as load_checkpoint
-from .checkpoint import save_checkpoint as save_checkpoint
-from .config import dump_toml as dump_toml
-from .config import from_dict as from_dict
-from .config import load_toml as load_toml
-from .config import to_dict as to_dict
-from .seeding import rng_state as rng_state
-from .seeding import seed_everything as seed_everything
-from .seeding import set_rng_state as set_rng_state
-from .signals import StopFlag as StopFlag
+The names below are loaded on first use, so that light modules (``names``,
+``config``) can be imported without torch (``scimeta validate``/``info`` never load it).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .checkpoint import load_checkpoint as load_checkpoint
+    from .checkpoint import save_checkpoint as save_checkpoint
+    from .config import dump_toml as dump_toml
+    from .config import from_dict as from_dict
+    from .config import load_toml as load_toml
+    from .config import to_dict as to_dict
+    from .names import safe_name as safe_name
+    from .seeding import rng_state as rng_state
+    from .seeding import seed_everything as seed_everything
+    from .seeding import set_rng_state as set_rng_state
+    from .signals import StopFlag as StopFlag
+
+#: public name -> module relative to this package
+_LAZY = {
+    "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
+    "dump_toml": ".config", "from_dict": ".config", "load_toml": ".config",
+    "to_dict": ".config", "safe_name": ".names", "rng_state": ".seeding",
+    "seed_everything": ".seeding", "set_rng_state": ".seeding", "StopFlag": ".signals",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -22,8 +24,11 @@ T = TypeVar("T")
 
 
 def load_toml(path: str | os.PathLike) -> dict:
-    """Parse a TOML file with clear errors."""
+    """Parse a TOML file with clear errors (missing, a folder, unreadable, not UTF-8 text,
+    invalid TOML)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
@@ -31,6 +36,10 @@ def load_toml(path: str | os.PathLike) -> dict:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a TOML file (binary content, not UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({exc.strerror})") from None
 
 
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
@@ -115,30 +124,69 @@ def to_dict(obj: Any) -> dict:
 
 
 def dump_toml(data: dict) -> str:
-    """Serialize nested dicts of scalars/lists to TOML (enough for resolved configs)."""
+    """Serialize nested dicts of scalars/lists to TOML that :mod:`tomllib` reads back equal.
+
+    Keys that are not bare TOML keys (spaces, dots, quotes, non-ASCII) are quoted,
+    strings are escaped (control characters included), floats keep every digit
+    (``inf``/``nan`` too), and empty tables are written, so
+    ``tomllib.loads(dump_toml(d)) == d`` for every dict of str keys, bool, int, float,
+    str, lists of those and nested dicts. Anything else is a :class:`ConfigError`.
+    """
     lines: list[str] = []
     _dump_table(data, [], lines)
     return "\n".join(lines).strip() + "\n"
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+            "\f": "\\f", "\r": "\\r"}
+
+
+def _key(k: object) -> str:
+    if not isinstance(k, str):
+        raise ConfigError(f"cannot write key {k!r} ({type(k).__name__}) to TOML: keys are "
+                          "strings")
+    return k if _BARE_KEY.fullmatch(k) else _string(k)
+
+
+def _string(v: str) -> str:
+    out = []
+    for ch in v:
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def _dump_table(data: dict, prefix: list[str], lines: list[str]) -> None:
     scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    if prefix and scalars:
+    if prefix and (scalars or not tables):
         lines.append(f"\n[{'.'.join(prefix)}]")
     for k, v in scalars.items():
-        lines.append(f"{k} = {_value(v)}")
+        lines.append(f"{_key(k)} = {_value(v)}")
     for k, v in tables.items():
-        _dump_table(v, [*prefix, k], lines)
+        _dump_table(v, [*prefix, _key(k)], lines)
 
 
 def _value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int | float):
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _string(v)
     if isinstance(v, list | tuple):
+        if any(isinstance(x, dict) for x in v):
+            raise ConfigError(f"cannot write {v!r} to TOML: lists of tables are not supported")
         return "[" + ", ".join(_value(x) for x in v) + "]"
     raise ConfigError(f"cannot write {v!r} ({type(v).__name__}) to TOML")

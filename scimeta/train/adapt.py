@@ -2,21 +2,22 @@
 
 The support file is a CSV with a header naming the input coordinates (``t``[,
 ``x``, ``y``]) and the observed state channels (a subset of the family's state
-names), or a scimeta HDF5 task store (its first ok task's support set is used).
-Predictions are made on the family's time grid (ODEs) or on points given as ``at``
-(an array or a CSV of the input columns; required for PDE families), and saved
-with :func:`save_predictions`. :func:`parse_assignments` reads ``NAME=VALUE`` texts
-(``scimeta adapt --param``) into the mapping ``adapt(params=...)`` accepts.
+names; an empty cell or ``nan`` is a missing value), or a scimeta HDF5 task store
+(its first ok task's support set is used). Predictions are made on the family's time
+grid (ODEs) or on points given as ``at`` (an array or a CSV of the input columns;
+required for PDE families), and saved with :func:`save_predictions`.
+:func:`parse_assignments` reads ``NAME=VALUE`` texts (``scimeta adapt --param``) into
+the mapping ``adapt(params=...)`` accepts. The readers and checks live in
+:mod:`.adapt_io`.
 """
 
 from __future__ import annotations
 
-import csv
+import logging
+import math
 import os
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 import torch
@@ -24,85 +25,32 @@ import xarray as xr
 
 from .. import registry
 from ..data import TaskReader
-from ..errors import ConfigError
-from ..family import ProblemFamily
-from .loop import load_init, resolve_device
+from ..errors import ConfigError, RunError
+from ..nn import Rescaled
+from ..runtime.checkpoint import check_params
+from ..runtime.device import check_device
+from ..runtime.names import safe_name
+from .adapt_io import (
+    OUT_SUFFIXES,
+    check_output,
+    check_params_vector,
+    check_support,
+    param_vector,
+    parse_assignments,
+    read_points_csv,
+    read_support_csv,
+    save_predictions,
+    write_predictions_csv,
+)
+from .loop import load_init
 from .models import build_learner, build_model
 from .run_dir import RunDir
 
+__all__ = ["OUT_SUFFIXES", "adapt", "check_output", "check_params_vector", "check_support",
+           "param_vector", "parse_assignments", "read_points_csv", "read_support_csv",
+           "save_predictions", "support_loss", "write_predictions_csv"]
 
-def read_support_csv(path: Path, inputs: list[str], states: list[str]) -> tuple[np.ndarray, ...]:
-    """Inputs ``[K, d_in]`` and outputs ``[K, C]`` from a CSV with a header row."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) < 2:
-        raise ConfigError(f"support {str(path)!r}: expected a header and at least one row")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in inputs if c not in header]
-    extra = [c for c in header if c not in inputs and c not in states]
-    if missing or extra or not any(s in header for s in states):
-        raise ConfigError(
-            f"support {str(path)!r}: columns {header}; need inputs {inputs} and one or more "
-            f"of the states {states}" + (f"; unknown columns {extra}" if extra else "")
-        )
-    try:
-        data = np.array([[float(v) for v in r] for r in rows[1:] if r], dtype=np.float64)
-    except ValueError as exc:
-        raise ConfigError(f"support {str(path)!r}: non-numeric value ({exc})") from None
-    if data.shape[1] != len(header):
-        raise ConfigError(f"support {str(path)!r}: ragged rows")
-    x = data[:, [header.index(c) for c in inputs]]
-    y = np.full((len(data), len(states)), np.nan)
-    for j, s in enumerate(states):
-        if s in header:
-            y[:, j] = data[:, header.index(s)]
-    return x, y
-
-
-def read_points_csv(path: str | os.PathLike, inputs: Sequence[str]) -> np.ndarray:
-    """Prediction points ``[M, d_in]`` from a CSV whose header names exactly ``inputs``."""
-    try:
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if r]
-    except OSError as exc:
-        raise ConfigError(f"at {str(path)!r}: cannot be read ({exc.strerror})") from None
-    header = [h.strip() for h in rows[0]] if rows else []
-    if sorted(header) != sorted(inputs) or len(rows) < 2:
-        raise ConfigError(f"at {str(path)!r}: columns {header} and {len(rows) - 1} row(s); "
-                          f"need a header of exactly {list(inputs)} and one or more rows")
-    try:
-        data = np.array([[float(v) for v in r] for r in rows[1:]], dtype=np.float64)
-    except ValueError as exc:
-        raise ConfigError(f"at {str(path)!r}: non-numeric value ({exc})") from None
-    if data.ndim != 2 or data.shape[1] != len(header):
-        raise ConfigError(f"at {str(path)!r}: ragged rows")
-    return data[:, [header.index(c) for c in inputs]]
-
-
-def parse_assignments(items: Sequence[str]) -> dict[str, float]:
-    """``["omega0=1.2", "F=0"]`` -> ``{"omega0": 1.2, "F": 0.0}`` (each name once)."""
-    out: dict[str, float] = {}
-    for item in items:
-        name, eq, value = (part.strip() for part in item.partition("="))
-        try:
-            if not eq or not name or name in out:
-                raise ValueError
-            out[name] = float(value)
-        except ValueError:
-            raise ConfigError(f"params {item!r}: expected NAME=VALUE, a number, each name "
-                              "once") from None
-    return out
-
-
-def param_vector(family: ProblemFamily, values: Mapping[str, float]) -> np.ndarray:
-    """The family's parameter vector ``[P]`` from values given by name (all of them)."""
-    names = family.param_names
-    unknown = sorted(set(values) - set(names))
-    missing = [n for n in names if n not in values]
-    if unknown or missing:
-        raise ConfigError(f"params {dict(values)}: family {family.name!r} needs exactly "
-                          f"{', '.join(names)}; unknown {unknown}, missing {missing}")
-    return np.array([float(values[n]) for n in names], dtype=np.float64)
+log = logging.getLogger(__name__)
 
 
 def adapt(
@@ -114,19 +62,29 @@ def adapt(
 
     ``at`` holds the prediction points ``[M, d_in]`` (columns ``t``[, ``x``, ``y``]),
     as an array or a CSV file (:func:`read_points_csv`); by default the family's time
-    grid, for ODE families only. Channels missing from a CSV are not fitted (masked in
-    the loss). ``params`` gives the task's physical parameters, ``[P]`` or by name:
-    when the run uses the residual in its inner loop and ``params`` is given,
-    adaptation adds it at ``data.n_collocation`` points spread uniformly over the
-    family's time span; without ``params`` it is data-only.
+    grid, for ODE families only. Channels missing from a CSV are not fitted (masked):
+    the support loss is the training loss with the missing entries left out of the
+    sum, not of the count, so each observed value pulls as hard as in training
+    whatever else is observed. ``params`` gives the task's physical parameters,
+    ``[P]`` or by name: when the run uses the residual in its inner loop and
+    ``params`` is given, adaptation adds it at ``data.n_collocation`` points spread
+    uniformly over the family's time span; without ``params`` it is data-only (and a
+    warning says so). The result's attributes hold the support loss before and after
+    adaptation (a warning is logged when it rose).
     """
     rd = RunDir(run_dir)
     info = rd.load_info()
     cfg = rd.load_config()
     family = registry.get(info["family"])
+    safe_name(init, "init")
     inputs = ["t", *family.space]
     if isinstance(params, Mapping):
         params = param_vector(family, params)
+    elif params is not None:
+        params = check_params_vector(family, params)
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 0):
+        raise ConfigError(f"steps={steps!r} is not allowed; it must be an integer >= 0")
     if isinstance(at, str | os.PathLike):
         at = read_points_csv(at, inputs)
     elif at is None and family.space:
@@ -136,10 +94,16 @@ def adapt(
     elif at is None:
         at = family.time.values()[:, None]
     at = np.asarray(at, dtype=np.float64)
-    if at.ndim != 2 or at.shape[1] != len(inputs):
-        raise ConfigError(f"at has shape {at.shape}; need [M, {len(inputs)}] "
+    if at.ndim != 2 or at.shape[1] != len(inputs) or not np.isfinite(at).all():
+        raise ConfigError(f"at has shape {at.shape}; need [M, {len(inputs)}] finite values "
                           f"(columns {', '.join(inputs)})")
     states = list(info["state_names"])
+    lo, hi = info["norm"]["lo"], info["norm"]["hi"]
+    if ((at < np.asarray(lo)) | (at > np.asarray(hi))).any():
+        log.warning("some prediction points lie outside the grid the run was trained on "
+                    "(%s): those predictions are extrapolations", ", ".join(
+                        f"{n} in [{a:g}, {b:g}]" for n, a, b in zip(inputs, lo, hi,
+                                                                      strict=True)))
     support = Path(support)
     if not support.exists():
         raise ConfigError(f"support {str(support)!r} does not exist")
@@ -148,37 +112,51 @@ def adapt(
         x, y = item[0].double().numpy(), item[1].double().numpy()
     else:
         x, y = read_support_csv(support, inputs, states)
-    device = resolve_device(cfg.run.device)
+    check_support(x, y, inputs, lo, hi)
+    device = check_device(cfg.run.device)
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=torch.float64)
     mask = torch.as_tensor(~np.isnan(y), device=device)
-
-    def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        m = mask.to(pred.dtype)
-        return ((torch.nan_to_num(pred - target) * m) ** 2).sum() / m.sum()
-
+    loss = support_loss(model, mask)
+    if params is None and cfg.meta.physics_weight > 0 and cfg.meta.physics_where != "outer":
+        log.warning("this run adapts with the equation residual but no params were given: "
+                    "adapting on the data only (give the task's %s to use the equation)",
+                    ", ".join(family.param_names))
     learner = build_learner(cfg, model, family if params is not None else None, "maml",
-                            loss="mse" if bool(mask.all()) else masked_mse)
-    theta = {k: v.to(device=device, dtype=torch.float64) for k, v in load_init(rd, init).items()}
-    theta = {k: v for k, v in theta.items() if k in learner.names}
+                            loss=loss)
+    path = rd.init_path(init)
+    raw = load_init(rd, init)
+    check_params(path, {k: v for k, v in raw.items() if k in learner.names},
+                 {n: tuple(p.shape) for n, p in model.named_parameters()})
+    theta = {k: raw[k].to(device=device, dtype=torch.float64) for k in learner.names}
     sx = torch.as_tensor(x, device=device)
     sy = torch.as_tensor(np.nan_to_num(y), device=device)
     extra = {}
     if learner.physics is not None:
-        p = np.asarray(params, dtype=np.float64).reshape(-1)
-        if p.shape != (len(family.params),):
-            raise ConfigError(f"params has {p.size} values; family {family.name!r} needs "
-                              f"{len(family.params)} ({', '.join(family.param_names)})")
         if family.space:
             raise ConfigError("physics-informed adaptation from a CSV is ODE-only for now")
         n = max(cfg.data.n_collocation, 1)
         extra = {"collocation_x": torch.linspace(family.time.t0, family.time.t1, n,
                                                  device=device, dtype=torch.float64)[:, None],
-                 "task_params": torch.as_tensor(p, device=device)}
+                 "task_params": torch.as_tensor(params, device=device)}
     phi = learner.adapt(theta, sx, sy, steps=steps, **extra)
     with torch.no_grad():
-        pred = learner.predict(phi, torch.as_tensor(at, device=device)).cpu().numpy()
-        before = learner.predict(theta, torch.as_tensor(at, device=device)).cpu().numpy()
+        points = torch.as_tensor(at, device=device)
+        pred = learner.predict(phi, points).cpu().numpy()
+        before = learner.predict(theta, points).cpu().numpy()
+        loss_before = float(loss(learner.predict(theta, sx), sy))
+        loss_after = float(loss(learner.predict(phi, sx), sy))
+    if not (np.isfinite(pred).all() and math.isfinite(loss_after)):
+        norm = info["norm"]
+        order = max(map(abs, norm["y_shift"])) + max(norm["y_scale"])
+        raise RunError(f"adaptation diverged (non-finite support loss or predictions): the "
+                       f"support values reach {np.nanmax(np.abs(y)):.3g}, the run was trained "
+                       f"on values of order {order:.3g}; check the data's units, or pass "
+                       "fewer steps")
+    if loss_after > loss_before:
+        log.warning("the support loss rose during adaptation (%.4g -> %.4g): the inner rate "
+                    "is too large for these data; fewer steps may predict better",
+                    loss_before, loss_after)
     return xr.Dataset(
         {"prediction": (("point", "channel"), pred),
          "prediction_before": (("point", "channel"), before),
@@ -189,25 +167,21 @@ def adapt(
         attrs={"run_dir": str(rd.path), "init": init, "family": info["family"],
                "physics_informed": int(learner.physics is not None),
                "steps": cfg.meta.inner_steps if steps is None else steps,
-               "inner_lr": cfg.meta.inner_lr},
+               "inner_lr": cfg.meta.inner_lr, "support_loss_before": loss_before,
+               "support_loss_after": loss_after,
+               "observed": f"{int(mask.sum())} of {mask.numel()} support values"},
     )
 
 
-def write_predictions_csv(ds: xr.Dataset, fh: TextIO) -> None:
-    """The inputs and predicted channels of :func:`adapt`'s result as CSV, one row a point."""
-    table = np.column_stack([ds[c].values for c in ds["input"].values]
-                            + [ds["prediction"].values])
-    fh.write(",".join([*map(str, ds["input"].values), *map(str, ds["channel"].values)]) + "\n")
-    for row in table:
-        fh.write(",".join(f"{v:.8g}" for v in row) + "\n")
+def support_loss(model: torch.nn.Module, mask: torch.Tensor):
+    """The training loss (MSE, per channel spread for a normalized model) over the
+    support set, missing entries (``mask`` False) left out of the sum but not the count."""
+    scale = model.y_scale if isinstance(model, Rescaled) else None
 
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        err = torch.nan_to_num(pred - target) * mask.to(pred.dtype)
+        if scale is not None:
+            err = err / scale
+        return err.square().mean()
 
-def save_predictions(ds: xr.Dataset, out: str | os.PathLike | None = None) -> None:
-    """Save :func:`adapt`'s result: ``.csv`` as CSV, other names as netCDF; None: stdout."""
-    if out is None:
-        write_predictions_csv(ds, sys.stdout)
-    elif str(out).lower().endswith(".csv"):
-        with open(out, "w", newline="") as fh:
-            write_predictions_csv(ds, fh)
-    else:
-        ds.to_netcdf(out, engine="h5netcdf")
+    return loss

@@ -32,6 +32,7 @@ from typing import Literal
 
 from ..errors import ConfigError
 from ..runtime.config import from_dict, load_toml
+from ..runtime.names import safe_name
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,15 @@ class TrainConfig:
             (r.snapshot_every >= 0, f"run.snapshot_every must be >= 0, got {r.snapshot_every}"),
             (min(r.checkpoint_every, r.validate_every, r.log_every) >= 1,
              "run.checkpoint_every, validate_every and log_every must be >= 1"),
-            (all(len(self.model.hidden) and h >= 1 for h in self.model.hidden),
-             f"model.hidden must be positive widths, got {list(self.model.hidden)}"),
+            (len(self.model.hidden) >= 1 and all(h >= 1 for h in self.model.hidden),
+             f"model.hidden must list one or more positive layer widths, got "
+             f"{list(self.model.hidden)} (an empty list would be a linear model)"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(msg)
+        for label in self.data.validation:  # labels become file names (evaluation/LABEL.nc)
+            safe_name(label, "data.validation label")
         from ..meta import get_learner  # torch: only when a config is built
 
         get_learner(m.algorithm, "algorithm", "for meta.algorithm")

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ..errors import ConfigError, RunError, TrainingDiverged
 from ..family import ProblemFamily
 from ..meta import MAML
 from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ..runtime.device import check_device
 from ..runtime.seeding import seed_everything
 from ..typing import Params
 from .callbacks import (
@@ -119,16 +121,29 @@ class PhaseContext:
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
-          config_dir: Path | None = None, progress: bool | None = None) -> TrainResult:
-    """Train (or resume) the run in ``run_dir``; returns whether every phase finished."""
+          config_dir: Path | None = None, progress: bool | None = None,
+          allow_changes: Sequence[str] = ()) -> TrainResult:
+    """Train (or resume) the run in ``run_dir``; returns whether every phase finished.
+
+    Everything is checked before the run directory is created or changed: the device,
+    the stores (readable, of one family, every ok task finite), the checkpoint and
+    inits a resume continues from. ``allow_changes`` lists config keys (``"optim.lr"``,
+    or a section such as ``"data.validation"``) a resumed run may change: it continues
+    from its last checkpoint with the new values, recorded in run.json. A run
+    directory in which nothing was trained yet takes any new config on resume.
+    """
     rd = RunDir(run_dir)
     cfg = resolve_paths(cfg, config_dir)
     if rd.exists() and not resume:
         raise ConfigError(f"run directory {str(rd.path)!r} exists; pass resume=True to "
                           "continue it or choose another directory")
+    if allow_changes and not resume:
+        raise ConfigError("allow_changes applies to a resumed run; pass resume=True")
     if resume and rd.exists():
-        rd.load_info()
-        rd.check_same_config(cfg)
+        rd.load_info()  # a run of another format is never continued nor replaced
+    continuing = resume and rd.exists() and rd.has_work()
+    changes = rd.check_same_config(cfg, allow_changes) if continuing else {}
+    device = check_device(cfg.run.device)
     reader = open_reader(cfg.data.train, cfg)
     family = registry.get(reader.meta.family)
     val = {k: open_reader(v, cfg) for k, v in cfg.data.validation.items()}
@@ -139,20 +154,44 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     if cfg.meta.meta_batch > len(reader):
         raise ConfigError(f"meta.meta_batch = {cfg.meta.meta_batch} exceeds the "
                           f"{len(reader)} ok tasks of {cfg.data.train}")
-    if not rd.exists():
-        rd.create(cfg, {"family": family.name, "in_dim": reader.in_dim,
-                        "out_dim": reader.out_dim, "state_names": list(reader.meta.state_names),
-                        "param_names": list(reader.meta.param_names),
-                        "norm": normalization(reader), "train_store": str(reader.path)})
+    for r in (reader, *val.values()):
+        r.check_data()
+    info = {"family": family.name, "in_dim": reader.in_dim, "out_dim": reader.out_dim,
+            "state_names": list(reader.meta.state_names),
+            "param_names": list(reader.meta.param_names),
+            "norm": normalization(reader), "train_store": str(reader.path)}
+    if continuing:
+        saved = rd.load_info()
+
+        def shapes(name: str) -> dict[str, tuple[int, ...]]:
+            model = build_model(cfg, saved["in_dim"], saved["out_dim"], saved["norm"],
+                                cfg.run.seed)
+            return {k: tuple(v.shape) for k, v in
+                    build_learner(cfg, model, family, name).init_params().items()}
+
+        rd.check_resume_state(phases(cfg), cfg.optim.iterations, shapes)
+        if changes:
+            log.warning("resuming with changed config: %s", ", ".join(
+                f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+            rd.record_changes(cfg, changes)
+            if "optim.lr" in changes:
+                rd.set_checkpoint_lr(cfg.optim.lr)
+    else:
+        rd.create(cfg, info)  # new, or resumed before anything was trained
     show = sys.stderr.isatty() if progress is None else progress
     with StopFlag() as stop:
-        ctx = PhaseContext(cfg, rd, rd.load_info(), reader, val, family,
-                           resolve_device(cfg.run.device), getattr(torch, cfg.run.dtype),
-                           stop, show)
+        ctx = PhaseContext(cfg, rd, rd.load_info(), reader, val, family, device,
+                           getattr(torch, cfg.run.dtype), stop, show)
         for k, name in enumerate(phases(cfg)):
             if rd.init_path(name).exists():
                 continue
-            if not _train_phase(ctx, name, k):
+            try:
+                finished = _train_phase(ctx, name, k)
+            except TrainingDiverged as exc:
+                raise TrainingDiverged(
+                    f"{exc}; then continue from that checkpoint with "
+                    "allow_changes=['optim.lr', 'meta.inner_lr']") from None
+            if not finished:
                 return TrainResult(rd.path, False, stop.requested)
     return TrainResult(rd.path, True)
 
