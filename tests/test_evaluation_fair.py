@@ -315,3 +315,24 @@ def test_diverged_cells_print_as_diverged_and_the_layout_holds(run):
     assert len({len(ln) for ln in lines}) == 1  # every row as wide as the header
     starts = [ln.index("MSE@0") for ln in lines[:1]]
     assert all(ln[starts[0] - 2:starts[0]] == "  " for ln in lines)
+
+
+def test_bad_requests_are_refused_before_any_adaptation(run, tmp_path):
+    from scimeta.errors import RunError
+
+    store = run / "test.h5"
+    with pytest.raises(ConfigError, match=r"label '\.\./x' cannot be used as a file name"):
+        evaluate(run / "run", store, label="../x", steps=1)
+    with pytest.raises(ConfigError, match="max_tasks=0 is not allowed"):
+        evaluate(run / "run", store, max_tasks=0, steps=1)
+    with pytest.raises(ConfigError, match="steps=100000000 would record"):
+        evaluate(run / "run", store, steps=100_000_000)
+    # an unfinished run: a baseline's init is missing
+    import shutil
+
+    partial = tmp_path / "partial"
+    shutil.copytree(run / "run", partial)
+    (partial / "inits" / "joint.pt").unlink()
+    with pytest.raises(RunError, match="unfinished: no trained init joint"):
+        evaluate(partial, store, steps=1)
+    assert not (partial / "evaluation").exists()

@@ -29,13 +29,13 @@ from scimeta.landscape import (
     inner_top_eigenvalues,
     layer_shares,
     loss_slices,
-    safe_name,
     slq,
     stable_inner_rates,
     support_swap,
 )
 from scimeta.meta import MAML, PhysicsLoss, TaskBatch, get_learner
 from scimeta.nn import CoordinateMLP
+from scimeta.runtime.names import safe_name
 
 DT = torch.float64
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -335,8 +335,8 @@ def test_bad_input_gives_clear_errors():
         MetaHessian(learner, learner.init_params(), mlp_batch(), names=["nope"])
     for bad in ("../x", "a/b", "..", ".hidden", "", "a\\b"):
         with pytest.raises(ConfigError, match="cannot be used as a file name"):
-            safe_name(bad)
-    assert safe_name("unforced-test-extrapolate") == "unforced-test-extrapolate"
+            safe_name(bad, "label")
+    assert safe_name("unforced-test-extrapolate", "label") == "unforced-test-extrapolate"
 
 
 def test_non_finite_products_name_the_task():

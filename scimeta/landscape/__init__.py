@@ -28,7 +28,6 @@ from ._plots import plot_slices as plot_slices
 from ._plots import plot_spectrum as plot_spectrum
 from ._plots import plot_stable_rates as plot_stable_rates
 from ._run import landscape as landscape
-from ._run import safe_name as safe_name
 from ._sensitivity import layer_shares as layer_shares
 from ._sensitivity import loss_slices as loss_slices
 from ._spectrum import Eigenpairs as Eigenpairs
@@ -52,5 +51,5 @@ __all__ = ["SWAP_THRESHOLD", "Eigenpairs", "MetaHessian", "SpectralDensity", "St
            "gradient_coherence", "hutchinson", "inner_top_eigenvalues", "lanczos",
            "landscape", "layer_shares", "loss_slices", "meta_objective", "plot_density",
            "plot_diagnostics", "plot_landscape", "plot_slices", "plot_spectrum",
-           "plot_stable_rates", "report_markdown", "safe_name", "slq", "stable_inner_rates",
+           "plot_stable_rates", "report_markdown", "slq", "stable_inner_rates",
            "support_swap", "task_gradients"]

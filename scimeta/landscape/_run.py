@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from ..errors import ConfigError
 from ..meta import MAML, learner_names
+from ..runtime.names import safe_name
 from ..typing import Params
 
 if TYPE_CHECKING:
@@ -32,20 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_SAFE = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]*$")
 DTYPES = ("float32", "float64")
-
-
-def safe_name(label: object, what: str = "regime", source: str = "") -> str:
-    """``label`` if it can be a file name: letters, digits, '.', '_', '+', '-', not
-    starting with '.', no '..' (so no path separators and no parent references)."""
-    text = str(label)
-    if not isinstance(label, str) or not _SAFE.match(text) or ".." in text or len(text) > 128:
-        src = f" read from {source}" if source else ""
-        raise ConfigError(f"{what} {text!r}{src} cannot be used as a file name; allowed: "
-                          "letters, digits, '.', '_', '+', '-' (no path separators, no '..', "
-                          "not starting with '.')")
-    return text
 
 
 @dataclass
@@ -76,7 +63,7 @@ class RunContext:
             raise ConfigError(f"max_tasks={max_tasks!r} is not allowed; it must be an int >= 1")
         n = min(n, len(reader))
         batch = reader.batch(range(n)).to(device=self.device, dtype=self.dtype)
-        label = safe_name(reader.meta.regime, "regime", str(store))
+        label = safe_name(reader.meta.regime, f"regime attribute of {str(store)!r}")
         return reader, batch, label
 
     def params_of(self, raw: dict) -> Params:
@@ -245,7 +232,7 @@ def write_dataset(ds, path: Path) -> Path:
 def write_landscape(run_dir: str | os.PathLike, ds, label: str) -> Path:
     """``RUN_DIR/landscape/<label>.nc`` and ``<label>.png`` (the plot when matplotlib
     is installed)."""
-    label = safe_name(label)
+    label = safe_name(label, "label")
     out = Path(run_dir) / "landscape"
     path = write_dataset(ds, out / f"{label}.nc")
     from ._plots import plot_landscape, render

@@ -151,7 +151,8 @@ def diagnose(run_dir: str | os.PathLike, stores: Sequence[str | os.PathLike] = (
     import xarray as xr
 
     from ..runtime import load_checkpoint
-    from ._run import load_run, safe_name
+    from ..runtime.names import safe_name
+    from ._run import load_run
 
     ctx = load_run(run_dir, learner, dtype)
     init = safe_name(init or ctx.cfg.meta.algorithm, "init")
@@ -293,8 +294,9 @@ def report_markdown(ds) -> str:
 
 def write_report(run_dir: str | os.PathLike, ds) -> Path:
     """``RUN_DIR/diagnose/<init>.nc``, ``<init>.md`` and ``<init>.png``."""
+    from ..runtime.names import safe_name
     from ._plots import plot_diagnostics, render
-    from ._run import safe_name, write_dataset
+    from ._run import write_dataset
 
     name = safe_name(ds.attrs["init"], "init")
     out = Path(run_dir) / "diagnose"

@@ -24,15 +24,15 @@ import xarray as xr
 
 from .. import registry
 from ..data import TaskReader
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..meta import RATE_PREFIX, learner_names
+from ..runtime.names import safe_name
 from .adaptation import (
-    DEFAULT_BUDGETS,
     DIVERGENCE_FACTOR,
     adapt_curve,
-    check_budgets,
     check_optimizer,
 )
+from .eval_checks import budgets_of, check_memory, check_options, missing_inits
 from .loop import load_init, open_reader, resolve_device
 from .models import build_learner, build_model
 from .report import format_table, summarize, summary_table, validation_table
@@ -53,16 +53,6 @@ def available_inits(rd: RunDir) -> list[str]:
     names = [p.stem for p in sorted(rd.inits.glob("*.pt"))]
     names.sort(key=lambda n: INIT_ORDER.index(n) if n in INIT_ORDER else len(INIT_ORDER))
     return [*names, "random"]
-
-
-def _budgets(steps: int | None, budgets: Sequence[int] | None) -> tuple[int, ...]:
-    if steps is not None and budgets is not None:
-        raise ConfigError(f"pass steps={steps!r} or budgets={budgets!r}, not both")
-    if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-            raise ConfigError(f"--steps must be >= 0, got {steps}")
-        return tuple(range(steps + 1))
-    return check_budgets(DEFAULT_BUDGETS if budgets is None else budgets)
 
 
 def _batches(reader: TaskReader, n: int, chunk: int, device, dtype) -> list:
@@ -98,25 +88,37 @@ def evaluate(
     """
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
-    budgets = _budgets(steps, budgets)
+    budgets = budgets_of(steps, budgets)
     optimizers = tuple(check_optimizer(o) for o in dict.fromkeys(optimizers))
     if not optimizers:
         raise ConfigError("optimizers=() is not allowed; give one or more of sgd, adam, learned")
     if select_budget is None:
         select_budget = min(50, budgets[-1])
-    _check_options(select_budget, grids, max_diverged, bootstrap, chunk)
+    check_options(select_budget, grids, max_diverged, bootstrap, chunk)
     grids = {**GRIDS, **(grids or {})}
     reader = open_reader(str(store), cfg)
     if reader.meta.family != info["family"]:
         raise ConfigError(f"{store}: family {reader.meta.family!r}, but the run was trained on "
                           f"{info['family']!r}")
-    label = label or reader.meta.regime
+    label = safe_name(label or reader.meta.regime,
+                      "label" if label else f"regime attribute of {str(store)!r}")
+    missing = missing_inits(rd, cfg)
+    if missing:
+        raise RunError(f"run {str(rd.path)!r} is unfinished: no trained init "
+                       f"{', '.join(missing)}; finish it with scimeta train CONFIG --run-dir "
+                       f"{str(rd.path)!r} --resume")
+    if max_tasks is not None and (isinstance(max_tasks, bool) or not isinstance(max_tasks, int)
+                                  or max_tasks < 1):
+        raise ConfigError(f"max_tasks={max_tasks!r} is not allowed; it must be an int >= 1 "
+                          "or None (all tasks)")
     device, dtype = resolve_device(cfg.run.device), getattr(torch, cfg.run.dtype)
     family = registry.get(info["family"])
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=dtype)
     plain = build_learner(cfg, model, family, "maml")
     inits = available_inits(rd)
+    check_memory(len(inits), len(optimizers), len(budgets),
+                  len(reader) if max_tasks is None else min(max_tasks, len(reader)))
     states, own = {}, {}
     for name in inits:
         algo = name if name in learner_names() and name != "random" else "maml"
@@ -218,27 +220,6 @@ def evaluate(
     if write:
         _write(rd, ds, label)
     return ds
-
-
-def _check_options(select_budget: object, grids: Mapping | None, max_diverged: object,
-                   bootstrap: object, chunk: object) -> None:
-    def is_int(v: object, low: int) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-    if not is_int(select_budget, 0):
-        raise ConfigError(f"select_budget={select_budget!r} is not allowed; it must be an "
-                          "int >= 0 (inner steps)")
-    unknown = sorted(set(grids or {}) - set(GRIDS))
-    if unknown:
-        raise ConfigError(f"grids has {unknown}; allowed keys: {', '.join(GRIDS)}")
-    if not (isinstance(max_diverged, float | int) and 0 <= max_diverged < 1):
-        raise ConfigError(f"max_diverged={max_diverged!r} is not allowed; it must be a "
-                          "fraction in [0, 1)")
-    if not is_int(bootstrap, 0):
-        raise ConfigError(f"bootstrap={bootstrap!r} is not allowed; it must be an int >= 0 "
-                          "(resamples; 0: no intervals)")
-    if not is_int(chunk, 1):
-        raise ConfigError(f"chunk={chunk!r} is not allowed; it must be an int >= 1")
 
 
 def _selection_note(tuned: bool, validation, budget: int, max_div: float, lr: float) -> str:

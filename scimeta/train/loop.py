@@ -59,12 +59,8 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"run.device = {name!r} is not a torch device") from None
+    """The torch device of ``run.device`` (a ConfigError if it cannot be used here)."""
+    return check_device(name)
 
 
 def normalization(reader: TaskReader, max_tasks: int = 256) -> dict:
@@ -284,4 +280,4 @@ def load_init(rd: RunDir, name: str) -> Params:
     if not path.exists():
         raise RunError(f"{str(rd.path)!r} has no trained init {name!r} (no {path.name}); "
                          "finish training first")
-    return load_checkpoint(path)["params"]
+    return load_checkpoint(path, required=("params",))["params"]
