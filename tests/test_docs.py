@@ -155,5 +155,5 @@ def test_readme_commands_are_the_ci_commands() -> None:
     install = [ln for ln in ci if "pip install" in ln and ".[dev]" in ln]
     assert len(install) == 1, install
     assert install[0].replace(" -q", "").strip() in readme
-    for command in ("python -m pytest", "ruff check ."):
+    for command in ("python -m pytest", "ruff check .", "mypy"):
         assert command in ci and command in readme, command

@@ -120,15 +120,18 @@ def solve_unit(unit: Unit, family: ProblemFamily, regime: Regime, time: np.ndarr
     if unit.seeds is None:
         raise RuntimeError("internal: a unit is solved before its seeds are known")
     grid = (len(time), *(len(v) for v in family.space.values()))
-    params, y0, sup, qry = [], [], [], []
+    params: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    sup: list[np.ndarray] = []
+    qry: list[np.ndarray] = []
     for i, seed in zip(unit.index, unit.seeds, strict=True):
         rng = np.random.default_rng(int(seed))
         params.append(regime.sample(family.params, rng, index=int(i)))
-        y0.append(family.sample_initial_state(rng, regime))
+        starts.append(family.sample_initial_state(rng, regime))
         s, q = sample_indices(sampling, rng, grid, n_support, n_query)
         sup.append(s)
         qry.append(q)
-    y0 = np.stack(y0).astype(np.float64)
+    y0 = np.stack(starts).astype(np.float64)
     fields, status = family.solve_batch(np.stack(params), y0, time)
     with np.errstate(over="ignore"):  # values beyond the dtype become inf: non-finite below
         fields = fields.astype(dtype)
@@ -182,20 +185,20 @@ def generate(
                 _check_space(config, family, time, partial.parent)
             _create(partial, config, family, regime, time)
         seeds = task_seeds(config.seed, config.tasks)
-        pending = _P.prepare(partial, seeds)
+        todo = _P.prepare(partial, seeds)
         if resuming and not skip_space_check:
-            _check_space(config, family, time, partial, len(pending))
-        log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(pending),
+            _check_space(config, family, time, partial, len(todo))
+        log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(todo),
                  config.tasks, workers)
-        size = int(unit_size or getattr(family, "preferred_batch", 8) or 8)
-        units = [Unit(pending[i:i + size], seeds[pending[i:i + size]])
-                 for i in range(0, len(pending), size)]
+        per_unit = int(unit_size or getattr(family, "preferred_batch", 8) or 8)
+        units = [Unit(todo[i:i + per_unit], seeds[todo[i:i + per_unit]])
+                 for i in range(0, len(todo), per_unit)]
         args = (family, regime, time, config.sampling, config.support, config.query,
                 config.dtype)
         show = sys.stderr.isatty() if progress is None else progress
         n_workers = workers if len(units) > 1 else 1
         with WorkerPool(n_workers, lock.fd) as pool:
-            _solve_all(partial, pool, units, args, config.tasks - len(pending), config.tasks,
+            _solve_all(partial, pool, units, args, config.tasks - len(todo), config.tasks,
                        show)
     log.info("wrote %s", out)
     return out

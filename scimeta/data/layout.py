@@ -111,7 +111,7 @@ def create_layout(
                 stop = min(n_tasks, start + _BLOCK)
                 var[start:stop] = np.full((stop - start, *var.shape[1:]), value, var.dtype)
 
-        attrs = {
+        attrs: dict[str, object] = {
             "schema_version": schema.SCHEMA_VERSION,
             "complete": 0,
             "family": family.name,
@@ -133,8 +133,8 @@ def create_layout(
             "git_revision": git_revision(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        for key, value in attrs.items():
-            f.attrs[key] = value
+        for key, attr in attrs.items():
+            f.attrs[key] = attr
 
 
 def _coord(f, name, data, dtype=None, **attrs) -> None:

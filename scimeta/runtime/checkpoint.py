@@ -85,4 +85,4 @@ def check_params(path: str | os.PathLike, params: object,
                                   f"the run's model needs {list(shape)}")
         if params[name].is_floating_point() and not bool(torch.isfinite(params[name]).all()):
             raise CheckpointError(f"{where!r}: parameter {name!r} holds non-finite values")
-    return params  # type: ignore[return-value]
+    return params

@@ -14,7 +14,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import xarray as xr
@@ -149,7 +149,7 @@ def check_support(x: np.ndarray, y: np.ndarray, inputs: Sequence[str], lo: Seque
     """Refuse support data adaptation cannot use: missing or non-finite inputs, points
     outside the training grid ``[lo, hi]``, repeated points, infinite values, nothing
     observed."""
-    def row(mask: np.ndarray) -> int:
+    def row(mask: Any) -> int:
         return int(np.flatnonzero(mask)[0])
 
     bad = ~np.isfinite(x).all(axis=1)

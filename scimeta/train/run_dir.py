@@ -225,8 +225,10 @@ class RunDir:
             path = self.init_path(name)
             if path.exists():
                 ck = _load_or_hint(load_checkpoint, path, ("params",))
-                _hinted(path, lambda ck=ck, name=name, path=path: check_params(
-                    path, ck["params"], shapes(name)))
+                def verify(ck: dict = ck, name: str = name, path: Path = path) -> object:
+                    return check_params(path, ck["params"], shapes(name))
+
+                _hinted(path, verify)
         if not self.checkpoint.exists():
             return
         ck = _load_or_hint(load_checkpoint, self.checkpoint,
