@@ -169,3 +169,33 @@ def test_quickstart_help_states_the_configs_iterations():
 
     text = " ".join(_subcommands()["quickstart"].format_help().split())
     assert f"(default: {DEFAULT['optim']['iterations']}," in text
+
+
+@pytest.mark.parametrize("argv", [["generate", "oscillator"], ["nosuch"], [],
+                                  ["evaluate", "run", "--data", "x.h5", "--steps", "two"]])
+def test_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scimeta: error: scimeta"), err
+
+
+def test_a_closed_pipe_is_not_a_traceback():
+    """`scimeta ... | head`: the reader leaves early; scimeta stops without a traceback."""
+    code = ("import scimeta.cli.data_cmds as d\n"
+            "d.cmd_problems = lambda args: print('x' * 1_000_000)\n"
+            "from scimeta.cli import main\n"
+            "raise SystemExit(main(['problems']))\n")
+    proc = subprocess.run(f"'{sys.executable}' -c \"{code}\" | head -c 10", shell=True,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout == "x" * 10
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_quickstart_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    assert main(["quickstart", "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot create the output folder" in err[0]

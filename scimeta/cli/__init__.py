@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
 from ..errors import ScimetaError
@@ -18,15 +20,23 @@ from . import check_cmd, data_cmds, landscape_cmds, meta_cmds
 COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors on one line, like every other scimeta error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"scimeta: error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="scimeta", description="Physics-informed meta-learning for ODE/PDE task families."
     )
     parser.add_argument("--version", action="version", version=f"scimeta {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0,
                         help="more log output (-vv for debug)")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                parser_class=_Parser)
     for module in COMMAND_MODULES:
         module.add_commands(sub)
     return parser
@@ -46,3 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("scimeta: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `scimeta info x | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from ..data import GenerationConfig, generate
+from ..errors import ConfigError
 from ..runtime.config import from_dict
 from .config import TrainConfig
 from .evaluate import evaluate, format_table, summary_table
@@ -53,7 +54,11 @@ def quickstart(out: str | os.PathLike = "scimeta-quickstart", *, iterations: int
     Re-running continues where a previous run stopped (every step resumes).
     """
     out = Path(out)
-    (out / "data").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "data").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"out={str(out)!r}: cannot create the output folder there "
+                          f"({exc.strerror or exc}); choose another --out") from None
     for k, (name, (regime, omega0, n)) in enumerate(SPLITS.items()):
         bounds = () if omega0 is None else (("omega0", *omega0),)
         generate(GenerationConfig("oscillator", regime, tasks=n, seed=k, support=10, query=100,
