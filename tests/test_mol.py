@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scimeta.errors import ConfigError, SolverFailed
+from scimeta.errors import SolverFailed, SolverInputError
 from scimeta.solvers.mol import Dirichlet, MolGrid, Neumann, Periodic, solve_mol
 
 D = 0.1
@@ -128,21 +128,21 @@ def test_jacobian_pattern_is_tridiagonal(ends, m, nnz):
 def test_bad_input_raises_config_error():
     x = np.linspace(0.0, 1.0, 11)
     t = np.array([0.0, 0.1])
-    with pytest.raises(ConfigError, match="x must be uniform"):
+    with pytest.raises(SolverInputError, match="x must be uniform"):
         solve_mol(heat, np.zeros(11), t, np.r_[x[:-1], 1.05])
-    with pytest.raises(ConfigError, match="x must be a 1D grid of at least 3"):
+    with pytest.raises(SolverInputError, match="x must be a 1D grid of at least 3"):
         solve_mol(heat, np.zeros(2), t, np.array([0.0, 1.0]))
-    with pytest.raises(ConfigError, match=r"u0 must have shape \(11,\)"):
+    with pytest.raises(SolverInputError, match=r"u0 must have shape \(11,\)"):
         solve_mol(heat, np.zeros(10), t, x)
-    with pytest.raises(ConfigError, match="t must be"):
+    with pytest.raises(SolverInputError, match="t must be"):
         solve_mol(heat, np.zeros(11), np.array([0.1, 0.0]), x)
-    with pytest.raises(ConfigError, match="left and right must both be Periodic"):
+    with pytest.raises(SolverInputError, match="left and right must both be Periodic"):
         MolGrid(x, Periodic(), Dirichlet())
-    with pytest.raises(ConfigError, match="left must be"):
+    with pytest.raises(SolverInputError, match="left must be"):
         MolGrid(x, "dirichlet")  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="rhs must return"):
+    with pytest.raises(SolverInputError, match="rhs must return"):
         solve_mol(lambda t, u, ux, uxx: uxx[1:], np.zeros(11), t, x)
-    with pytest.raises(ConfigError, match="jac is used only"):
+    with pytest.raises(SolverInputError, match="jac is used only"):
         solve_mol(heat, np.zeros(11), t, x, method="RK45", jac=np.eye(11))
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
-from ..errors import ConfigError, SolverFailed
+from ..errors import SolverFailed, SolverInputError
 
 #: ``rhs(t, u, u_x, u_xx) -> du/dt``, all arrays ``[n]`` on the full grid.
 Rhs = Callable[[float, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -57,16 +57,16 @@ Boundary = Dirichlet | Neumann | Periodic
 def uniform_spacing(x: np.ndarray) -> float:
     """The spacing ``dx`` of a strictly increasing uniform grid ``x`` ``[n]``, ``n >= 3``.
 
-    Raises :class:`ConfigError` (naming ``x``) for any other grid; spacings may differ
-    by ``1e-8 dx`` (round-off of ``linspace``/``arange``).
+    Raises :class:`~scimeta.errors.SolverInputError` (naming ``x``) for any other grid;
+    spacings may differ by ``1e-8 dx`` (round-off of ``linspace``/``arange``).
     """
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1 or x.size < 3:
-        raise ConfigError(f"x must be a 1D grid of at least 3 points, got shape {x.shape}")
+        raise SolverInputError(f"x must be a 1D grid of at least 3 points, got shape {x.shape}")
     d = np.diff(x)
     dx = float((x[-1] - x[0]) / (x.size - 1))
     if not (np.all(np.isfinite(x)) and dx > 0 and np.max(np.abs(d - dx)) <= 1e-8 * dx):
-        raise ConfigError(f"x must be uniform and strictly increasing; spacings range "
+        raise SolverInputError(f"x must be uniform and strictly increasing; spacings range "
                           f"from {d.min():g} to {d.max():g}")
     return dx
 
@@ -83,10 +83,11 @@ class MolGrid:
                  right: Boundary = Dirichlet()) -> None:
         for name, end in (("left", left), ("right", right)):
             if not isinstance(end, Dirichlet | Neumann | Periodic):
-                raise ConfigError(f"{name} must be Dirichlet, Neumann or Periodic, got {end!r}")
+                raise SolverInputError(f"{name} must be Dirichlet, Neumann or Periodic, "
+                                       f"got {end!r}")
         self.periodic = isinstance(left, Periodic)
         if self.periodic != isinstance(right, Periodic):
-            raise ConfigError(f"left and right must both be Periodic, got {left!r}, {right!r}")
+            raise SolverInputError(f"left and right must both be Periodic, got {left!r}, {right!r}")
         self.x = np.asarray(x, dtype=np.float64)
         self.dx = dx = uniform_spacing(self.x)
         self.left, self.right = left, right
@@ -149,17 +150,17 @@ def solve_mol(rhs: Rhs, u0: np.ndarray, t: np.ndarray, x: np.ndarray | MolGrid,
     Jacobian ``d rhs / d u`` ``[n, n]`` on the full grid (e.g. ``D * grid.d2`` for the
     heat equation); only BDF and Radau use it (or the sparsity pattern otherwise).
 
-    Returns ``[T, n]`` float64. Raises :class:`ConfigError` for bad arguments and
-    :class:`SolverFailed` if the integrator stops early.
+    Returns ``[T, n]`` float64. Raises :class:`~scimeta.errors.SolverInputError` for bad
+    arguments and :class:`SolverFailed` if the integrator stops early.
     """
     grid = x if isinstance(x, MolGrid) else MolGrid(x, left, right)
     n = grid.n
     u0 = np.asarray(u0, dtype=np.float64)
     if u0.shape != (n,):
-        raise ConfigError(f"u0 must have shape ({n},) to match x, got {u0.shape}")
+        raise SolverInputError(f"u0 must have shape ({n},) to match x, got {u0.shape}")
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size < 2 or np.any(np.diff(t) <= 0) or not np.all(np.isfinite(t)):
-        raise ConfigError(f"t must be a 1D array of >= 2 strictly increasing times, got {t!r}")
+        raise SolverInputError(f"t must be a 1D array of >= 2 strictly increasing times, got {t!r}")
     base = u0.copy()
     for i, end in ((0, grid.left), (n - 1, grid.right)):
         if isinstance(end, Dirichlet) and end.value is not None:
@@ -167,7 +168,7 @@ def solve_mol(rhs: Rhs, u0: np.ndarray, t: np.ndarray, x: np.ndarray | MolGrid,
     free = grid.free
     first = np.asarray(rhs(float(t[0]), base, grid.ddx(base), grid.d2dx2(base)))
     if first.shape != (n,):
-        raise ConfigError(f"rhs must return shape ({n},), got {first.shape}")
+        raise SolverInputError(f"rhs must return shape ({n},), got {first.shape}")
 
     def f(tt: float, v: np.ndarray) -> np.ndarray:
         u = base.copy()
@@ -181,7 +182,8 @@ def solve_mol(rhs: Rhs, u0: np.ndarray, t: np.ndarray, x: np.ndarray | MolGrid,
         else:
             options["jac_sparsity"] = grid.jac_sparsity()
     elif jac is not None:
-        raise ConfigError(f"jac is used only by method='BDF' or 'Radau', got method={method!r}")
+        raise SolverInputError(f"jac is used only by method='BDF' or 'Radau', "
+                               f"got method={method!r}")
     sol = solve_ivp(f, (t[0], t[-1]), base[free], method=method, t_eval=t,
                     rtol=rtol, atol=atol, **options)
     if not sol.success:
