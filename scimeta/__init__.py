@@ -6,9 +6,9 @@ then), so that ``import scimeta`` and the command line start fast.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__ as __version__
 from .errors import ScimetaError as ScimetaError
 
@@ -43,17 +43,4 @@ _LAZY: dict[str, tuple[str, str]] = {
 __all__ = sorted([*_LAZY, "ScimetaError", "__version__"])
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = importlib.import_module(module, __name__)
-    if attr:
-        value = getattr(value, attr)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)

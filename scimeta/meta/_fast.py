@@ -13,7 +13,7 @@ transforms, which dominates for tiny networks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -202,12 +202,18 @@ class SequentialPlan:
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:
         """Mean over tasks of the query MSE after adaptation (chunked like ``vmap``)."""
-        n = b.support_x.shape[0]
-        step = chunk_size or n
-        total = b.support_x.new_zeros(())
-        for s in range(0, n, step):
-            sl = slice(s, s + step)
-            part = self.task_losses(loop, p, rates, b.support_x[sl], b.support_y[sl],
-                                    b.query_x[sl], b.query_y[sl]).sum()
-            total = total + part
-        return total / n
+        return chunked_mean(lambda part: self.task_losses(
+            loop, p, rates, part.support_x, part.support_y, part.query_x, part.query_y),
+            b, chunk_size)
+
+
+def chunked_mean(task_losses: Callable[[TaskBatch], torch.Tensor], b: TaskBatch,
+                 chunk_size: int | None) -> torch.Tensor:
+    """Mean over the B tasks of ``task_losses(part)`` ``[b]``, ``chunk_size`` tasks at a
+    time (all at once when None), like ``vmap``'s ``chunk_size``."""
+    n = b.num_tasks
+    step = chunk_size or n
+    total = b.support_x.new_zeros(())
+    for s in range(0, n, step):
+        total = total + task_losses(b.tasks(slice(s, s + step))).sum()
+    return total / n

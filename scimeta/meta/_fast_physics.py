@@ -19,7 +19,7 @@ import torch
 
 from ..batch import TaskBatch
 from ..typing import Params
-from ._fast import SequentialPlan
+from ._fast import SequentialPlan, chunked_mean
 from ._physics import PhysicsLoss
 from ._taylor import MAX_ORDER, TaylorMLP
 from ._update import InnerLoop
@@ -99,10 +99,4 @@ class PhysicsPlan:
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:
         """Mean over tasks of the meta-objective (chunked like ``vmap``)."""
-        n = b.support_x.shape[0]
-        step = chunk_size or n
-        total = b.support_x.new_zeros(())
-        for s in range(0, n, step):
-            part = b.tasks(slice(s, s + step))
-            total = total + self.task_losses(loop, p, rates, part).sum()
-        return total / n
+        return chunked_mean(lambda part: self.task_losses(loop, p, rates, part), b, chunk_size)

@@ -6,8 +6,9 @@ The names below are loaded on first use, so that light modules (``names``,
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .checkpoint import load_checkpoint as load_checkpoint
@@ -23,25 +24,14 @@ if TYPE_CHECKING:
     from .signals import StopFlag as StopFlag
 
 #: public name -> module relative to this package
-_LAZY = {
+_LAZY = {name: (module, name) for name, module in {
     "load_checkpoint": ".checkpoint", "save_checkpoint": ".checkpoint",
     "dump_toml": ".config", "from_dict": ".config", "load_toml": ".config",
     "to_dict": ".config", "safe_name": ".names", "rng_state": ".seeding",
     "seed_everything": ".seeding", "set_rng_state": ".seeding", "StopFlag": ".signals",
-}
+}.items()}
 
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
