@@ -331,7 +331,7 @@ def test_bad_requests_are_refused_before_any_adaptation(run, tmp_path):
     import shutil
 
     partial = tmp_path / "partial"
-    shutil.copytree(run / "run", partial)
+    shutil.copytree(run / "run", partial, ignore=shutil.ignore_patterns("evaluation"))
     (partial / "inits" / "joint.pt").unlink()
     with pytest.raises(RunError, match="unfinished: no trained init joint"):
         evaluate(partial, store, steps=1)
