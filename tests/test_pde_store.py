@@ -26,6 +26,10 @@ class SmallNavierStokes(NavierStokes):
     shape = {"x": 16, "y": 16}
     refine = 4  # solved on 64^2, as the default 32^2 store with refine 2
     time = TimeGrid(0.0, 2.0, 5)
+    # registered for the whole session, so the family contract sees it too: its 16^2
+    # stored grid leaves 3.6e-3 of the largest term in the residual (measured)
+    contract_residual_tol = 1e-2
+    contract_residual_reason = "a 16^2 test grid stored from a 64^2 solve under-resolves"
 
 
 for _fam in (SmallBurgers, SmallNavierStokes):
