@@ -13,7 +13,7 @@ from .common import add_parser, keyword_flags
 GENERATE_FLAGS = {"resume": "--resume", "overwrite": "--overwrite", "out": "--out",
                   "workers": "--workers", "tasks": "--tasks", "seed": "--seed",
                   "bounds": "--param", "dtype": "--dtype", "skip_space_check": "--skip-space-check",
-                  "support": "--support", "query": "--query"}
+                  "support": "--support", "query": "--query", "shard": "--shard"}
 DATASET_FLAGS = {"update_manifest": "--update-manifest", "overwrite": "--overwrite",
                  "workers": "--workers"}
 
@@ -44,10 +44,20 @@ def add_commands(sub) -> None:
                    help="do not refuse a store whose estimated size exceeds the free space, "
                         "file-size limit or memory (the run still stops cleanly, resumable, "
                         "before a write that cannot fit)")
+    g.add_argument("--shard", metavar="I/N",
+                   help="solve only shard I of N (0-based; 'auto': from SLURM_ARRAY_TASK_ID "
+                        "and SLURM_ARRAY_TASK_COUNT) into OUT-stem.shard-I-of-N.h5; join the "
+                        "shards with `scimeta merge`")
     mode = g.add_mutually_exclusive_group()
     mode.add_argument("--resume", action="store_true", help="continue an interrupted run")
     mode.add_argument("--overwrite", action="store_true", help="replace an existing file")
     g.set_defaults(func=cmd_generate)
+
+    m = add_parser(sub, "merge", help="join the shard files of `generate --shard` into one store")
+    m.add_argument("shards", nargs="*", help="shard files (default: every OUT-stem.shard-*)")
+    m.add_argument("--out", required=True, help="the store to write")
+    m.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    m.set_defaults(func=cmd_merge)
 
     v = add_parser(sub, "validate", help="check a store against the schema (exit 1 if invalid)")
     v.add_argument("path", help="the .h5 store")
@@ -104,15 +114,35 @@ def cmd_problems(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from ..data.generate import GenerationConfig, generate
     from ..data.info import summarize
+    from ..data.shards import parse_shard, shard_range
 
     with keyword_flags(**GENERATE_FLAGS):
+        shard = None if args.shard is None else parse_shard(args.shard)
         config = GenerationConfig(
             family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
             support=args.support, query=args.query, sampling=args.sampling,
             bounds=parse_bounds(args.param), dtype=args.dtype,
         )
         path = generate(config, args.out, workers=args.workers, resume=args.resume,
-                        overwrite=args.overwrite, skip_space_check=args.skip_space_check)
+                        overwrite=args.overwrite, skip_space_check=args.skip_space_check,
+                        shard=shard)
+    if shard is not None:
+        lo, hi = shard_range(args.tasks, *shard)
+        print(f"wrote {path}: shard {shard[0]}/{shard[1]}, tasks {lo}..{hi - 1}; join the "
+              f"shards with: scimeta merge --out {args.out}")
+        return 0
+    s = summarize(path)
+    print(f"wrote {path}: {s['tasks']} tasks, "
+          + ", ".join(f"{k} {v}" for k, v in s["status_counts"].items() if v))
+    return 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from ..data.info import summarize
+    from ..data.shards import merge
+
+    with keyword_flags(overwrite="--overwrite", out="--out"):
+        path = merge(args.shards, args.out, overwrite=args.overwrite)
     s = summarize(path)
     print(f"wrote {path}: {s['tasks']} tasks, "
           + ", ".join(f"{k} {v}" for k, v in s["status_counts"].items() if v))

@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from ..family import STATUS_NON_FINITE, STATUS_OK, STATUS_PENDING, ProblemFamily
 from ..params import Regime
 from . import _partial as _P
 from . import _space, schema
+from . import shards as _shards
 from ._partial import Unit
 from ._workers import WorkerPool
 from .layout import create_layout
@@ -145,6 +146,7 @@ def generate(
     config: GenerationConfig, out: str | os.PathLike, *, workers: int = 1,
     resume: bool = False, overwrite: bool = False, unit_size: int | None = None,
     progress: bool | None = None, skip_space_check: bool = False,
+    shard: tuple[int, int] | None = None,
 ) -> Path:
     """Generate a task store at ``out`` and return its path.
 
@@ -155,15 +157,24 @@ def generate(
     is refused with the first one's PID). Before any work, the store's size (an upper
     bound) is checked against the free space, the file-size limit and the memory;
     ``skip_space_check=True`` skips that check (the run still stops cleanly, resumable,
-    before a write that could not fit).
+    before a write that could not fit). ``shard=(I, N)`` solves only shard I's block
+    of tasks into ``<out stem>.shard-I-of-N.h5`` (see :mod:`.shards`), with the
+    unsharded run's seeds; ``scimeta merge`` joins the N shards into ``out``.
     """
     family, regime, time = config.resolve()
+    if shard is not None:
+        span = _shards.shard_range(config.tasks, *shard)
+        out = _shards.shard_path(out, *shard)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
     if resume and overwrite:
         raise ConfigError("resume=True and overwrite=True exclude each other; choose one")
     out, partial = _output_paths(out)
-    if resume and out.exists() and not partial.exists() and _complete(out, config):
+    if shard is not None and resume and out.exists() and not partial.exists() and \
+            _shards.is_done(out, config.to_json()):
+        return out  # a finished shard
+    if shard is None and resume and out.exists() and not partial.exists() and \
+            _complete(out, config):
         return out  # nothing to write: no lock needed (a read-only dataset folder is fine)
     with OutputLock(out) as lock:
         if out.exists() and not (resume or overwrite):
@@ -181,11 +192,15 @@ def generate(
         if resuming:
             _P.check_same_config(partial, config.to_json())
         if not resuming:
-            if not skip_space_check:
-                _check_space(config, family, time, partial.parent)
+            if not skip_space_check:  # a shard's fields: its block only
+                _check_space(config if shard is None else
+                             replace(config, tasks=span[1] - span[0]), family, time,
+                             partial.parent)
             _create(partial, config, family, regime, time)
         seeds = task_seeds(config.seed, config.tasks)
         todo = _P.prepare(partial, seeds)
+        if shard is not None:
+            todo = todo[(todo >= span[0]) & (todo < span[1])]
         if resuming and not skip_space_check:
             _check_space(config, family, time, partial, len(todo))
         log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(todo),
@@ -199,13 +214,13 @@ def generate(
         n_workers = workers if len(units) > 1 else 1
         with WorkerPool(n_workers, lock.fd) as pool:
             _solve_all(partial, pool, units, args, config.tasks - len(todo), config.tasks,
-                       show)
+                       show, shard)
     log.info("wrote %s", out)
     return out
 
 
 def _solve_all(partial: Path, pool: WorkerPool, units: list[Unit], args: tuple,
-               done: int, total: int, show: bool) -> None:
+               done: int, total: int, show: bool, shard: tuple[int, int] | None) -> None:
     """Solve and commit every unit, mark the store complete, rename it into place."""
     f = _P.open_store(partial, "r+", "write")
     try:
@@ -217,10 +232,13 @@ def _solve_all(partial: Path, pool: WorkerPool, units: list[Unit], args: tuple,
                 done += len(unit.index)
                 bar.update(len(unit.index))
         status = f["status"][:]
-        if (status == STATUS_PENDING).any():
+        if shard is not None:
+            _shards.mark_done(f, *shard)
+        elif (status == STATUS_PENDING).any():
             raise StoreError(f"{partial}: {int((status == STATUS_PENDING).sum())} tasks still "
                              "pending after generation")
-        f.attrs["complete"] = 1
+        if shard is None:
+            f.attrs["complete"] = 1
         f.close()
     except ScimetaError:
         f.close()

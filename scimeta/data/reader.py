@@ -203,9 +203,14 @@ class TaskReader(torch.utils.data.Dataset):
 
     def sample(self, batch_size: int, generator: np.random.Generator) -> TaskBatch:
         """A meta-batch of ``batch_size`` distinct tasks drawn with ``generator``."""
+        return self.batch(self.sample_indices(batch_size, generator))
+
+    def sample_indices(self, batch_size: int, generator: np.random.Generator) -> np.ndarray:
+        """The ok-task indices ``[batch_size]`` (distinct) that :meth:`sample` draws; ranks
+        that share ``generator``'s state draw the same meta-batch and each reads its share."""
         if not 1 <= batch_size <= len(self):
             raise ConfigError(f"batch_size must be in [1, {len(self)}], got {batch_size}")
-        return self.batch(generator.choice(len(self), size=batch_size, replace=False))
+        return generator.choice(len(self), size=batch_size, replace=False)
 
     def _resample(self, seed: int, support: int | None, query: int | None) -> None:
         rule = self.meta.attrs_json("sampling")

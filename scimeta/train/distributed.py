@@ -10,10 +10,13 @@ never wrapped in DDP, which does not support the double backward exact MAML need
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from ..batch import TaskBatch
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 from ..typing import Grads
 
 
@@ -30,16 +33,74 @@ def shard(batch: TaskBatch, rank: int, world: int) -> TaskBatch:
 
 def allreduce_mean(grads: Grads, n_local: int) -> None:
     """Replace each rank's gradients (of its mean over ``n_local`` tasks) by the
-    gradient of the mean over all ranks' tasks, in place. ``None`` entries stay None
-    (they must be None on every rank). Needs an initialised process group."""
+    gradient of the mean over all ranks' tasks, in place.
+
+    Args:
+        grads: parameter name -> gradient (any shapes); ``None`` entries stay None
+            (they must be None on every rank).
+        n_local: tasks this rank's gradients average over.
+
+    Returns:
+        None. All gradients of one dtype and device travel in one flat all-reduce.
+        Needs an initialised process group.
+    """
     import torch.distributed as dist
 
     total = torch.tensor([float(n_local)], dtype=torch.float64)
     dist.all_reduce(total)
     weight = n_local / float(total.item())
+    groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
     for key in sorted(grads):
         g = grads[key]
-        if g is None:
-            continue
-        g.mul_(weight)
-        dist.all_reduce(g)
+        if g is not None:
+            groups.setdefault((g.dtype, g.device), []).append(key)
+    for keys in groups.values():
+        flat = torch.cat([grads[k].reshape(-1) for k in keys]).mul_(weight)  # type: ignore[union-attr]
+        dist.all_reduce(flat)
+        offset = 0
+        for k in keys:
+            g = grads[k]
+            assert g is not None
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
+def sync_step(loss: float, n_local: int, stop: bool) -> tuple[float, bool]:
+    """Agree on a step's outcome across ranks (one small all-reduce).
+
+    Args:
+        loss: this rank's meta-loss (mean over its ``n_local`` tasks).
+        n_local: tasks this rank took.
+        stop: whether this rank received a stop signal.
+
+    Returns:
+        (the meta-loss of the whole meta-batch, whether any rank asked to stop), the
+        same on every rank, so all ranks stop at the same step boundary.
+    """
+    import torch.distributed as dist
+
+    t = torch.tensor([loss * n_local, float(n_local), float(stop)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t[0] / t[1]), bool(t[2] > 0)
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op without a process group)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+@contextmanager
+def collective_errors(rank: int, world: int) -> Iterator[None]:
+    """Turn a failed or timed-out collective into a :class:`RunError` that says why:
+    another rank most likely failed (its own error is in its log)."""
+    try:
+        yield
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(
+            f"rank {rank} of {world}: a collective operation failed ({first}); another "
+            "rank probably stopped with an error (see its output) or exceeded "
+            "SCIMETA_DIST_TIMEOUT") from None

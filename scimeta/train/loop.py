@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +32,9 @@ from ..family import ProblemFamily
 from ..meta import MAML
 from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.device import check_device
+from ..runtime.dist_env import DistEnv, detect, local_device, process_group
 from ..runtime.seeding import seed_everything
-from ..typing import Params
+from ..typing import Grads, Params
 from .callbacks import (
     Callback,
     Checkpointer,
@@ -44,6 +45,7 @@ from .callbacks import (
     Validation,
 )
 from .config import TrainConfig
+from .distributed import allreduce_mean, barrier, collective_errors, sync_step
 from .models import build_learner, build_model
 from .run_dir import RunDir
 from .step import meta_step
@@ -114,6 +116,7 @@ class PhaseContext:
     dtype: torch.dtype
     stop: StopFlag
     show: bool
+    env: DistEnv = field(default_factory=DistEnv)
 
 
 def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
@@ -127,7 +130,28 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
     or a section such as ``"data.validation"``) a resumed run may change: it continues
     from its last checkpoint with the new values, recorded in run.json. A run
     directory in which nothing was trained yet takes any new config on resume.
+
+    Under ``torchrun`` or ``srun`` (:func:`~scimeta.runtime.dist_env.detect`) every rank
+    calls this: each takes its share of every meta-batch, gradients are averaged across
+    ranks, rank 0 alone writes the run directory, and every rank resumes from it.
     """
+    env = detect()
+    device = local_device(env, check_device(cfg.run.device))
+    pkg = logging.getLogger("scimeta")
+    level = pkg.level
+    if not env.is_main:
+        pkg.setLevel(logging.WARNING)  # rank 0 alone logs progress
+    try:
+        with process_group(device, env), collective_errors(env.rank, env.world_size):
+            return _train(cfg, run_dir, device, env, resume, config_dir, progress,
+                          allow_changes)
+    finally:
+        pkg.setLevel(level)
+
+
+def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, env: DistEnv,
+           resume: bool, config_dir: Path | None, progress: bool | None,
+           allow_changes: Sequence[str]) -> TrainResult:
     rd = RunDir(run_dir)
     cfg = resolve_paths(cfg, config_dir)
     if rd.exists() and not resume:
@@ -139,7 +163,6 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
         rd.load_info()  # a run of another format is never continued nor replaced
     continuing = resume and rd.exists() and rd.has_work()
     changes = rd.check_same_config(cfg, allow_changes) if continuing else {}
-    device = check_device(cfg.run.device)
     reader = open_reader(cfg.data.train, cfg)
     family = registry.get(reader.meta.family)
     val = {k: open_reader(v, cfg) for k, v in cfg.data.validation.items()}
@@ -166,18 +189,20 @@ def train(cfg: TrainConfig, run_dir: str | os.PathLike, *, resume: bool = False,
                     build_learner(cfg, model, family, name).init_params().items()}
 
         rd.check_resume_state(phases(cfg), cfg.optim.iterations, shapes)
-        if changes:
-            log.warning("resuming with changed config: %s", ", ".join(
-                f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
-            rd.record_changes(cfg, changes)
-            if "optim.lr" in changes:
-                rd.set_checkpoint_lr(cfg.optim.lr)
-    else:
+    barrier()  # every rank has checked the directory before rank 0 changes it
+    if env.is_main and continuing and changes:
+        log.warning("resuming with changed config: %s", ", ".join(
+            f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()))
+        rd.record_changes(cfg, changes)
+        if "optim.lr" in changes:
+            rd.set_checkpoint_lr(cfg.optim.lr)
+    elif env.is_main and not continuing:
         rd.create(cfg, info)  # new, or resumed before anything was trained
-    show = sys.stderr.isatty() if progress is None else progress
+    barrier()
+    show = (sys.stderr.isatty() if progress is None else progress) and env.is_main
     with StopFlag() as stop:
         ctx = PhaseContext(cfg, rd, rd.load_info(), reader, val, family, device,
-                           getattr(torch, cfg.run.dtype), stop, show)
+                           getattr(torch, cfg.run.dtype), stop, show, env)
         for k, name in enumerate(phases(cfg)):
             if rd.init_path(name).exists():
                 continue
@@ -214,7 +239,8 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
             opt.load_state_dict(ck["optimizer"])
             set_rng_state(ck["rng"], rng)
             start = int(ck["iteration"])
-            rd.truncate_metrics(name, start)
+            if ctx.env.is_main:
+                rd.truncate_metrics(name, start)
             log.info("resuming phase %s at iteration %d", name, start)
 
     def save(it: int) -> None:
@@ -231,19 +257,36 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         return validation_mse(learner, params, ctx.val[label], cfg.meta.meta_batch, device,
                               dtype)
 
-    iterations = cfg.optim.iterations
+    iterations, env = cfg.optim.iterations, ctx.env
     callbacks: list[Callback] = [
         LossLog(cfg.run.log_every, rd.append_metrics),
         Validation(cfg.run.validate_every, list(ctx.val), validate, rd.append_metrics),
         Checkpointer(cfg.run.checkpoint_every, save),
         Snapshots(cfg.run.snapshot_every, snapshot),
         Progress(name, iterations, start, ctx.show),
-    ]
+    ] if env.is_main else []  # other ranks write nothing
+    b = cfg.meta.meta_batch
+    lo, hi = env.rank * b // env.world_size, (env.rank + 1) * b // env.world_size
+    if hi <= lo:
+        raise ConfigError(f"meta.meta_batch = {b} cannot be split across "
+                          f"{env.world_size} ranks; use at least one task per rank")
+
+    def reduce(grads: Grads) -> None:
+        allreduce_mean(grads, hi - lo)
+
     t0 = time.perf_counter()
     info = StepInfo(name, start, iterations, math.nan, t0)
     for it in range(start, iterations):
-        batch = ctx.reader.sample(cfg.meta.meta_batch, rng).to(device=device, dtype=dtype)
-        loss = meta_step(learner, params, batch, opt, cfg.optim.grad_clip)
+        # every rank draws the whole meta-batch from the shared generator, reads its share
+        idx = ctx.reader.sample_indices(b, rng)[lo:hi]
+        batch = ctx.reader.batch(idx).to(device=device, dtype=dtype)
+        loss = meta_step(learner, params, batch, opt, cfg.optim.grad_clip,
+                         reduce if env.distributed else None)
+        stop = ctx.stop.requested is not None
+        if env.distributed and math.isfinite(loss):
+            loss, stop = sync_step(loss, hi - lo, stop)
+            if stop and ctx.stop.requested is None:
+                ctx.stop.requested = "a signal to another rank"
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"phase {name}: meta-loss became {loss} at iteration {it + 1}; the last good "
@@ -253,17 +296,20 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         info = StepInfo(name, it + 1, iterations, loss, t0)
         for cb in callbacks:
             cb.on_step(info)
-        if ctx.stop.requested:
+        if stop:
             for cb in callbacks:
                 cb.on_stop(info)
             log.warning("stopped by %s after iteration %d; resume with --resume",
                         ctx.stop.requested, info.iteration)
+            barrier()  # the checkpoint is complete before any rank exits
             return False
     for cb in callbacks:
         cb.on_end(info)
-    save_checkpoint(rd.init_path(name), {"init": name, "params": {
-        n: v.detach().cpu() for n, v in params.items()}})
-    rd.checkpoint.unlink(missing_ok=True)
+    if env.is_main:
+        save_checkpoint(rd.init_path(name), {"init": name, "params": {
+            n: v.detach().cpu() for n, v in params.items()}})
+        rd.checkpoint.unlink(missing_ok=True)
+    barrier()  # the next phase starts from what rank 0 wrote
     return True
 
 
