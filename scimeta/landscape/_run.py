@@ -52,7 +52,7 @@ class RunContext:
                    max_tasks: int | None) -> tuple[TaskReader, TaskBatch, str]:
         """(reader, batch of the first ``max_tasks`` ok tasks, label) of a store of the
         run's family (label: the store's regime, checked as a file name)."""
-        from ..train.loop import open_reader
+        from ..train.setup import open_reader
 
         reader = open_reader(str(store), self.cfg)
         if reader.meta.family != self.info["family"]:
@@ -78,7 +78,7 @@ class RunContext:
 
     def init_params(self, init: str) -> Params:
         """Parameters of trained init ``init`` (``"random"``: the untrained network)."""
-        from ..train.loop import load_init
+        from ..train.setup import load_init
 
         safe_name(init, "init")
         raw = {} if init == "random" else load_init(self.rd, init)
@@ -90,9 +90,9 @@ def load_run(run_dir: str | os.PathLike, learner: str | None = None,
     """The run's context with the learner named ``learner`` (default: the run's
     ``meta.algorithm``), model and data in ``dtype`` (default: the run's)."""
     from .. import registry
-    from ..train.loop import resolve_device
     from ..train.models import build_learner, build_model
     from ..train.run_dir import RunDir
+    from ..train.setup import resolve_device
 
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()

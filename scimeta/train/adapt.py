@@ -42,9 +42,9 @@ from .adapt_io import (
     save_predictions,
     write_predictions_csv,
 )
-from .loop import load_init
 from .models import build_learner, build_model
 from .run_dir import RunDir
+from .setup import load_init
 
 __all__ = ["OUT_SUFFIXES", "adapt", "check_output", "check_params_vector", "check_support",
            "param_vector", "parse_assignments", "read_points_csv", "read_support_csv",
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 def adapt(
     run_dir: str | os.PathLike, support: str | os.PathLike, *, init: str = "maml",
     steps: int | None = None, at: np.ndarray | str | os.PathLike | None = None,
-    params: np.ndarray | Mapping[str, float] | None = None,
+    params: np.ndarray | Mapping[str, float] | None = None, uncertainty: bool = False,
 ) -> xr.Dataset:
     """Adapt ``init`` of a run to the support data; predictions on ``at``.
 
@@ -70,7 +70,10 @@ def adapt(
     ``params`` is given, adaptation adds it at ``data.n_collocation`` points spread
     uniformly over the family's time span; without ``params`` it is data-only (and a
     warning says so). The result's attributes hold the support loss before and after
-    adaptation (a warning is logged when it rose).
+    adaptation (a warning is logged when it rose). ``uncertainty=True`` adds
+    ``pred_std`` ``(point, channel)``: the Laplace predictive standard deviation (K-FAC
+    posterior around φ with the init as prior mean, noise per channel and prior
+    precision fitted by the evidence; :func:`scimeta.bayes.fit_laplace`).
     """
     rd = RunDir(run_dir)
     info = rd.load_info()
@@ -157,8 +160,14 @@ def adapt(
         log.warning("the support loss rose during adaptation (%.4g -> %.4g): the inner rate "
                     "is too large for these data; fewer steps may predict better",
                     loss_before, loss_after)
+    std = {}
+    if uncertainty:
+        from ..bayes._run import predictive_std
+
+        std = {"pred_std": (("point", "channel"), predictive_std(
+            learner, phi, theta, sx, torch.as_tensor(y, device=device), points))}
     return xr.Dataset(
-        {"prediction": (("point", "channel"), pred),
+        {"prediction": (("point", "channel"), pred), **std,
          "prediction_before": (("point", "channel"), before),
          "support_inputs": (("support", "input"), x),
          "support_values": (("support", "channel"), y)},

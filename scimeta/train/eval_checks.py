@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 from ..errors import ConfigError
 from .adaptation import DEFAULT_BUDGETS, check_budgets
 from .config import TrainConfig
-from .loop import phases
 from .run_dir import RunDir
 from .selection import GRIDS
+from .setup import phases
 
 
 def budgets_of(steps: int | None, budgets: Sequence[int] | None) -> tuple[int, ...]:

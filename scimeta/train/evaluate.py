@@ -33,11 +33,11 @@ from .adaptation import (
     check_optimizer,
 )
 from .eval_checks import budgets_of, check_memory, check_options, missing_inits
-from .loop import load_init, open_reader, resolve_device
 from .models import build_learner, build_model
 from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
 from .selection import GRIDS, MAX_DIVERGED, check_disjoint, select_rate
+from .setup import load_init, open_reader, resolve_device
 
 __all__ = ["available_inits", "evaluate", "format_table", "summary_table"]
 
