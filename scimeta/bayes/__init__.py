@@ -14,7 +14,8 @@ copies)::
 Pieces: :func:`curvature` (GGN ``full``/``diag``/``kron``/``last-layer``, exact
 ``hessian``; batched over tasks with vmap), :func:`prior_from_inner_loop` (the
 prior implied by K gradient steps), :class:`Posterior` (evidence, hyperparameter
-fitting, samples), :func:`predict` (linearized predictive), :mod:`.metrics`.
+fitting, samples), :func:`predict` (linearized predictive), :mod:`.metrics`;
+:func:`posterior` does all of it for every task of a store from a trained run.
 See docs/bayes.md.
 """
 
@@ -34,8 +35,11 @@ from ._predictive import sample_params as sample_params
 from ._prior import Prior as Prior
 from ._prior import inner_loop_prior as inner_loop_prior
 from ._prior import prior_from_inner_loop as prior_from_inner_loop
+from ._run import posterior as posterior
+from ._run_io import plot_bands as plot_bands
+from ._run_io import plot_calibration as plot_calibration
 
 __all__ = ["OPTIMIZE", "STRUCTURES", "Flat", "KronFactors", "KronLayer", "KronLayerSpec",
            "Posterior", "Prediction", "Prior", "curvature", "fit_laplace",
-           "inner_loop_prior", "metrics", "predict", "prior_from_inner_loop",
-           "sample_params"]
+           "inner_loop_prior", "metrics", "plot_bands", "plot_calibration", "posterior",
+           "predict", "prior_from_inner_loop", "sample_params"]

@@ -84,10 +84,18 @@ def kron_layout(model: nn.Module, flat: Flat, x_one: torch.Tensor) -> tuple[Kron
     return tuple(specs)
 
 
-def kron_per_channel(model: nn.Module, params: ParamsLike, x: torch.Tensor,
+#: per-point (ā ``[n, w]``, g ``[n, C, out]``) of one layer
+PointTerms = tuple[torch.Tensor, torch.Tensor]
+
+
+def kron_point_terms(model: nn.Module, params: ParamsLike, x: torch.Tensor,
                      layout: tuple[KronLayerSpec, ...],
-                     chunk_size: int | None) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
-    """Per layer (A ``[w, w]``, unit-noise G per channel ``[C, out, out]``) on x ``[N, d_in]``."""
+                     chunk_size: int | None) -> Iterator[dict[str, PointTerms]]:
+    """Per chunk of points, per layer: (ā ``[n, w]``, g ``[n, C, out]``) on x ``[N, d_in]``.
+
+    ā is the layer's input (with a 1 appended when its bias is selected) and g the
+    Jacobian of the model output with respect to the layer's pre-activation s.
+    """
     modules = dict(model.named_modules())
     state: dict = {}
 
@@ -108,20 +116,31 @@ def kron_per_channel(model: nn.Module, params: ParamsLike, x: torch.Tensor,
 
     deltas = {s.module: x.new_zeros(s.out_features) for s in layout}
     handles = [modules[s.module].register_forward_hook(hook_for(s)) for s in layout]
-    sums: dict[str, list] = {s.module: [0.0, 0.0] for s in layout}
     try:
         for sl in point_chunks(x.shape[0], chunk_size):
             jac, acts = vmap(jacrev(point, has_aux=True), in_dims=(None, 0))(deltas, x[sl])
+            terms: dict[str, PointTerms] = {}
             for s in layout:
                 a = acts[s.module]
                 if s.bias is not None:
                     a = torch.cat([a, torch.ones_like(a[:, :1])], dim=-1)
-                g = jac[s.module]
-                sums[s.module][0] = sums[s.module][0] + a.T @ a
-                sums[s.module][1] = sums[s.module][1] + torch.einsum("nco,ncp->cop", g, g)
+                terms[s.module] = (a, jac[s.module])
+            yield terms
     finally:
         for h in handles:
             h.remove()
+
+
+def kron_per_channel(model: nn.Module, params: ParamsLike, x: torch.Tensor,
+                     layout: tuple[KronLayerSpec, ...],
+                     chunk_size: int | None) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Per layer (A ``[w, w]``, unit-noise G per channel ``[C, out, out]``) on x ``[N, d_in]``."""
+    sums: dict[str, list] = {s.module: [0.0, 0.0] for s in layout}
+    for terms in kron_point_terms(model, params, x, layout, chunk_size):
+        for s in layout:
+            a, g = terms[s.module]
+            sums[s.module][0] = sums[s.module][0] + a.T @ a
+            sums[s.module][1] = sums[s.module][1] + torch.einsum("nco,ncp->cop", g, g)
     return tuple((sums[s.module][0] / x.shape[0], sums[s.module][1]) for s in layout)
 
 
@@ -250,4 +269,4 @@ class KronSqrt:
 
 
 __all__ = ["KronFactors", "KronLayer", "KronLayerSpec", "KronSqrt", "kron_layout",
-           "kron_logdet", "kron_per_channel", "layer_prior", "not_pd_message"]
+           "kron_logdet", "kron_per_channel", "kron_point_terms", "layer_prior", "not_pd_message"]

@@ -15,9 +15,9 @@ from typing import NoReturn
 
 from .._version import __version__
 from ..errors import ScimetaError
-from . import check_cmd, data_cmds, landscape_cmds, meta_cmds
+from . import bayes_cmds, check_cmd, data_cmds, landscape_cmds, meta_cmds
 
-COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds)
+COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds, bayes_cmds)
 
 
 class _Parser(argparse.ArgumentParser):

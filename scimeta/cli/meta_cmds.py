@@ -11,7 +11,7 @@ from .common import add_parser, keyword_flags
 
 #: library keyword -> flag, for rewording the library's errors (see common.as_flags)
 ADAPT_FLAGS = {"support": "--support", "at": "--at", "params": "--param", "steps": "--steps",
-               "init": "--init", "out": "--out"}
+               "init": "--init", "out": "--out", "uncertainty": "--uncertainty"}
 
 
 def add_commands(sub) -> None:
@@ -74,6 +74,8 @@ def add_commands(sub) -> None:
     a.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="the task's physical parameters (all of them, repeat the option), "
                         "for runs whose inner loop uses the equation residual")
+    a.add_argument("--uncertainty", action="store_true",
+                   help="add pred_std, the Laplace predictive standard deviation (.nc output)")
     a.set_defaults(func=cmd_adapt)
 
 
@@ -173,7 +175,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         check_output(args.out)  # before any work
         params = parse_assignments(args.param) if args.param else None
         ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, at=args.at,
-                   params=params)
+                   params=params, uncertainty=args.uncertainty)
         save_predictions(ds, args.out)
     a = ds.attrs
     print(f"support loss {a['support_loss_before']:.4g} -> {a['support_loss_after']:.4g} after "

@@ -1,0 +1,230 @@
+"""Laplace posteriors for every held-out task of a store, from a trained run.
+
+For each task: adapt the run's init θ on the support set (the run's inner loop and
+rate, ``meta.inner_steps`` steps or ``steps``), fit a Laplace posterior around the
+adapted φ with θ as the prior mean, predict on the query points and score the
+predictive against the truth (:mod:`.metrics`). Hyperparameters (empirical Bayes on
+support data only): one noise scale per output channel shared by the tasks and one
+prior precision per task, maximising the summed Laplace evidence
+``Σ_t log Z_t(σ, τ_t)`` (MacKay's fixed point, :mod:`._hyper`). With a ``validation``
+store, σ and one prior precision (the geometric mean of the per-task ones) are fitted
+on its tasks and held fixed on ``store``.
+
+The baseline the posterior is judged against is the same point prediction f(x; φ)
+with a Gaussian band of one fitted noise level per channel (maximum likelihood over
+the pooled support residuals): ``base_*`` variables. ``oracle_*``: the same, with the
+noise fitted on the query residuals themselves (the best any constant band does).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import replace
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .. import registry
+from ..errors import ConfigError, RunError
+from ..runtime.names import safe_name
+from . import metrics
+from ._curvature import check_structure
+from ._hyper import fit_hyper
+from ._laplace import fit_laplace
+from ._run_io import build_dataset, write_posterior
+
+log = logging.getLogger(__name__)
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                              or value < low):
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be an int >= {low}")
+
+
+def _load(run_dir, init: str):
+    from ..meta import RATE_PREFIX
+    from ..train.evaluate import available_inits
+    from ..train.loop import load_init
+    from ..train.models import build_learner, build_model
+    from ..train.run_dir import RunDir
+
+    rd = RunDir(run_dir)
+    info, cfg = rd.load_info(), rd.load_config()
+    safe_name(init, "init")
+    trained = [n for n in available_inits(rd) if n != "random"]
+    if init not in trained:
+        raise RunError(f"init={init!r}: run {str(rd.path)!r} has no trained init {init!r}; "
+                       f"trained inits: {', '.join(trained) or 'none (finish training)'}")
+    family = registry.get(info["family"])
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = model.to(dtype=torch.float64).eval()
+    learner = build_learner(cfg, model, family, "maml")
+    raw = load_init(rd, init)
+    theta = {k: v.detach().to(torch.float64) for k, v in raw.items()
+             if k in learner.names and not k.startswith(RATE_PREFIX)}
+    return rd, info, cfg, learner, theta
+
+
+def _tasks(path, cfg, info, max_tasks: int | None):
+    from ..data import TaskReader
+
+    reader = TaskReader(str(path), in_memory=cfg.data.in_memory,
+                        n_collocation=cfg.data.n_collocation)
+    if reader.meta.family != info["family"]:
+        raise ConfigError(f"{path}: family {reader.meta.family!r}, but the run was trained on "
+                          f"{info['family']!r}")
+    n = len(reader) if max_tasks is None else min(max_tasks, len(reader))
+    if n < 1:
+        raise ConfigError(f"{path}: no ok task to evaluate")
+    return reader, n, reader.batch(range(n)).to(dtype=torch.float64)
+
+
+def _adapt(learner, theta, batch, steps) -> dict:
+    """Adapted parameters of every task, each ``[B, *shape]`` (detached)."""
+    return {k: v.detach() for k, v in learner.adapt_batch(theta, batch, steps=steps).items()}
+
+
+def _fit_tasks(learner, theta, phi, batch, structure, noise0, tau, chunk_size):
+    """The posterior of every task around its φ (hyperparameters not yet fitted)."""
+    posts, t0 = [], time.perf_counter()
+    for t in range(batch.support_x.shape[0]):
+        posts.append(fit_laplace(learner, {k: v[t] for k, v in phi.items()},
+                                 batch.support_x[t], batch.support_y[t], prior_mean=theta,
+                                 structure=structure, prior_precision=tau,
+                                 noise_std=noise0, chunk_size=chunk_size))
+        if (t + 1) % 25 == 0:
+            log.info("posterior: %d tasks fitted (%.2f s per task)", t + 1,
+                     (time.perf_counter() - t0) / (t + 1))
+    return posts
+
+
+def _noise0(learner, phi, batch) -> torch.Tensor:
+    """A start for σ ``[C]``: the support residual's RMS, floored at 1e-3 of y's spread."""
+    with torch.no_grad():
+        res = learner.predict(phi, batch.support_x) - batch.support_y
+    rms = res.square().mean((0, 1)).sqrt()
+    spread = batch.support_y.reshape(-1, res.shape[-1]).std(0)
+    return torch.maximum(rms, 1e-3 * spread.clamp_min(1e-12))
+
+
+def posterior(run_dir: str | os.PathLike, store: str | os.PathLike, *, init: str = "maml",
+              structure: str = "kron", steps: int | None = None, max_tasks: int | None = None,
+              validation: str | os.PathLike | None = None, label: str | None = None,
+              prior_precision: float = 1.0, chunk_size: int = 256,
+              write: bool = True) -> xr.Dataset:
+    """Laplace predictive of ``init`` adapted to each task of ``store``, with metrics.
+
+    Args:
+        run_dir: a run directory written by ``scimeta train``.
+        store: a task store of the run's family (support ``[K]``, query ``[Q]`` points).
+        init: the trained init used as prior mean θ (``maml``, ``fomaml``, ``joint``).
+        structure: curvature, one of :data:`~scimeta.bayes.STRUCTURES`.
+        steps: inner steps (default: the run's ``meta.inner_steps``), at ``meta.inner_lr``.
+        max_tasks: the first ``max_tasks`` ok tasks only (default: all).
+        validation: a store whose tasks fit σ and τ, then held fixed (default: none;
+            fitted on ``store``'s support sets).
+        label: the file name (default: the store's regime).
+        prior_precision: the starting τ (1/(parameter units)²).
+        chunk_size: points per Jacobian–vector chunk of the predictive.
+        write: save ``RUN_DIR/posterior/<label>.nc`` and ``<label>.png``.
+
+    Returns:
+        A Dataset: ``pred_mean``, ``pred_std`` (y) and ``pred_std_f`` (f only)
+        ``(task, point, channel)`` in state units; ``query_y`` the truth; ``nll``
+        (nats per value), ``crps`` (state units) ``(task)``; ``coverage(level, task)``;
+        ``noise_std(channel)``; ``prior_precision(task)``; ``log_evidence(task)``; the
+        same scores for the point estimate with a fitted noise (``base_*``,
+        ``oracle_*``) and the pooled calibration curves.
+    """
+    structure = check_structure(structure)
+    _check_int("steps", steps, 0)
+    _check_int("max_tasks", max_tasks, 1)
+    rd, info, cfg, learner, theta = _load(run_dir, init)
+    reader, n, batch = _tasks(store, cfg, info, max_tasks)
+    label = safe_name(label or reader.meta.regime,
+                      "label" if label else f"regime attribute of {str(store)!r}")
+    t0 = time.perf_counter()
+    if validation is not None:
+        _, _, vbatch = _tasks(validation, cfg, info, max_tasks)
+        vphi = _adapt(learner, theta, vbatch, steps)
+        vposts = _fit_tasks(learner, theta, vphi, vbatch, structure,
+                            _noise0(learner, vphi, vbatch), prior_precision, chunk_size)
+        s2, vls = fit_hyper(vposts)
+        tau = float(prior_precision * torch.exp(vls.mean()))
+        phi = _adapt(learner, theta, batch, steps)
+        posts = _fit_tasks(learner, theta, phi, batch, structure, s2.sqrt(), tau, chunk_size)
+        ls = torch.zeros(n, dtype=s2.dtype, device=s2.device)
+    else:
+        phi = _adapt(learner, theta, batch, steps)
+        posts = _fit_tasks(learner, theta, phi, batch, structure,
+                           _noise0(learner, phi, batch), prior_precision, chunk_size)
+        s2, ls = fit_hyper(posts)
+    posts = [replace(p, noise_var=s2, prior=p.prior.rescaled(ls[t:t + 1]))
+             for t, p in enumerate(posts)]
+    preds = [p.predict(batch.query_x[t], chunk_size=chunk_size) for t, p in enumerate(posts)]
+    seconds = (time.perf_counter() - t0) / n
+    mean = torch.stack([p.mean for p in preds])
+    var_f = torch.stack([p.var_f for p in preds])
+    var_y = torch.stack([p.var_y for p in preds])
+    with torch.no_grad():
+        support_res = learner.predict(phi, batch.support_x) - batch.support_y
+    base_var = support_res.square().mean((0, 1))
+    oracle_var = (mean - batch.query_y).square().mean((0, 1))
+    ds = build_dataset(
+        batch=batch, reader=reader, n=n, mean=mean, var_f=var_f, var_y=var_y,
+        base_var=base_var, oracle_var=oracle_var, noise_var=s2,
+        tau=torch.stack([p.prior.value[0] for p in posts]),
+        log_z=torch.stack([p.log_marginal_likelihood() for p in posts]),
+        attrs={"run_dir": str(rd.path), "store": str(reader.path), "label": label,
+               "family": info["family"], "regime": reader.meta.regime, "init": init,
+               "structure": structure, "inner_lr": cfg.meta.inner_lr,
+               "steps": cfg.meta.inner_steps if steps is None else steps,
+               "hyperparameters": ("fitted on the validation store " + str(validation))
+               if validation is not None else "fitted on the support sets of this store",
+               "seconds_per_task": seconds, "levels": list(metrics.LEVELS)})
+    cov90 = float(ds["coverage"].sel(level=0.9).mean())
+    log.info("posterior %s: %d tasks, %.3f s per task; 90%% coverage %.3f, NLL %.3f "
+             "(point estimate %.3f)", label, n, seconds, cov90, float(ds["nll"].mean()),
+             float(ds["base_nll"].mean()))
+    if write:
+        write_posterior(rd.path / "posterior", ds, label)
+    return ds
+
+
+def predictive_std(learner, phi, theta, x: torch.Tensor, y: torch.Tensor,
+                   points: torch.Tensor, *, structure: str = "kron") -> np.ndarray:
+    """Laplace predictive standard deviation of y for one adapted task (``scimeta adapt``).
+
+    Args:
+        learner: the run's learner; phi, theta: adapted parameters and the init (prior mean).
+        x: support inputs ``[K, d_in]``; y: support values ``[K, C]`` (NaN: missing; rows
+            with a missing channel are left out of the posterior).
+        points: prediction points ``[M, d_in]``.
+        structure: curvature (:data:`~scimeta.bayes.STRUCTURES`).
+
+    Returns:
+        ``[M, C]`` standard deviations (state units): parameter uncertainty plus the
+        per-channel noise, both fitted by the Laplace evidence on the support rows.
+    """
+    full = ~torch.isnan(y).any(1)
+    if not bool(full.any()):
+        raise ConfigError("uncertainty=True needs at least one support row with every "
+                          "channel observed")
+    if not bool(full.all()):
+        log.warning("uncertainty: %d support row(s) with a missing channel are left out of "
+                    "the posterior", int((~full).sum()))
+    x, y = x[full], y[full]
+    with torch.no_grad():
+        res = learner.predict(phi, x) - y
+    rms = res.square().mean(0).sqrt()
+    noise0 = torch.maximum(rms, 1e-3 * y.abs().amax(0).clamp_min(1e-6))
+    post = fit_laplace(learner, phi, x, y, prior_mean=theta, structure=structure,
+                       prior_precision=1.0, noise_std=noise0, optimize="both")
+    return post.predict(points).std_y.cpu().numpy()
+
+
+__all__ = ["posterior", "predictive_std"]
