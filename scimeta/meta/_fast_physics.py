@@ -52,10 +52,6 @@ class PhysicsPlan:
     def residual_term(self, p: Params, cx: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
         """Per-task ``weight * mean(residual²)`` ``[B]`` at collocation points cx ``[B, N, d]``."""
         y, d = self.taylor.forward(p, cx)
-        return self._term(y, d, cx, tp)
-
-    def _term(self, y: torch.Tensor, d: dict[tuple[int, int], torch.Tensor], cx: torch.Tensor,
-              tp: torch.Tensor) -> torch.Tensor:
         b, n, _ = y.shape
 
         def flat(v: torch.Tensor) -> torch.Tensor:
@@ -75,29 +71,6 @@ class PhysicsPlan:
             loss = loss + self.residual_term(p, cx, tp)
         return loss
 
-    def inner_grads(self, p: Params, sx: torch.Tensor, sy: torch.Tensor, cx: torch.Tensor,
-                    tp: torch.Tensor, lowest: int, create: bool) -> Params:
-        """Per-task gradients ``[B, *shape]`` of the inner (support) loss for layers >=
-        ``lowest``: the MSE's by :meth:`SequentialPlan.grads`, the residual term's by
-        autograd on the residual alone (to the network's values and input
-        derivatives) and :meth:`TaylorMLP.backward` through the layers."""
-        g = self.plan.grads(p, sx, sy, lowest)
-        if not self.physics.applies("inner"):
-            return g
-        cache: list = []
-        y, d = self.taylor.forward(p, cx, cache)
-        keys = sorted({(0, 1), *((cols[0], len(cols)) for cols in
-                                 self.physics.derivatives.values())})
-        outs = [y, *(d[key] for key in keys)]
-        if not create:  # first order: the residual's gradient is a constant
-            outs = [v.detach().requires_grad_() for v in outs]
-        d_used = dict(zip(keys, outs[1:], strict=True))
-        term = self._term(outs[0], d_used, cx, tp).sum()
-        got = torch.autograd.grad(term, outs, create_graph=create)
-        extra = self.taylor.backward(p, cache, got[0], dict(zip(keys, got[1:], strict=True)),
-                                     lowest)
-        return {k: g[k] + extra[k] for k in g}
-
     def task_losses(self, loop: InnerLoop, p: Params, rates: Params,
                     b: TaskBatch) -> torch.Tensor:
         """Per-task meta-objective ``[B]`` (query loss after the inner loop)."""
@@ -108,25 +81,14 @@ class PhysicsPlan:
         fixed = {k: v for k, v in p.items() if k not in fast}
         weights = loop.step_weights
         terms = []
-        adapted = set(loop.adapted)
-        lowest = min(i for i, lay in enumerate(self.plan.layers)
-                     if lay.weight in adapted or lay.bias in adapted)
-        hand = max(self.taylor.orders.values()) <= 3
         with torch.enable_grad():
             for k in range(loop.steps):
                 second = not loop.first_order and any(v.requires_grad for v in fast.values())
-                if hand:
-                    src = fast if second else {k2: v.detach() for k2, v in fast.items()}
-                    fx = fixed if second else {k2: v.detach() for k2, v in fixed.items()}
-                    g = self.inner_grads({**fx, **src}, sx, sy, cx, tp, lowest, second)
-                    g = {k2: g[k2] for k2 in fast}
-                else:
-                    src = fast if second else {k2: v.detach().requires_grad_()
-                                               for k2, v in fast.items()}
-                    loss = self.stage_loss({**fixed, **src}, sx, sy, cx, tp, "inner").sum()
-                    g = dict(zip(src, torch.autograd.grad(loss, list(src.values()),
-                                                          create_graph=second), strict=True))
-                fast = loop.rule.update(fast, g, rates, k)
+                src = fast if second else {k2: v.detach().requires_grad_()
+                                           for k2, v in fast.items()}
+                loss = self.stage_loss({**fixed, **src}, sx, sy, cx, tp, "inner").sum()
+                g = torch.autograd.grad(loss, list(src.values()), create_graph=second)
+                fast = loop.rule.update(fast, dict(zip(src, g, strict=True)), rates, k)
                 if weights is not None and weights[k] != 0:
                     terms.append(weights[k] * self.stage_loss({**fixed, **fast}, qx, qy, cx, tp,
                                                               "outer"))

@@ -29,7 +29,6 @@ from collections.abc import Mapping
 
 import torch
 
-from ..typing import Params
 from ._fast import SequentialPlan, _linear
 
 #: highest derivative order propagated (the built-in families need at most 3)
@@ -115,14 +114,9 @@ class TaylorMLP:
     def _streams(self) -> list[tuple[int, int]]:
         return [(c, k) for c, m in self.orders.items() for k in range(1, m + 1)]
 
-    def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor,
-                cache: list | None = None
-                ) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
-        """x ``[B, N, d_in]`` -> (y ``[B, N, C]``, derivatives along the input columns).
-
-        With a list ``cache``, each layer's inputs, pre-activation streams and
-        activation derivatives (one order more) are appended for :meth:`backward`.
-        """
+    def forward(self, p: Mapping[str, torch.Tensor],
+                x: torch.Tensor) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
+        """x ``[B, N, d_in]`` -> (y ``[B, N, C]``, derivatives along the input columns)."""
         plan, a = self.plan, self.plan.affine
         h = x if a is None else x * a.x_scale + a.x_shift
         streams = self._streams()
@@ -135,9 +129,6 @@ class TaylorMLP:
             w = p[layer.weight]
             bias = None if layer.bias is None else p[layer.bias]
             z0 = _linear(h, w, bias)
-            if cache is not None:
-                h_in = h
-                hd_in = self._input_streams(x, h) if derivs is None else derivs
             if derivs is None:
                 zd = {}
                 for c, k in streams:
@@ -152,14 +143,10 @@ class TaylorMLP:
                 parts = _linear(stacked, w, None).split(n, dim=-2)
                 zd = dict(zip(streams, parts, strict=True))
             if layer.act is None and i == last:
-                if cache is not None:
-                    cache.append((h_in, hd_in, None, zd))
                 h, derivs = z0, zd
                 break
-            top = max(self.orders.values()) + (cache is not None)
-            s = activation_derivatives(layer.act, z0, layer.omega0, top)
-            if cache is not None:
-                cache.append((h_in, hd_in, s, zd))
+            s = activation_derivatives(layer.act, z0, layer.omega0,
+                                       max(self.orders.values()))
             h = s[0]
             derivs = {}
             for c, m in self.orders.items():
@@ -170,83 +157,3 @@ class TaylorMLP:
             h = h * a.y_scale + a.y_shift
             derivs = {key: v * a.y_scale for key, v in derivs.items()}
         return h, derivs
-
-    def _input_streams(self, x: torch.Tensor,
-                       h: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
-        """The network input's derivative streams: e_c (times the input map's scale)
-        for order 1, zero above."""
-        a = self.plan.affine
-        out = {}
-        for c, k in self._streams():
-            v = torch.zeros_like(h)
-            if k == 1:
-                v[..., c] = 1.0 if a is None else a.x_scale[c]
-            out[(c, k)] = v
-        return out
-
-    def backward(self, p: Mapping[str, torch.Tensor], cache: list, g_y: torch.Tensor,
-                 g_d: Mapping[tuple[int, int], torch.Tensor], lowest: int) -> Params:
-        """Per-task gradients ``[B, *shape]`` of a loss from its gradients with respect to
-        the outputs of :meth:`forward` (``g_y`` ``[B, N, C]``, ``g_d`` per stream; absent
-        streams count as zero), for layers >= ``lowest``. Written in differentiable
-        torch ops (the meta-gradient differentiates it); orders up to 3."""
-        if max(self.orders.values()) > 3:
-            raise ValueError("the hand-written backward covers derivative orders <= 3")
-        a = self.plan.affine
-        streams = self._streams()
-        if a is not None:
-            g_y = g_y * a.y_scale
-            g_d = {key: v * a.y_scale for key, v in g_d.items()}
-        g0 = g_y
-        gd = {key: g_d[key] if key in g_d else torch.zeros_like(g_y) for key in streams}
-        grads: Params = {}
-        for i in range(len(self.plan.layers) - 1, lowest - 1, -1):
-            layer = self.plan.layers[i]
-            h_in, hd_in, s, zd = cache[i]
-            if s is None:
-                dz0, dzd = g0, gd
-            else:
-                dz0, dzd = _activation_backward(s, zd, g0, gd, self.orders)
-            rows = torch.cat([dz0, *(dzd[key] for key in streams)], dim=-2)
-            cols = torch.cat([h_in, *(hd_in[key] for key in streams)], dim=-2)
-            grads[layer.weight] = torch.bmm(rows.mT, cols)
-            if layer.bias is not None:
-                grads[layer.bias] = dz0.sum(-2)
-            if i > lowest:
-                w = p[layer.weight]
-                back = (rows.reshape(-1, rows.shape[-1]) @ w).view(*rows.shape[:-1], w.shape[1]) \
-                    if w.dim() == 2 else torch.bmm(rows, w)
-                parts = back.split(dz0.shape[-2], dim=-2)
-                g0, gd = parts[0], dict(zip(streams, parts[1:], strict=True))
-        return grads
-
-
-def _activation_backward(s: list[torch.Tensor], zd: Mapping[tuple[int, int], torch.Tensor],
-                         g0: torch.Tensor, gd: Mapping[tuple[int, int], torch.Tensor],
-                         orders: Mapping[int, int]
-                         ) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
-    """Gradients with respect to the pre-activation streams of h = σ(z) (Faà di Bruno
-    differentiated by hand; ``s[j] = σ^(j)(z0)`` up to one order above the streams)."""
-    dz0 = g0 * s[1]
-    dzd: dict[tuple[int, int], torch.Tensor] = {}
-    for c, m in orders.items():
-        z1 = zd[(c, 1)]
-        g1 = gd[(c, 1)]
-        dz0 = dz0 + g1 * s[2] * z1
-        d1 = g1 * s[1]
-        if m >= 2:
-            z2, g2 = zd[(c, 2)], gd[(c, 2)]
-            dz0 = dz0 + g2 * (s[3] * z1 * z1 + s[2] * z2)
-            d1 = d1 + g2 * (2 * s[2] * z1)
-            d2 = g2 * s[1]
-        if m >= 3:
-            z3, g3 = zd[(c, 3)], gd[(c, 3)]
-            dz0 = dz0 + g3 * (s[4] * z1 * z1 * z1 + 3 * s[3] * z1 * z2 + s[2] * z3)
-            d1 = d1 + g3 * (3 * s[3] * z1 * z1 + 3 * s[2] * z2)
-            d2 = d2 + g3 * (3 * s[2] * z1)
-            dzd[(c, 3)] = g3 * s[1]
-        dzd[(c, 1)] = d1
-        if m >= 2:
-            dzd[(c, 2)] = d2
-    return dz0, dzd
-
