@@ -58,6 +58,10 @@ def add_commands(sub) -> None:
                    help="budget the printed table shows (default: the largest)")
     e.add_argument("--max-tasks", type=int, default=None,
                    help="evaluate on the first M ok tasks only (default: all)")
+    e.add_argument("--reference", choices=("sysid", "sysid-known"), default=None,
+                   help="add the system-identification reference row: the family's own "
+                        "equation fitted to each support set by least squares (ODE families; "
+                        "sysid-known holds the task's true parameters) (default: none)")
     e.set_defaults(func=cmd_evaluate)
 
     a = add_parser(sub, "adapt", help="adapt a trained init to your own measurements")
@@ -127,7 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 EVALUATE_FLAGS = {"steps": "--steps", "budgets": "--budgets", "optimizers": "--optimizers",
                   "validation": "--validation", "select_budget": "--select-budget",
                   "max_diverged": "--max-diverged", "bootstrap": "--bootstrap",
-                  "max_tasks": "--max-tasks"}
+                  "max_tasks": "--max-tasks", "reference": "--reference"}
 
 
 def _csv(text: str, kind: type, flag: str) -> list:
@@ -161,7 +165,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       budgets=None if args.budgets is None else _csv(args.budgets, int,
                                                                       "--budgets"),
                       select_budget=args.select_budget, max_diverged=args.max_diverged,
-                      bootstrap=args.bootstrap, seed=args.seed)
+                      bootstrap=args.bootstrap, seed=args.seed, reference=args.reference)
     print(format_table(summary_table(ds, args.budget),
                        f"{ds.attrs['family']} / {ds.attrs['label']}"))
     print(f"wrote {Path(args.run_dir) / 'evaluation' / (ds.attrs['label'] + '.nc')}")

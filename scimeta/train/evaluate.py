@@ -38,6 +38,7 @@ from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
 from .selection import GRIDS, MAX_DIVERGED, check_disjoint, select_rate
 from .setup import load_init, open_reader, resolve_device
+from .sysid import check_reference, sysid_variables
 
 __all__ = ["available_inits", "evaluate", "format_table", "summary_table"]
 
@@ -67,7 +68,7 @@ def evaluate(
     optimizers: Sequence[str] = ("sgd", "adam"), budgets: Sequence[int] | None = None,
     select_budget: int | None = None, grids: Mapping[str, Sequence[float]] | None = None,
     max_diverged: float = MAX_DIVERGED, factor: float = DIVERGENCE_FACTOR,
-    bootstrap: int = 1000, seed: int = 0,
+    bootstrap: int = 1000, seed: int = 0, reference: str | None = None,
 ) -> xr.Dataset:
     """Query MSE of every init on every ok task of ``store`` after each step budget.
 
@@ -79,12 +80,15 @@ def evaluate(
     ``min(50, max budget)``), among rates with at most ``max_diverged`` of the tasks
     diverged (support loss non-finite or above ``factor`` × its initial value).
     ``max_tasks`` caps the tasks read from each store; ``chunk`` tasks adapt at once.
+    ``reference``: ``"sysid"`` or ``"sysid-known"`` adds the system-identification
+    reference (:mod:`.sysid`; parameters fitted, or known) on the same tasks.
 
     Returns a Dataset with ``query_mse`` and ``diverged`` (init, optimizer, budget,
     task), ``chosen_rate`` and ``seconds_per_task`` (init, optimizer), the validation
     table (``validation_*``), the summary (:func:`.report.summarize`, ``bootstrap``
     resamples seeded by ``seed``) and ``params`` (task, param); with ``write`` it is
-    saved atomically to ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``.
+    saved atomically to ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``;
+    with ``reference`` also ``sysid_mse``, ``sysid_seconds``, ``sysid_converged`` (task).
     """
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
@@ -113,6 +117,7 @@ def evaluate(
                           "or None (all tasks)")
     device, dtype = resolve_device(cfg.run.device), getattr(torch, cfg.run.dtype)
     family = registry.get(info["family"])
+    check_reference(family, reference)
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=dtype)
     plain = build_learner(cfg, model, family, "maml")
@@ -216,6 +221,11 @@ def evaluate(
             ds = ds.merge(validation_table(table, inits, optimizers, grids))
         ds.attrs["validation_store"] = str(Path(validation).resolve())
         ds.attrs["select_budget"] = select_budget
+    if reference is not None:  # the norm's y_scale: the learners' MSE units
+        scale = info["norm"]["y_scale"] if cfg.model.normalize != "none" and info.get(
+            "norm") else None
+        ds = ds.merge(sysid_variables(family, str(reader.path), n, reference, scale, seed))
+        ds.attrs["reference"] = reference
     ds = ds.merge(summarize(ds, n_boot=bootstrap, seed=seed))
     if write:
         _write(rd, ds, label)

@@ -85,7 +85,31 @@ def summary_table(ds: xr.Dataset, budget: int | None = None) -> list[dict]:
                     row[f"ratio_to_{ref}_low"], row[f"ratio_to_{ref}_high"] = float(low), \
                         float(high)
             rows.append(row)
+    if "sysid_mse" in ds:
+        rows.append(_sysid_row(ds, rows, b))
     return rows
+
+
+def _sysid_row(ds: xr.Dataset, rows: list[dict], budget: int) -> dict:
+    """The system-identification reference row: its median MSE, ratios to the best
+    (least median) ``random`` / ``joint`` cell at ``budget``, and cost per task."""
+    mse = ds["sysid_mse"].values
+    q25, med, q75 = np.quantile(failures_as_inf(mse), [0.25, 0.5, 0.75])
+    row: dict = {"init": "sysid (reference)", "optimizer": "lsq", "reference": True,
+                 "budget": budget, "rate": math.nan, "tuned": True, "median": float(med),
+                 "q25": float(q25), "q75": float(q75), "n_diverged": 0,
+                 "n_tasks": int(ds.sizes["task"]), "initial_median": math.nan,
+                 "seconds": float(np.mean(ds["sysid_seconds"].values)),
+                 "converged": int(ds["sysid_converged"].values.sum()),
+                 "protocol": str(ds.attrs.get("reference", "sysid"))}
+    for ref in REFERENCES:
+        cells = [r for r in rows if r["init"] == ref and not r["n_diverged"]]
+        if cells and f"ratio_to_{ref}" in ds:
+            best = min(cells, key=lambda r: r["median"])
+            other = ds["query_mse"].sel(init=ref, optimizer=best["optimizer"], budget=budget)
+            row[f"ratio_to_{ref}"], row[f"ratio_to_{ref}_low"], row[f"ratio_to_{ref}_high"] = \
+                bootstrap_ratio(mse, other.values)
+    return row
 
 
 def _num(v: float) -> str:
@@ -96,7 +120,8 @@ def _ratio(r: dict, ref: str, ok: bool) -> str:
     v = r.get(f"ratio_to_{ref}", math.nan)
     if not ok or not math.isfinite(v):
         return "—"
-    return (f"{v:.3f} [{_num(r.get(f'ratio_to_{ref}_low', math.nan))}, "
+    return (f"{v:.3f}" if v >= 1e-3 else f"{v:.2g}") + (
+            f" [{_num(r.get(f'ratio_to_{ref}_low', math.nan))}, "
             f"{_num(r.get(f'ratio_to_{ref}_high', math.nan))}]")
 
 
@@ -115,14 +140,14 @@ def format_table(rows: list[dict], title: str = "") -> str:
     for r in rows:
         k, n = r.get("n_diverged", 0), r.get("n_tasks", 0)
         rate = r.get("rate", math.nan)
-        rate_s = _num(rate) if math.isfinite(rate) else "learned"
+        rate_s = _num(rate) if math.isfinite(rate) else "—" if r.get("reference") else "learned"
         if not r.get("tuned", True) and r.get("optimizer") != "learned":
             rate_s += "*"
             untuned = True
         refs_ok = {ref: not by_opt.get((ref, r.get("optimizer")), {}).get("n_diverged", 0)
                    for ref in ("random", "joint")}
         cells = [r["init"], str(r.get("optimizer", "")), rate_s,
-                 _num(r.get("initial_median", math.nan)),
+                 "—" if r.get("reference") else _num(r.get("initial_median", math.nan)),
                  f"diverged ({k}/{n})" if k else _num(r["median"]),
                  "—" if k else f"[{_num(r['q25'])}, {_num(r['q75'])}]",
                  _ratio(r, "random", not k and refs_ok["random"]),
@@ -138,6 +163,14 @@ def format_table(rows: list[dict], title: str = "") -> str:
                      .rstrip())
     if untuned:
         lines.append("* rate NOT tuned (no validation store): fixed, not chosen per init")
+    for r in rows:
+        if r.get("reference"):
+            lines.append(f"{r['init']}: the family's own equation fitted to the support points "
+                         f"by least squares ({r['protocol']}: parameters "
+                         f"{'known' if r['protocol'] == 'sysid-known' else 'fitted'}); "
+                         f"{r['seconds']:.3g} s per task, {r['converged']}/{r['n_tasks']} "
+                         "converged; ratios to the best random/joint cell; a reference, "
+                         "not a competitor")
     return "\n".join(lines)
 
 
