@@ -19,7 +19,7 @@ from scimeta.runtime.config import from_dict, load_toml
 from scimeta.train import RunDir, TrainConfig, TrainingDiverged, load_train_config, train
 from scimeta.train.adapt import adapt
 from scimeta.train.evaluate import evaluate, summary_table
-from scimeta.train.loop import load_init
+from scimeta.train.setup import load_init
 
 
 @pytest.fixture(scope="module")

@@ -48,9 +48,9 @@ def _check_int(name: str, value: object, low: int) -> None:
 def _load(run_dir, init: str):
     from ..meta import RATE_PREFIX
     from ..train.evaluate import available_inits
-    from ..train.loop import load_init
     from ..train.models import build_learner, build_model
     from ..train.run_dir import RunDir
+    from ..train.setup import load_init
 
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()

@@ -13,7 +13,8 @@ from .setup import phases
 
 
 def budgets_of(steps: int | None, budgets: Sequence[int] | None) -> tuple[int, ...]:
-    """The step budgets to record: 0..steps, or the given ones (default 0..200)."""
+    """The step budgets to record: every step 0..steps, or the given ones (default
+    :data:`~.adaptation.DEFAULT_BUDGETS`)."""
     if steps is not None and budgets is not None:
         raise ConfigError(f"pass steps={steps!r} or budgets={budgets!r}, not both")
     if steps is not None:

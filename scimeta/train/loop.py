@@ -47,19 +47,7 @@ from .config import TrainConfig
 from .distributed import allreduce_mean, barrier, collective_errors, sync_step
 from .models import build_learner, build_model
 from .run_dir import RunDir
-from .setup import (
-    load_init as load_init,
-)
-from .setup import (
-    normalization,
-    open_reader,
-    phases,
-    resolve_paths,
-    validation_mse,
-)
-from .setup import (
-    resolve_device as resolve_device,
-)
+from .setup import normalization, open_reader, phases, resolve_paths, validation_mse
 from .step import meta_step
 
 log = logging.getLogger(__name__)

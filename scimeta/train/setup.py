@@ -1,7 +1,7 @@
 """What a training run needs besides its loop: devices, readers, paths, phases, inits.
 
 Shared by training (:mod:`.loop`), evaluation, adaptation, the Bayesian and the
-landscape modules; :mod:`.loop` re-exports every name.
+landscape modules.
 """
 
 from __future__ import annotations
