@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from ..errors import ScimetaError
+from ..runtime.signals import EXIT_REQUEUE
+
+__all__ = ["EXIT_REQUEUE", "HelpFormatter", "add_parser", "as_flags", "keyword_flags"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

@@ -123,7 +123,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not result.completed:
         print(f"stopped by {result.stopped_by}; continue with: scimeta train {args.config} "
               f"--run-dir {args.run_dir} --resume")
-        return 0
+        from .common import EXIT_REQUEUE
+
+        return EXIT_REQUEUE
     print(f"trained {args.run_dir}")
     return 0
 

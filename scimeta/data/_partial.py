@@ -49,7 +49,7 @@ def open_store(path: Path, mode: str, action: str) -> h5py.File:
         return h5py.File(path, mode, **({} if mode == "r" else {"rdcc_nbytes": 0}))
     except OSError as exc:
         if is_lock_error(exc):
-            raise StoreError(locked_message(path, action)) from None
+            raise StoreError(locked_message(path, action, exc)) from None
         reason = str(exc).split("(")[-1].rstrip(")") if "(" in str(exc) else str(exc)
         raise StoreError(f"cannot {action} {str(path)!r}: not a readable HDF5 file "
                          f"({reason}); pass overwrite=True to start again") from None

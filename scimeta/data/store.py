@@ -31,7 +31,7 @@ def open_h5(path: str | os.PathLike) -> h5py.File:
         return h5py.File(path, "r")
     except OSError as exc:
         if is_lock_error(exc):
-            raise StoreError(locked_message(path, "read")) from None
+            raise StoreError(locked_message(path, "read", exc)) from None
         reason = str(exc).split(";")[0].split("(")[0].strip() or type(exc).__name__
         raise StoreError(
             f"{str(path)!r} is not a readable HDF5 file (truncated or not HDF5: {reason})"

@@ -1,4 +1,9 @@
-"""Graceful stop on SIGTERM/SIGUSR1 (SLURM pre-emption): set a flag, checkpoint, exit."""
+"""Graceful stop on SIGTERM/SIGUSR1 (SLURM pre-emption): set a flag, checkpoint, exit.
+
+A command stopped this way exits with :data:`EXIT_REQUEUE` so that a job script can
+tell "stopped, resumable" from "finished" (0) and from an error (1, 2):
+``[ $rc -eq 75 ] && scontrol requeue $SLURM_JOB_ID``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 STOP_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
+
+#: exit status of ``scimeta train`` / ``scimeta suite`` stopped by a signal after
+#: writing a checkpoint: resumable, requeue the job (75 = EX_TEMPFAIL, sysexits.h)
+EXIT_REQUEUE = 75
 
 
 class StopFlag:
