@@ -15,14 +15,24 @@ Pieces: :func:`curvature` (GGN ``full``/``diag``/``kron``/``last-layer``, exact
 ``hessian``; batched over tasks with vmap), :func:`prior_from_inner_loop` (the
 prior implied by K gradient steps), :class:`Posterior` (evidence, hyperparameter
 fitting, samples), :func:`predict` (linearized predictive), :mod:`.metrics`;
-:func:`posterior` does all of it for every task of a store from a trained run.
+:func:`posterior` does all of it for every task of a store from a trained run;
+:func:`fit_forecast` gives a :class:`ForecastPosterior` for a ``Forecaster`` (RK4
+rollouts of a vector field) with sampled or linearized bands on its trajectories;
+``fit_laplace(..., collocation_x=...)`` adds a physics residual to the likelihood.
 See docs/bayes.md.
 """
 
 from . import metrics as metrics
+from ._bands import Rollout as Rollout
+from ._bands import bands_from_moments as bands_from_moments
+from ._bands import bands_from_samples as bands_from_samples
+from ._bands import rollout_params as rollout_params
 from ._curvature import STRUCTURES as STRUCTURES
 from ._curvature import curvature as curvature
 from ._flat import Flat as Flat
+from ._forecast import FORECAST_STRUCTURES as FORECAST_STRUCTURES
+from ._forecast import ForecastPosterior as ForecastPosterior
+from ._forecast import fit_forecast as fit_forecast
 from ._kron import KronFactors as KronFactors
 from ._kron import KronLayer as KronLayer
 from ._kron import KronLayerSpec as KronLayerSpec
@@ -39,7 +49,8 @@ from ._run import posterior as posterior
 from ._run_io import plot_bands as plot_bands
 from ._run_io import plot_calibration as plot_calibration
 
-__all__ = ["OPTIMIZE", "STRUCTURES", "Flat", "KronFactors", "KronLayer", "KronLayerSpec",
-           "Posterior", "Prediction", "Prior", "curvature", "fit_laplace",
-           "inner_loop_prior", "metrics", "plot_bands", "plot_calibration", "posterior",
-           "predict", "prior_from_inner_loop", "sample_params"]
+__all__ = ["FORECAST_STRUCTURES", "OPTIMIZE", "STRUCTURES", "Flat", "ForecastPosterior",
+           "KronFactors", "KronLayer", "KronLayerSpec", "Posterior", "Prediction", "Prior",
+           "Rollout", "bands_from_moments", "bands_from_samples", "curvature", "fit_forecast",
+           "fit_laplace", "inner_loop_prior", "metrics", "plot_bands", "plot_calibration",
+           "posterior", "predict", "prior_from_inner_loop", "rollout_params", "sample_params"]

@@ -41,9 +41,13 @@ def _traces(post: Posterior, w: torch.Tensor, tau: torch.Tensor,
         return tr_s, tr_g
     if post.structure == "diag":
         prec = torch.einsum("c,cp->p", w, post.curv) + t
+        if post.physics_prec is not None:
+            prec = prec + post.physics_prec
         return (1.0 / prec).sum(), (post.curv / prec).sum(-1)
     prec = torch.einsum("c,cpq->pq", w, post.curv)
     prec = prec + t * torch.eye(prec.shape[0], dtype=prec.dtype, device=prec.device)
+    if post.physics_prec is not None:
+        prec = prec + post.physics_prec
     chol, info = torch.linalg.cholesky_ex(prec)
     if int(info) > 0:
         raise ConfigError(f"the posterior precision (structure={post.structure!r}) is not "

@@ -43,7 +43,9 @@ class Posterior:
     ``curv`` is the unit-noise curvature per output channel (``[C, P, P]``, ``[C, P]``
     for ``diag``, :class:`KronFactors` for ``kron``); ``noise_var`` σ_c² ``[C]``;
     ``sq_residual`` ``Σ_n (y − f(x_n; φ))²`` per channel ``[C]`` over ``n_points``.
-    Parameters not in ``flat`` are held at ``fixed``.
+    Parameters not in ``flat`` are held at ``fixed``. ``physics_prec`` (``[P, P]``, ``[P]``
+    for diag) and ``physics_log_lik``: a fixed physics-residual observation block
+    (:mod:`._physics`), added to the precision and to ``log p(y | φ)``.
     """
 
     model: nn.Module
@@ -59,6 +61,8 @@ class Posterior:
     n_points: int
     sq_residual: torch.Tensor
     jitter: float = 0.0
+    physics_prec: Any = None
+    physics_log_lik: Any = 0.0
 
     # ---- structure-specific pieces ---------------------------------------
     @property
@@ -85,9 +89,10 @@ class Posterior:
         if self.structure == "kron":
             return None
         lam = self.prior.scaled(log_scale)
+        extra = 0.0 if self.physics_prec is None else self.physics_prec
         if self.structure == "diag":
-            return torch.einsum("c,cp->p", 1.0 / noise_var, self.curv) + lam + self.jitter
-        prec = torch.einsum("c,cpq->pq", 1.0 / noise_var, self.curv)
+            return torch.einsum("c,cp->p", 1.0 / noise_var, self.curv) + lam + self.jitter + extra
+        prec = torch.einsum("c,cpq->pq", 1.0 / noise_var, self.curv) + extra
         eye = torch.eye(prec.shape[0], dtype=prec.dtype, device=prec.device)
         return prec + (lam if lam.dim() == 2 else torch.diag(lam)) + self.jitter * eye
 
@@ -140,9 +145,10 @@ class Posterior:
 
     # ---- evidence --------------------------------------------------------
     def log_likelihood(self, noise_var: torch.Tensor | None = None) -> torch.Tensor:
-        """``log p(y | φ)`` (nats) of the fitted data."""
+        """``log p(y | φ)`` (nats) of the fitted data (and of the physics block, if any)."""
         s2 = self.noise_var if noise_var is None else noise_var
-        return -0.5 * (self.n_points * (LOG_2PI + torch.log(s2)) + self.sq_residual / s2).sum()
+        return (-0.5 * (self.n_points * (LOG_2PI + torch.log(s2)) + self.sq_residual / s2).sum()
+                + self.physics_log_lik)
 
     def log_prior(self, log_scale: torch.Tensor | None = None) -> torch.Tensor:
         """``log N(φ; θ, Λ⁻¹)`` (nats)."""
@@ -225,7 +231,10 @@ def fit_laplace(model, params: ParamsLike, x: torch.Tensor, y: torch.Tensor, *,
                 prior_mean: ParamsLike | None = None, structure: str = "kron",
                 prior_precision: object = 1.0, noise_std: object = 1.0,
                 names: Iterable[str] | None = None, chunk_size: int | None = None,
-                optimize: str | None = None, jitter: float = 0.0) -> Posterior:
+                optimize: str | None = None, jitter: float = 0.0,
+                collocation_x: torch.Tensor | None = None,
+                task_params: torch.Tensor | None = None, physics: object = None,
+                physics_precision: object = None) -> Posterior:
     """Laplace posterior around φ = ``params`` (the mode) on x ``[N, d_in]``, y ``[N, C]``.
 
     ``model``: an ``nn.Module`` or a :mod:`scimeta.meta` learner (its model; ``names``
@@ -234,10 +243,15 @@ def fit_laplace(model, params: ParamsLike, x: torch.Tensor, y: torch.Tensor, *,
     :mod:`._prior`. ``noise_std``: σ, a number (one shared, fitted shared) or ``[C]``.
     ``optimize``: None (keep the given values), ``"prior"``, ``"noise"`` or ``"both"``.
 
+    With ``collocation_x`` ``[M, d_in]`` (and ``task_params`` ``[P]``) the physics residual
+    of ``physics`` (default: the learner's inner physics term) is an observation of 0
+    with precision ``physics_precision`` λ per entry: see :mod:`._physics`.
+
     If the precision is not positive definite: with ``jitter == 0`` (default) a
     ConfigError telling to raise the prior precision; with ``jitter > 0``, jitter·I is
     added (×10 until it is, at most 8 times) and a warning is logged.
     """
+    source = model
     model, learner_names = _unwrap(model)
     structure = check_structure(structure)
     jitter = _check_jitter(jitter)
@@ -272,6 +286,10 @@ def fit_laplace(model, params: ParamsLike, x: torch.Tensor, y: torch.Tensor, *,
                      noise_variance(noise_std, y.shape[1], mean), shared,
                      curv, x.shape[0],
                      (y - pred).square().sum(0), 0.0)
+    if collocation_x is not None:
+        from ._physics import physics_of, with_physics
+        post = with_physics(post, physics_of(source, physics), collocation_x, task_params,
+                            physics_precision, chunk_size)
     post = _ensure_pd(post, jitter)
     if optimize is not None:
         post = _ensure_pd(post.optimize(optimize), jitter)
