@@ -30,6 +30,7 @@ _BUILTIN.update(
         "gray_scott_leads": "scimeta.problems.gray_scott:GrayScottLeads",
         "navier_stokes": "scimeta.problems.navier_stokes:NavierStokes",
         "poisson": "scimeta.problems.poisson:Poisson",
+        "sinusoid": "scimeta.problems.sinusoid:Sinusoid",
     }
 )
 
