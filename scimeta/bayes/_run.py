@@ -47,6 +47,7 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 def _load(run_dir, init: str):
     from ..meta import RATE_PREFIX
+    from ..train.conditioned import CONDITIONED, refuse_conditioned
     from ..train.evaluate import available_inits
     from ..train.models import build_learner, build_model
     from ..train.run_dir import RunDir
@@ -55,14 +56,15 @@ def _load(run_dir, init: str):
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
     safe_name(init, "init")
-    trained = [n for n in available_inits(rd) if n != "random"]
+    trained = [n for n in available_inits(rd) if n not in ("random", CONDITIONED)]
+    refuse_conditioned(init, "init", trained)
     if init not in trained:
         raise RunError(f"init={init!r}: run {str(rd.path)!r} has no trained init {init!r}; "
                        f"trained inits: {', '.join(trained) or 'none (finish training)'}")
     family = registry.get(info["family"])
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(dtype=torch.float64).eval()
-    learner = build_learner(cfg, model, family, "maml")
+    learner = build_learner(cfg, model, family, "maml", norm=info["norm"])
     raw = load_init(rd, init)
     theta = {k: v.detach().to(torch.float64) for k, v in raw.items()
              if k in learner.names and not k.startswith(RATE_PREFIX)}

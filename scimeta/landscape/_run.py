@@ -78,9 +78,11 @@ class RunContext:
 
     def init_params(self, init: str) -> Params:
         """Parameters of trained init ``init`` (``"random"``: the untrained network)."""
+        from ..train.conditioned import refuse_conditioned
         from ..train.setup import load_init
 
         safe_name(init, "init")
+        refuse_conditioned(init)
         raw = {} if init == "random" else load_init(self.rd, init)
         return self.params_of(raw)
 
@@ -90,6 +92,7 @@ def load_run(run_dir: str | os.PathLike, learner: str | None = None,
     """The run's context with the learner named ``learner`` (default: the run's
     ``meta.algorithm``), model and data in ``dtype`` (default: the run's)."""
     from .. import registry
+    from ..train.conditioned import refuse_conditioned
     from ..train.models import build_learner, build_model
     from ..train.run_dir import RunDir
     from ..train.setup import resolve_device
@@ -97,6 +100,7 @@ def load_run(run_dir: str | os.PathLike, learner: str | None = None,
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
     name = learner or cfg.meta.algorithm
+    refuse_conditioned(name, "learner")
     if name not in learner_names():
         raise ConfigError(f"learner={name!r} is not allowed; known learners: "
                           f"{', '.join(learner_names())}")
@@ -107,7 +111,7 @@ def load_run(run_dir: str | os.PathLike, learner: str | None = None,
     family = registry.get(info["family"])
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=torch_dtype)
-    built = build_learner(cfg, model, family, name)
+    built = build_learner(cfg, model, family, name, norm=info["norm"])
     return RunContext(rd, info, cfg, family, built, name, device, torch_dtype)
 
 

@@ -152,10 +152,12 @@ def diagnose(run_dir: str | os.PathLike, stores: Sequence[str | os.PathLike] = (
 
     from ..runtime import load_checkpoint
     from ..runtime.names import safe_name
+    from ..train.conditioned import refuse_conditioned
     from ._run import load_run
 
     ctx = load_run(run_dir, learner, dtype)
     init = safe_name(init or ctx.cfg.meta.algorithm, "init")
+    refuse_conditioned(init)
     snaps = ctx.rd.list_snapshots(init)
     if not snaps:
         raise RunError(f"{str(ctx.rd.path)!r} has no parameter snapshots of init {init!r}; "

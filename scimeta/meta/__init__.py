@@ -29,11 +29,12 @@ from ._update import RATE_PREFIX as RATE_PREFIX
 from ._update import InnerLoop as InnerLoop
 from ._update import InnerRule as InnerRule
 from ._variants import ANIL as ANIL
+from ._variants import Conditioned as Conditioned
 from ._variants import Joint as Joint
 from ._variants import MAMLPlusPlus as MAMLPlusPlus
 from ._variants import MetaSGD as MetaSGD
 from ._variants import Reptile as Reptile
 
-__all__ = ["ANIL", "MAML", "RATE_MODES", "RATE_PREFIX", "InnerLoop", "InnerRule", "Joint",
-           "LearnerEntry", "MAMLPlusPlus", "MetaSGD", "PhysicsLoss", "Reptile", "TaskBatch",
-           "get_learner", "learner_names", "register_learner"]
+__all__ = ["ANIL", "MAML", "RATE_MODES", "RATE_PREFIX", "Conditioned", "InnerLoop",
+           "InnerRule", "Joint", "LearnerEntry", "MAMLPlusPlus", "MetaSGD", "PhysicsLoss",
+           "Reptile", "TaskBatch", "get_learner", "learner_names", "register_learner"]

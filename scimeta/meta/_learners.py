@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, unknown_name
 from ._maml import MAML
-from ._variants import ANIL, Joint, MAMLPlusPlus, MetaSGD, Reptile
+from ._variants import ANIL, Conditioned, Joint, MAMLPlusPlus, MetaSGD, Reptile
 
 ROLES = ("algorithm", "baseline")
 
@@ -94,5 +94,7 @@ for _entry in (
                  "(Nichol et al. 2018)"),
     LearnerEntry("joint", Joint, "joint training on pooled data, no inner loop",
                  role=frozenset({"baseline"})),
+    LearnerEntry("conditioned", Conditioned, "joint training of a network whose inputs "
+                 "include the task's physical parameters", role=frozenset({"baseline"})),
 ):
     register_learner(_entry)

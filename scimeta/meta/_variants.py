@@ -1,4 +1,4 @@
-"""MAML relatives: Meta-SGD, ANIL, MAML++, Reptile and the joint-training baseline."""
+"""MAML relatives: Meta-SGD, ANIL, MAML++, Reptile and the joint-training baselines."""
 
 from __future__ import annotations
 
@@ -106,6 +106,19 @@ class Joint(MAML):
         pooled = b._replace(query_x=torch.cat([b.support_x, b.query_x], 1),
                             query_y=torch.cat([b.support_y, b.query_y], 1))
         return super().meta_loss(params, pooled)
+
+
+class Conditioned(Joint):
+    """The parameter-conditioned baseline: :class:`Joint` on inputs that carry each
+    task's physical parameters.
+
+    It trains exactly like :class:`Joint` (pooled support and query MSE, no inner
+    loop, no physics term); what differs is the data: its batches hold
+    ``[B, N, d_in + P]`` inputs, the coordinates followed by the task's parameters
+    scaled to [-1, 1] by the training box (:mod:`scimeta.train.conditioned`), and
+    its network has ``d_in + P`` inputs. Known parameters at test time make it the
+    strongest zero-shot reference a meta-learned init is compared against.
+    """
 
 
 class Reptile(MAML):

@@ -42,6 +42,7 @@ from .adapt_io import (
     save_predictions,
     write_predictions_csv,
 )
+from .conditioned import refuse_conditioned
 from .models import build_learner, build_model
 from .run_dir import RunDir
 from .setup import load_init
@@ -80,6 +81,7 @@ def adapt(
     cfg = rd.load_config()
     family = registry.get(info["family"])
     safe_name(init, "init")
+    refuse_conditioned(init)
     inputs = ["t", *family.space]
     if isinstance(params, Mapping):
         params = param_vector(family, params)
@@ -126,7 +128,7 @@ def adapt(
                     "adapting on the data only (give the task's %s to use the equation)",
                     ", ".join(family.param_names))
     learner = build_learner(cfg, model, family if params is not None else None, "maml",
-                            loss=loss)
+                            loss=loss, norm=info["norm"])
     path = rd.init_path(init)
     raw = load_init(rd, init)
     check_params(path, {k: v for k, v in raw.items() if k in learner.names},

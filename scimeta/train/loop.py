@@ -5,10 +5,11 @@ the result to the callbacks (:mod:`.callbacks`: loss log, validation,
 checkpoints, progress); the loop itself only sequences them.
 
 A run trains its meta-learned init (``meta.algorithm``) and then each baseline in
-``meta.baselines`` (``fomaml``, ``joint``) on the same data, one *phase* each,
-all from the same random initial network. A phase's final parameters go to
-``inits/<name>.pt``. Checkpoints hold parameters, optimizer and every RNG state,
-so a resumed run continues exactly where it stopped.
+``meta.baselines`` (``fomaml``, ``joint``, ``conditioned``) on the same data, one
+*phase* each, all from the same random initial network (``conditioned``: the same
+seed, with the task parameters as more inputs; :mod:`.conditioned`). A phase's final
+parameters go to ``inits/<name>.pt``. Checkpoints hold parameters, optimizer and every
+RNG state, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -43,9 +44,10 @@ from .callbacks import (
     StepInfo,
     Validation,
 )
+from .conditioned import check_box, phase_model, phase_setup
 from .config import TrainConfig
 from .distributed import allreduce_mean, barrier, collective_errors, sync_step
-from .models import build_learner, build_model
+from .models import build_learner
 from .run_dir import RunDir
 from .setup import normalization, open_reader, phases, resolve_paths, validation_mse
 from .step import meta_step
@@ -139,10 +141,10 @@ def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, e
             "norm": normalization(reader), "train_store": str(reader.path)}
     if continuing:
         saved = rd.load_info()
+        check_box(phases(cfg), saved)  # an old run cannot train the conditioned baseline
 
         def shapes(name: str) -> dict[str, tuple[int, ...]]:
-            model = build_model(cfg, saved["in_dim"], saved["out_dim"], saved["norm"],
-                                cfg.run.seed)
+            model = phase_model(cfg, saved, name)
             return {k: tuple(v.shape) for k, v in
                     build_learner(cfg, model, family, name).init_params().items()}
 
@@ -179,10 +181,9 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
     """Train init ``name`` (the run's k-th phase); False if a stop was requested."""
     cfg, rd, device, dtype = ctx.cfg, ctx.rd, ctx.device, ctx.dtype
     seed_everything(cfg.run.seed, cfg.run.deterministic)
-    model = build_model(cfg, ctx.info["in_dim"], ctx.info["out_dim"], ctx.info["norm"],
-                        cfg.run.seed)
+    model, reader, val = phase_setup(cfg, ctx.info, name, ctx.reader, ctx.val)
     model = model.to(device=device, dtype=dtype)
-    learner = build_learner(cfg, model, ctx.family, name)
+    learner = build_learner(cfg, model, ctx.family, name, norm=ctx.info["norm"])
     params = {n: p.to(device=device, dtype=dtype).detach().requires_grad_(True)
               for n, p in learner.init_params().items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.optim.lr)
@@ -212,8 +213,7 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
             n: v.detach().cpu() for n, v in params.items()}})
 
     def validate(label: str) -> float:
-        return validation_mse(learner, params, ctx.val[label], cfg.meta.meta_batch, device,
-                              dtype)
+        return validation_mse(learner, params, val[label], cfg.meta.meta_batch, device, dtype)
 
     iterations, env = cfg.optim.iterations, ctx.env
     callbacks: list[Callback] = [
@@ -236,8 +236,8 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
     info = StepInfo(name, start, iterations, math.nan, t0)
     for it in range(start, iterations):
         # every rank draws the whole meta-batch from the shared generator, reads its share
-        idx = ctx.reader.sample_indices(b, rng)[lo:hi]
-        batch = ctx.reader.batch(idx).to(device=device, dtype=dtype)
+        idx = reader.sample_indices(b, rng)[lo:hi]
+        batch = reader.batch(idx).to(device=device, dtype=dtype)
         loss = meta_step(learner, params, batch, opt, cfg.optim.grad_clip,
                          reduce if env.distributed else None)
         stop = ctx.stop.requested is not None

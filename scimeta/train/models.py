@@ -13,20 +13,24 @@ from .config import TrainConfig
 
 
 def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
-                seed: int) -> nn.Module:
+                seed: int, extra_inputs: int = 0) -> nn.Module:
     """The surrogate: a CoordinateMLP, wrapped in :class:`Rescaled` when normalizing.
 
     ``norm`` holds ``lo``, ``hi`` (inputs) and ``y_shift``, ``y_scale`` (outputs),
-    computed once from the training store and saved with the run.
+    computed once from the training store and saved with the run. ``extra_inputs``
+    columns follow the ``in_dim`` coordinates (the parameter-conditioned baseline's
+    task parameters, already scaled to [-1, 1] by its batches): the network takes
+    ``[..., in_dim + extra_inputs]`` and their input box is [-1, 1], the identity.
     """
     m = cfg.model
+    n_in = in_dim + extra_inputs
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        net = CoordinateMLP(in_dim, out_dim, hidden=m.hidden, activation=m.activation,
+        net = CoordinateMLP(n_in, out_dim, hidden=m.hidden, activation=m.activation,
                             fourier_features=m.fourier_features, fourier_scale=m.fourier_scale)
     if m.normalize != "none" and norm is not None:
-        lo, hi = (norm["lo"], norm["hi"]) if m.normalize == "both" else (
-            [-1.0] * in_dim, [1.0] * in_dim)  # the identity map
+        lo, hi = ([*norm["lo"], *[-1.0] * extra_inputs], [*norm["hi"], *[1.0] * extra_inputs]
+                  ) if m.normalize == "both" else ([-1.0] * n_in, [1.0] * n_in)  # identity
         return Rescaled(net, lo, hi, norm["y_shift"], norm["y_scale"])
     return net
 
@@ -44,21 +48,37 @@ def scaled_mse(model: Rescaled) -> LossFn:
     return loss
 
 
+def physics_scale(cfg: TrainConfig, norm: dict | None) -> list[float] | None:
+    """The residual's per-channel unit ``[C]`` (run.json ``norm.dydt_scale``) when
+    ``meta.physics_normalize``; None when off or for a run saved without it (then
+    the residual stays in the family's units)."""
+    if not cfg.meta.physics_normalize or not norm:
+        return None
+    return norm.get("dydt_scale")
+
+
 def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | None,
-                  algorithm: str | None = None, loss: str | LossFn = "mse") -> MAML:
+                  algorithm: str | None = None, loss: str | LossFn = "mse", *,
+                  norm: dict | None = None, physics_weight: float | None = None) -> MAML:
     """The registered learner named ``algorithm`` (default: the config's ``meta.algorithm``).
 
     ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``; a model
     wrapped in :class:`Rescaled` (``model.normalize`` not ``"none"``) is trained on
     :func:`scaled_mse` unless another callable is given. The physics term is
-    added when ``meta.physics_weight > 0`` and a family is given.
+    added when ``meta.physics_weight > 0`` and a family is given, its residual divided
+    by :func:`physics_scale` of the run's ``norm``. ``physics_weight`` (a number >= 0)
+    overrides the config's weight and puts the term in the inner (adaptation) loss
+    only: test-time physics-informed adaptation.
     """
     if loss == "mse" and isinstance(model, Rescaled):
         loss = scaled_mse(model)
     mc = cfg.meta
     entry = get_learner(algorithm or mc.algorithm)
+    weight, where = ((mc.physics_weight, mc.physics_where) if physics_weight is None
+                     else (physics_weight, "inner"))
     physics = None
-    if mc.physics_weight > 0 and family is not None:
-        physics = PhysicsLoss(family, weight=mc.physics_weight, where=mc.physics_where)
+    if weight > 0 and family is not None:
+        physics = PhysicsLoss(family, weight=weight, where=where,
+                              scale=physics_scale(cfg, norm))
     return entry.build(model, inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
                        chunk_size=mc.chunk_size or None, physics=physics, loss=loss)

@@ -18,6 +18,7 @@ from ..meta import MAML
 from ..runtime import load_checkpoint
 from ..runtime.device import check_device
 from ..typing import Params
+from .conditioned import Source, param_box
 from .config import TrainConfig
 from .run_dir import RunDir
 
@@ -28,14 +29,38 @@ def resolve_device(name: str) -> torch.device:
 
 
 def normalization(reader: TaskReader, max_tasks: int = 256) -> dict:
-    """Input box of the grid and per-channel output mean/spread over (a subset of) tasks."""
+    """Input box of the grid (``lo``, ``hi``), per-channel output mean/spread over (a
+    subset of) tasks (``y_shift``, ``y_scale``), the per-channel spread of ∂y/∂t
+    (``dydt_scale``: :func:`derivative_scale`, the physics residual's unit) and the box
+    of the task parameters over every ok task (``p_lo``, ``p_hi``:
+    :func:`~.conditioned.param_box`)."""
     meta = reader.meta
     lo = [float(meta.time[0]), *(float(s[0]) for s in meta.space)]
     hi = [float(meta.time[-1]), *(float(s[-1]) for s in meta.space)]
     n = min(len(reader), max_tasks)
     u = np.stack([reader.fields(i) for i in range(n)]).reshape(-1, reader.out_dim)
     scale = np.where(u.std(0) > 0, u.std(0), 1.0)
-    return {"lo": lo, "hi": hi, "y_shift": u.mean(0).tolist(), "y_scale": scale.tolist()}
+    p_lo, p_hi = param_box(reader)
+    return {"lo": lo, "hi": hi, "y_shift": u.mean(0).tolist(), "y_scale": scale.tolist(),
+            "dydt_scale": derivative_scale(reader, max_tasks), "p_lo": p_lo, "p_hi": p_hi}
+
+
+def derivative_scale(reader: TaskReader, max_tasks: int = 256) -> list[float]:
+    """Per channel ``[C]``: the standard deviation of ∂y/∂t over the grid points of (the
+    first ``max_tasks``) tasks, in state units per time unit (second-order finite
+    differences on the stored time grid, ``numpy.gradient``).
+
+    Every term of an evolution equation ∂y/∂t = f(y, ∂ₓy, …) is of this size, so the
+    residual divided by it is dimensionless and one physics weight serves every
+    family (:class:`~scimeta.meta.PhysicsLoss` ``scale``). A channel that never moves
+    gets 1.
+    """
+    t = np.asarray(reader.meta.time, dtype=np.float64)
+    n = min(len(reader), max_tasks)
+    d = np.concatenate([np.gradient(reader.fields(i), t, axis=0).reshape(-1, reader.out_dim)
+                        for i in range(n)])
+    s = d.std(0)
+    return np.where(np.isfinite(s) & (s > 0), s, 1.0).tolist()
 
 
 def open_reader(path: str, cfg: TrainConfig) -> TaskReader:
@@ -64,7 +89,7 @@ def phases(cfg: TrainConfig) -> list[str]:
     return out
 
 
-def validation_mse(learner: MAML, params: Params, reader: TaskReader, n: int,
+def validation_mse(learner: MAML, params: Params, reader: Source, n: int,
                    device: torch.device, dtype: torch.dtype) -> float:
     """Mean query MSE after adaptation on the first ``n`` tasks of a held-out store."""
     batch = reader.batch(range(min(n, len(reader)))).to(device=device, dtype=dtype)
