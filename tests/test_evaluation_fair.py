@@ -28,6 +28,7 @@ from scimeta.train.selection import (
     select_rate,
     split_validation,
 )
+from scimeta.train.setup import load_init
 
 evaluate_mod = importlib.import_module("scimeta.train.evaluate")
 D = torch.float64
@@ -292,7 +293,7 @@ def test_untuned_evaluation_says_so_and_keeps_the_old_call(run, caplog):
     rd = RunDir(run / "run")
     cfg, info = rd.load_config(), rd.load_info()
     learner = build_learner(cfg, build_model(cfg, 1, 2, info["norm"], 3), None, "maml")
-    theta = {k: v for k, v in evaluate_mod.load_init(rd, "maml").items()}
+    theta = {k: v for k, v in load_init(rd, "maml").items()}
     curve = learner.adaptation_curve(theta, TaskReader(run / "test.h5").batch(range(8)), 3)
     np.testing.assert_allclose(ds["query_mse"].sel(init="maml", optimizer="sgd").values,
                                curve.numpy(), rtol=1e-5)

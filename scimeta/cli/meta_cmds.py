@@ -42,7 +42,15 @@ def add_commands(sub) -> None:
                    help="a store of a regime disjoint from training and test: each init's "
                         "SGD and Adam rates are chosen on it (default: none; rates not tuned)")
     e.add_argument("--optimizers", default="sgd,adam",
-                   help="test-time optimizers, comma-separated: sgd, adam, learned")
+                   help="test-time optimizers, comma-separated: sgd, adam, learned, "
+                        "sgd+physics, adam+physics (data plus the equation residual at "
+                        "the task's known parameters)")
+    e.add_argument("--physics-weights", default="1,0.1,10",
+                   help="weights of the normalized residual for the +physics optimizers, "
+                        "comma-separated; chosen on --validation (else the first) "
+                        "(default: 1,0.1,10)")
+    e.add_argument("--n-collocation", type=int, default=64,
+                   help="residual points per task for the +physics optimizers (default: 64)")
     e.add_argument("--budgets", default=None,
                    help="step budgets, comma-separated (default: 0,1,5,10,50,200)")
     e.add_argument("--steps", type=int, default=None,
@@ -133,7 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 EVALUATE_FLAGS = {"steps": "--steps", "budgets": "--budgets", "optimizers": "--optimizers",
                   "validation": "--validation", "select_budget": "--select-budget",
                   "max_diverged": "--max-diverged", "bootstrap": "--bootstrap",
-                  "max_tasks": "--max-tasks", "reference": "--reference"}
+                  "max_tasks": "--max-tasks", "reference": "--reference",
+                  "physics_weights": "--physics-weights", "n_collocation": "--n-collocation"}
 
 
 def _csv(text: str, kind: type, flag: str) -> list:
@@ -144,7 +153,7 @@ def _csv(text: str, kind: type, flag: str) -> list:
         return [kind(v.strip()) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} {text!r}: expected comma-separated "
-                          f"{'integers' if kind is int else 'names'}") from None
+                          f"{ {int: 'integers', float: 'numbers'}.get(kind, 'names')}") from None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -167,7 +176,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       budgets=None if args.budgets is None else _csv(args.budgets, int,
                                                                       "--budgets"),
                       select_budget=args.select_budget, max_diverged=args.max_diverged,
-                      bootstrap=args.bootstrap, seed=args.seed, reference=args.reference)
+                      bootstrap=args.bootstrap, seed=args.seed, reference=args.reference,
+                      physics_weights=_csv(args.physics_weights, float, "--physics-weights"),
+                      n_collocation=args.n_collocation)
     print(format_table(summary_table(ds, args.budget),
                        f"{ds.attrs['family']} / {ds.attrs['label']}"))
     print(f"wrote {Path(args.run_dir) / 'evaluation' / (ds.attrs['label'] + '.nc')}")

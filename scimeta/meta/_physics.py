@@ -7,7 +7,7 @@ second-order meta-graph and are exact (no finite differences).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 
 import torch
@@ -66,10 +66,21 @@ class PhysicsLoss:
     residual receives ``t [N]``, ``y``/``dydt [N, C]``, the task's parameters
     ``[N, P]`` and, for PDE families, ``space=[N, S]`` and one ``d_<name> [N, C]``
     per entry of ``family.spatial_derivatives``.
+
+    ``scale`` (``[C]``, state units per time unit, each > 0, or None): the residual of
+    channel c is divided by ``scale[c]`` before squaring, so the term is
+    dimensionless and one ``weight`` serves every family; use
+    :func:`derivative_scale` (the spread of dy/dt over the training tasks). None
+    keeps the residual in the family's units (``weight`` then carries them).
+
+    ``extra_inputs``: the network takes this many more input columns after the
+    coordinates (the parameter-conditioned surrogate's task parameters); they are
+    carried through unchanged and never differentiated.
     """
 
     def __init__(self, family: ProblemFamily | str, weight: float = 1.0,
-                 where: str = "inner") -> None:
+                 where: str = "inner", scale: Sequence[float] | torch.Tensor | None = None,
+                 extra_inputs: int = 0) -> None:
         if isinstance(family, str):
             from ..registry import get
 
@@ -87,8 +98,21 @@ class PhysicsLoss:
         coords = ("t", *self.space_names)
         self.derivatives: dict[str, tuple[int, ...]] = {
             n: parse_derivative(n, coords) for n in family.spatial_derivatives}
-        self.in_dim: int = 1 + len(self.space_names)
+        if isinstance(extra_inputs, bool) or not isinstance(extra_inputs, int) \
+                or extra_inputs < 0:
+            raise ConfigError(f"extra_inputs={extra_inputs!r} is not allowed; it must be an "
+                              "int >= 0")
+        self.extra_inputs: int = extra_inputs
+        self.in_dim: int = 1 + len(self.space_names) + extra_inputs
         self.state_dim: int = len(family.state_names)
+        self.scale: torch.Tensor | None = None
+        if scale is not None:
+            s = torch.as_tensor(scale, dtype=torch.float64).detach().reshape(-1)
+            if s.numel() != self.state_dim or not bool(torch.all(torch.isfinite(s) & (s > 0))):
+                raise ConfigError(f"scale={scale!r} is not allowed; give {self.state_dim} "
+                                  f"finite numbers > 0 (one per channel of "
+                                  f"{family.state_names}) or None")
+            self.scale = s
 
     def applies(self, stage: str) -> bool:
         """Whether the term enters the ``"inner"`` or ``"outer"`` loss."""
@@ -130,7 +154,8 @@ class PhysicsLoss:
 
     def assemble(self, x: torch.Tensor, y: torch.Tensor, dydt: torch.Tensor,
                  derivs: Mapping[str, torch.Tensor], params: torch.Tensor) -> torch.Tensor:
-        """The family's residual ``[N, C]`` from the network's values and input derivatives.
+        """The family's residual ``[N, C]`` (divided by :attr:`scale` when set) from the
+        network's values and input derivatives.
 
         x ``[N, d_in]`` (t, then space), y and dydt ``[N, C]``, ``derivs`` one ``[N, C]``
         per name of :attr:`derivatives`, params ``[N, P]`` (each point's task
@@ -138,8 +163,13 @@ class PhysicsLoss:
         """
         if self.space_names:
             kw = {f"d_{n}": v for n, v in derivs.items()}
-            return self.family.residual(x[:, 0], y, dydt, params, space=x[:, 1:], **kw)
-        return self.family.residual(x[:, 0], y, dydt, params)
+            space = x[:, 1:1 + len(self.space_names)]
+            r = self.family.residual(x[:, 0], y, dydt, params, space=space, **kw)
+        else:
+            r = self.family.residual(x[:, 0], y, dydt, params)
+        if self.scale is not None:
+            r = r / self.scale.to(device=r.device, dtype=r.dtype)
+        return r
 
     def __call__(self, model: nn.Module, params: Mapping[str, torch.Tensor],
                  x: torch.Tensor, task_params: torch.Tensor) -> torch.Tensor:
@@ -148,8 +178,9 @@ class PhysicsLoss:
         return self.weight * r.square().mean()
 
     def __repr__(self) -> str:
+        scale = "" if self.scale is None else f", scale={self.scale.tolist()}"
         return (f"PhysicsLoss(family={self.family.name!r}, weight={self.weight}, "
-                f"where={self.where!r})")
+                f"where={self.where!r}{scale})")
 
 
 def _basis(x: torch.Tensor, col: int) -> torch.Tensor:

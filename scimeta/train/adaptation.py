@@ -124,10 +124,42 @@ class _Adam:
         return out
 
 
+@dataclass
+class _Accepted:
+    """The last accepted point of a backtracking adaptation (per task, batched)."""
+
+    fast: Params
+    g: Params
+    loss: torch.Tensor
+    moments: tuple[Params, Params] | None
+
+    @classmethod
+    def keep(cls, fast: Params, g: Params, loss: torch.Tensor, adam: _Adam | None
+             ) -> _Accepted:
+        return cls(fast, g, loss, None if adam is None else (dict(adam.m), dict(adam.v)))
+
+    def restore(self, fast: Params, g: Params | None, loss: torch.Tensor,
+                lr: torch.Tensor, adam: _Adam | None
+                ) -> tuple[Params, Params | None, torch.Tensor, torch.Tensor]:
+        """Undo the last step where the loss did not fall; halve those tasks' rates."""
+        worse = ~torch.isfinite(loss) | (loss >= self.loss)
+        if not bool(worse.any()):
+            return fast, g, loss, lr
+
+        def pick(new: Params, old: Params) -> Params:
+            return {n: torch.where(_per_task(worse, v), old[n], v) for n, v in new.items()}
+
+        if adam is not None and self.moments is not None:
+            adam.m, adam.v = pick(adam.m, self.moments[0]), pick(adam.v, self.moments[1])
+        return (pick(fast, self.fast), None if g is None else pick(g, self.g),
+                torch.where(worse, self.loss, loss), torch.where(worse, lr / 2, lr))
+
+
 def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBatch,
                 optimizer: str, rate: float | torch.Tensor | None,
                 budgets: Sequence[int] = DEFAULT_BUDGETS, *,
-                factor: float = DIVERGENCE_FACTOR, keep_params: bool = False) -> Curve:
+                factor: float = DIVERGENCE_FACTOR, keep_params: bool = False,
+                backtrack: bool = False) -> Curve:
     """Adapt every task of ``batch`` from ``params`` and record its query MSE at ``budgets``.
 
     ``params``: the init (model parameters and, for ``"learned"``, the
@@ -135,11 +167,20 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     number > 0 or one per task ``[B]`` (ignored, and may be None, for
     ``"learned"``). ``factor``: the divergence threshold on the support-loss
     growth. Runs to ``max(budgets)`` steps; see :class:`Curve`.
+
+    ``backtrack`` (``sgd``, ``adam``): a step after which a task's support loss is
+    not lower (or not finite) is undone — parameters and Adam moments back to before
+    it — and that task's rate halved; the step still counts towards the budget, so a
+    budget stays a number of gradient evaluations. The support loss then never
+    grows, so such a task cannot diverge.
     """
     check_optimizer(optimizer)
     budgets = check_budgets(budgets)
     if not (factor > 1):
         raise ConfigError(f"factor={factor!r} is not allowed; it must be a number > 1")
+    if backtrack and optimizer == "learned":
+        raise ConfigError("backtrack=True is not allowed with optimizer='learned' (the "
+                          "learned rates are applied as trained); use sgd or adam")
     t0 = time.perf_counter()
     model_p = {k: v.detach() for k, v in params.items() if not k.startswith(RATE_PREFIX)}
     rates = {k: v.detach() for k, v in params.items() if k.startswith(RATE_PREFIX)}
@@ -173,12 +214,17 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     bad = torch.zeros(b, dtype=torch.bool, device=ref.device)
     initial = None
     j = 0
+    prev: _Accepted | None = None
     with torch.no_grad():
         for k in range(horizon + 1):
             if k < horizon:
                 g, loss = step_fn(fast, batch.support_x, batch.support_y, cx, tp)
             else:
                 g, loss = None, loss_fn(fast, batch.support_x, batch.support_y, cx, tp)
+            if backtrack and prev is not None and lr is not None:
+                fast, g, loss, lr = prev.restore(fast, g, loss, lr, adam)
+            if backtrack and g is not None:
+                prev = _Accepted.keep(fast, g, loss, adam)
             if initial is None:
                 initial = loss
             bad |= ~torch.isfinite(loss) | (loss > factor * initial)
@@ -190,7 +236,8 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 j += 1
             if g is None:
                 break
-            if adam is not None:
+            if adam is not None and lr is not None:
+                adam.lr = lr  # halved where a step was undone
                 fast = adam.step(fast, g)
             elif lr is not None:  # sgd
                 fast = {n: v - _per_task(lr, v) * g[n] for n, v in fast.items()}

@@ -73,6 +73,9 @@ class MetaConfig:
     #: weight λ of the equation residual at collocation points (0: data only)
     physics_weight: float = 0.0
     physics_where: Literal["inner", "outer", "both"] = "inner"
+    #: divide the residual of each channel by the spread of its dy/dt over the training
+    #: store (run.json ``norm.dydt_scale``), so one physics_weight serves every family
+    physics_normalize: bool = True
     #: the meta-learned init is compared against these (learners of role "baseline"),
     #: trained on the same data
     baselines: tuple[str, ...] = ("fomaml", "joint")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from ..data import TaskReader
 from ..errors import ConfigError
 from .adaptation import DEFAULT_BUDGETS, check_budgets
 from .config import TrainConfig
 from .run_dir import RunDir
-from .selection import GRIDS
+from .selection import GRIDS, check_disjoint
 from .setup import phases
+
+log = logging.getLogger(__name__)
 
 
 def budgets_of(steps: int | None, budgets: Sequence[int] | None) -> tuple[int, ...]:
@@ -69,3 +74,26 @@ def check_options(select_budget: object, grids: Mapping | None, max_diverged: ob
                           "(resamples; 0: no intervals)")
     if not is_int(chunk, 1):
         raise ConfigError(f"chunk={chunk!r} is not allowed; it must be an int >= 1")
+
+
+def selection_note(tuned: bool, validation, budget: int, max_div: float, lr: float,
+                   untuned_adam: float) -> str:
+    if not tuned:
+        return (f"rates NOT tuned (no validation store): sgd at meta.inner_lr = {lr:g}, "
+                f"adam at {untuned_adam:g}, learned at the init's own rates")
+    return (f"per init and optimizer, the grid rate with the least median query MSE after "
+            f"{budget} steps on {validation} (diverged tasks count as failures; rates with "
+            f"more than {max_div:.0%} diverged are not eligible); the test store is not read")
+
+
+def check_regimes(family, vreader: TaskReader, reader: TaskReader, info: dict) -> None:
+    specs = [next(s for s in family.params if s.name == p) for p in vreader.meta.param_names]
+    others = {"test": (reader.meta.attrs, reader.params)}
+    train_path = info.get("train_store")
+    if train_path and Path(train_path).exists():
+        tr = TaskReader(train_path, in_memory=False)
+        others["train"] = (tr.meta.attrs, tr.params)
+    else:
+        log.warning("the run's training store %s is gone: validation tasks are checked "
+                    "against the test store only", train_path)
+    check_disjoint(specs, (str(vreader.path), vreader.meta.attrs, vreader.params), others)

@@ -14,6 +14,7 @@ and the Dataset, the log and the table say so. See docs/evaluation.md.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,26 +26,40 @@ import xarray as xr
 from .. import registry
 from ..data import TaskReader
 from ..errors import ConfigError, RunError
-from ..meta import RATE_PREFIX, learner_names
 from ..runtime.names import safe_name
-from .adaptation import (
-    DIVERGENCE_FACTOR,
-    adapt_curve,
-    check_optimizer,
+from .adaptation import DIVERGENCE_FACTOR, adapt_curve
+from .config import TrainConfig
+from .eval_checks import (
+    budgets_of,
+    check_memory,
+    check_options,
+    check_regimes,
+    missing_inits,
+    selection_note,
 )
-from .eval_checks import budgets_of, check_memory, check_options, missing_inits
-from .models import build_learner, build_model
+from .eval_inits import (
+    N_COLLOCATION,
+    PHYSICS_WEIGHTS,
+    base_optimizer,
+    check_eval_optimizer,
+    check_physics_weights,
+    contenders,
+    is_physics,
+)
+from .eval_io import write_evaluation
 from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
-from .selection import GRIDS, MAX_DIVERGED, check_disjoint, select_rate
-from .setup import load_init, open_reader, resolve_device
+from .selection import GRIDS, MAX_DIVERGED, Selection, select_rate
+from .setup import resolve_device
 from .sysid import check_reference, sysid_variables
 
 __all__ = ["available_inits", "evaluate", "format_table", "summary_table"]
 
 log = logging.getLogger(__name__)
 
-INIT_ORDER = ("maml", "fomaml", "joint", "random")
+INIT_ORDER = ("maml", "fomaml", "joint", "conditioned", "random")
+#: ``backtrack`` choices: which optimizers undo a step that raises the support loss
+BACKTRACK = ("physics", "all", "none")
 #: the Adam rate used when no validation store is given (torch.optim.Adam's default)
 UNTUNED_ADAM_LR = 1e-3
 
@@ -69,6 +84,8 @@ def evaluate(
     select_budget: int | None = None, grids: Mapping[str, Sequence[float]] | None = None,
     max_diverged: float = MAX_DIVERGED, factor: float = DIVERGENCE_FACTOR,
     bootstrap: int = 1000, seed: int = 0, reference: str | None = None,
+    physics_weights: Sequence[float] = PHYSICS_WEIGHTS, n_collocation: int = N_COLLOCATION,
+    backtrack: str = "physics",
 ) -> xr.Dataset:
     """Query MSE of every init on every ok task of ``store`` after each step budget.
 
@@ -79,28 +96,55 @@ def evaluate(
     least median validation query MSE after ``select_budget`` steps (default
     ``min(50, max budget)``), among rates with at most ``max_diverged`` of the tasks
     diverged (support loss non-finite or above ``factor`` × its initial value).
+    ``optimizers``: ``sgd``, ``adam``, ``learned`` and the test-time physics-informed
+    ``sgd+physics``, ``adam+physics`` (:mod:`.eval_inits`): λ from ``physics_weights``
+    (chosen with the rate on the validation store; the first without one),
+    ``n_collocation`` residual points per task spanning its space-time window.
+    ``backtrack``: which optimizers undo a step that does not lower the support loss
+    and halve that task's rate (:func:`~.adaptation.adapt_curve`) — ``"physics"``
+    (the ``+physics`` ones, default), ``"all"`` (also ``sgd``, ``adam``) or ``"none"``.
     ``max_tasks`` caps the tasks read from each store; ``chunk`` tasks adapt at once.
     ``reference``: ``"sysid"`` or ``"sysid-known"`` adds the system-identification
-    reference (:mod:`.sysid`; parameters fitted, or known) on the same tasks.
+    reference (:mod:`.sysid`; parameters fitted, or known) on the same tasks. A run
+    with the ``conditioned`` baseline scores it on conditioned batches (zero-shot at
+    budget 0, then adapted like every init).
 
     Returns a Dataset with ``query_mse`` and ``diverged`` (init, optimizer, budget,
-    task), ``chosen_rate`` and ``seconds_per_task`` (init, optimizer), the validation
-    table (``validation_*``), the summary (:func:`.report.summarize`, ``bootstrap``
-    resamples seeded by ``seed``) and ``params`` (task, param); with ``write`` it is
-    saved atomically to ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``;
-    with ``reference`` also ``sysid_mse``, ``sysid_seconds``, ``sysid_converged`` (task).
+    task), ``chosen_rate``, ``chosen_physics_weight`` and ``seconds_per_task`` (init,
+    optimizer), the validation table (``validation_*``), the summary
+    (:func:`.report.summarize`, ``bootstrap`` resamples seeded by ``seed``) and
+    ``params`` (task, param); with ``write`` it is saved atomically to
+    ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``; with ``reference``
+    also ``sysid_mse``, ``sysid_seconds``, ``sysid_converged`` (task).
     """
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
     budgets = budgets_of(steps, budgets)
-    optimizers = tuple(check_optimizer(o) for o in dict.fromkeys(optimizers))
+    optimizers = tuple(check_eval_optimizer(o) for o in dict.fromkeys(optimizers))
     if not optimizers:
-        raise ConfigError("optimizers=() is not allowed; give one or more of sgd, adam, learned")
+        raise ConfigError("optimizers=() is not allowed; give one or more of sgd, adam, "
+                          "learned, sgd+physics, adam+physics")
+    weights = check_physics_weights(physics_weights)
+    if backtrack not in BACKTRACK:
+        raise ConfigError(f"backtrack={backtrack!r} is not allowed; use one of "
+                          f"{', '.join(BACKTRACK)}")
+
+    def safe(opt: str) -> bool:
+        return opt != "learned" and (backtrack == "all" or
+                                     (backtrack == "physics" and is_physics(opt)))
+
+    use_physics = any(is_physics(o) for o in optimizers)
+    if isinstance(n_collocation, bool) or not isinstance(n_collocation, int) or (
+            n_collocation < 1):
+        raise ConfigError(f"n_collocation={n_collocation!r} is not allowed; it must be an "
+                          "int >= 1 (residual points per task)")
     if select_budget is None:
         select_budget = min(50, budgets[-1])
     check_options(select_budget, grids, max_diverged, bootstrap, chunk)
     grids = {**GRIDS, **(grids or {})}
-    reader = open_reader(str(store), cfg)
+    grids.update({o: grids[base_optimizer(o)] for o in optimizers if is_physics(o)})
+    n_colloc = max(cfg.data.n_collocation, n_collocation if use_physics else 0)
+    reader = _reader(store, cfg, n_colloc)
     if reader.meta.family != info["family"]:
         raise ConfigError(f"{store}: family {reader.meta.family!r}, but the run was trained on "
                           f"{info['family']!r}")
@@ -118,74 +162,77 @@ def evaluate(
     device, dtype = resolve_device(cfg.run.device), getattr(torch, cfg.run.dtype)
     family = registry.get(info["family"])
     check_reference(family, reference)
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
-    model = model.to(device=device, dtype=dtype)
-    plain = build_learner(cfg, model, family, "maml")
     inits = available_inits(rd)
     check_memory(len(inits), len(optimizers), len(budgets),
                   len(reader) if max_tasks is None else min(max_tasks, len(reader)))
-    states, own = {}, {}
-    for name in inits:
-        algo = name if name in learner_names() and name != "random" else "maml"
-        own[name] = build_learner(cfg, model, family, algo)
-        raw = dict(plain.init_params()) if name == "random" else load_init(rd, name)
-        states[name] = {k: v.detach().to(device=device, dtype=dtype) for k, v in raw.items()
-                        if k in plain.names or k.startswith(RATE_PREFIX)}
-    chosen = np.full((len(inits), len(optimizers)), np.nan)
-    for i, name in enumerate(inits):
+    cons = contenders(rd, cfg, info, family, inits, device, dtype, use_physics)
+    shape = (len(inits), len(optimizers))
+    chosen, lam = np.full(shape, np.nan), np.full(shape, np.nan)
+    for i, c in enumerate(cons):
         for j, opt in enumerate(optimizers):
             if opt == "learned":
-                chosen[i, j] = np.nan if own[name].rule.learned else cfg.meta.inner_lr
+                chosen[i, j] = np.nan if c.own.rule.learned else cfg.meta.inner_lr
             else:
-                chosen[i, j] = cfg.meta.inner_lr if opt == "sgd" else UNTUNED_ADAM_LR
+                chosen[i, j] = (cfg.meta.inner_lr if base_optimizer(opt) == "sgd"
+                                else UNTUNED_ADAM_LR)
+            if is_physics(opt):
+                lam[i, j] = weights[0]
     table = None
     if validation is not None:
         # selection: only the validation store's tasks are read until every rate is chosen
-        vreader = open_reader(str(validation), cfg)
+        vreader = _reader(validation, cfg, n_colloc)
         if vreader.meta.family != info["family"]:
             raise ConfigError(f"validation={str(validation)!r}: family "
                               f"{vreader.meta.family!r}, the run's is {info['family']!r}")
-        _check_regimes(family, vreader, reader, info)
+        check_regimes(family, vreader, reader, info)
         nv = len(vreader) if max_tasks is None else min(max_tasks, len(vreader))
         vbatches = _batches(vreader, nv, chunk, device, dtype)
         table = {}
-        for i, name in enumerate(inits):
+        for i, c in enumerate(cons):
+            vb = c.batches(vbatches, info)
             for j, opt in enumerate(optimizers):
                 if opt == "learned":
                     continue
-                sel = select_rate(plain, states[name], vbatches, opt, grids[opt],
-                                  select_budget, max_diverged=max_diverged)
-                chosen[i, j] = sel.rate
-                table[name, opt] = sel
-                log.info("%s/%s: rate %g (median validation MSE %.3g at %d steps)", name,
-                         opt, sel.rate, sel.median[np.argmax(sel.grid == sel.rate)],
-                         select_budget)
+                cands = weights if is_physics(opt) else (math.nan,)
+                sels = [(w, select_rate(c.learner(opt, w), c.state, vb, base_optimizer(opt),
+                                        grids[opt], select_budget, max_diverged=max_diverged,
+                                        backtrack=safe(opt)))
+                        for w in cands]
+                w, sel = min(sels, key=lambda ws: (not ws[1].eligible, _best(ws[1])))
+                chosen[i, j], lam[i, j] = sel.rate, w
+                table[c.name, opt] = sel
+                log.info("%s/%s: rate %g%s (median validation MSE %.3g at %d steps)",
+                         c.name, opt, sel.rate, f", λ {w:g}" if is_physics(opt) else "",
+                         _best(sel), select_budget)
         del vbatches
     else:
         log.warning("no validation store: test-time rates were NOT tuned (sgd at "
-                    "meta.inner_lr = %g, adam at %g); pass validation=STORE for a fair "
-                    "comparison", cfg.meta.inner_lr, UNTUNED_ADAM_LR)
+                    "meta.inner_lr = %g, adam at %g, physics weight %g); pass "
+                    "validation=STORE for a fair comparison", cfg.meta.inner_lr,
+                    UNTUNED_ADAM_LR, weights[0])
     n = len(reader) if max_tasks is None else min(max_tasks, len(reader))
     batches = _batches(reader, n, chunk, device, dtype)  # the test store, read once
-    first = batches[0].tasks(slice(0, 1))
     for j, opt in enumerate(optimizers):  # first-call overheads stay out of the timings
-        adapt_curve(own[inits[0]] if opt == "learned" else plain, states[inits[0]], first,
-                    opt, chosen[0, j], (1,), factor=factor)
+        c = cons[0]
+        first = c.batches([batches[0].tasks(slice(0, 1))], info)[0]
+        adapt_curve(c.learner(opt, lam[0, j]), c.state, first, base_optimizer(opt),
+                    chosen[0, j], (1,), factor=factor, backtrack=safe(opt))
     mse = np.empty((len(inits), len(optimizers), len(budgets), n))
     div = np.zeros(mse.shape, dtype=bool)
-    seconds = np.zeros((len(inits), len(optimizers)))
-    for i, name in enumerate(inits):
+    seconds = np.zeros(shape)
+    for i, c in enumerate(cons):
+        cb = c.batches(batches, info)
         for j, opt in enumerate(optimizers):
-            learner = own[name] if opt == "learned" else plain
-            for s, batch in zip(range(0, n, chunk), batches, strict=True):
-                c = adapt_curve(learner, states[name], batch, opt, chosen[i, j], budgets,
-                                factor=factor)
-                mse[i, j, :, s:s + chunk] = c.query_mse.numpy()
-                div[i, j, :, s:s + chunk] = c.diverged.numpy()
-                seconds[i, j] += c.seconds / n
+            learner = c.learner(opt, lam[i, j])
+            for s, batch in zip(range(0, n, chunk), cb, strict=True):
+                cur = adapt_curve(learner, c.state, batch, base_optimizer(opt), chosen[i, j],
+                                  budgets, factor=factor, backtrack=safe(opt))
+                mse[i, j, :, s:s + chunk] = cur.query_mse.numpy()
+                div[i, j, :, s:s + chunk] = cur.diverged.numpy()
+                seconds[i, j] += cur.seconds / n
             k = int(div[i, j, -1].sum())
             if k:
-                log.warning("%s/%s: %d of %d tasks diverged by %d steps", name, opt, k, n,
+                log.warning("%s/%s: %d of %d tasks diverged by %d steps", c.name, opt, k, n,
                             budgets[-1])
     units = ("state units squared (mean over points and channels)"
              if cfg.model.normalize == "none" else
@@ -200,6 +247,9 @@ def evaluate(
             "chosen_rate": (("init", "optimizer"), chosen, {
                 "long_name": "test-time rate (NaN: the init's learned per-parameter or "
                              "per-step rates)"}),
+            "chosen_physics_weight": (("init", "optimizer"), lam, {
+                "long_name": "test-time weight λ of the normalized equation residual "
+                             "(NaN: data only)"}),
             "seconds_per_task": (("init", "optimizer"), seconds, {
                 "long_name": "wall time of adapting and predicting, per task", "units": "s"}),
             "params": (("task", "param"), reader.params[:n]),
@@ -212,9 +262,12 @@ def evaluate(
                "inner_lr": cfg.meta.inner_lr, "inner_steps": cfg.meta.inner_steps,
                "physics_weight": cfg.meta.physics_weight,
                "physics_where": cfg.meta.physics_where, "divergence_factor": factor,
+               "n_collocation": n_colloc if use_physics else cfg.data.n_collocation,
+               "physics_weights": list(weights) if use_physics else [],
+               "backtrack": ", ".join(o for o in optimizers if safe(o)) or "none",
                "rates_tuned": int(table is not None),
-               "rate_selection": _selection_note(table is not None, validation, select_budget,
-                                                 max_diverged, cfg.meta.inner_lr)},
+               "rate_selection": selection_note(table is not None, validation, select_budget,
+                                                max_diverged, cfg.meta.inner_lr, UNTUNED_ADAM_LR)},
     )
     if table is not None and validation is not None:
         if table:
@@ -228,57 +281,14 @@ def evaluate(
         ds.attrs["reference"] = reference
     ds = ds.merge(summarize(ds, n_boot=bootstrap, seed=seed))
     if write:
-        _write(rd, ds, label)
+        write_evaluation(rd, ds, label)
     return ds
 
 
-def _selection_note(tuned: bool, validation, budget: int, max_div: float, lr: float) -> str:
-    if not tuned:
-        return (f"rates NOT tuned (no validation store): sgd at meta.inner_lr = {lr:g}, "
-                f"adam at {UNTUNED_ADAM_LR:g}, learned at the init's own rates")
-    return (f"per init and optimizer, the grid rate with the least median query MSE after "
-            f"{budget} steps on {validation} (diverged tasks count as failures; rates with "
-            f"more than {max_div:.0%} diverged are not eligible); the test store is not read")
+def _best(sel: Selection) -> float:
+    """The median validation MSE at the chosen rate."""
+    return float(sel.median[int(np.argmax(sel.grid == sel.rate))])
 
 
-def _check_regimes(family, vreader: TaskReader, reader: TaskReader, info: dict) -> None:
-    specs = [next(s for s in family.params if s.name == p) for p in vreader.meta.param_names]
-    others = {"test": (reader.meta.attrs, reader.params)}
-    train_path = info.get("train_store")
-    if train_path and Path(train_path).exists():
-        tr = TaskReader(train_path, in_memory=False)
-        others["train"] = (tr.meta.attrs, tr.params)
-    else:
-        log.warning("the run's training store %s is gone: validation tasks are checked "
-                    "against the test store only", train_path)
-    check_disjoint(specs, (str(vreader.path), vreader.meta.attrs, vreader.params), others)
-
-
-def _write(rd: RunDir, ds: xr.Dataset, label: str) -> Path:
-    rd.evaluation.mkdir(exist_ok=True)
-    path = rd.evaluation / f"{label}.nc"
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from ..plot import plot_adaptation
-    except ImportError:  # the plot module or matplotlib is missing
-        log.info("matplotlib not installed: no plot for %s", label)
-        return path
-    opts = list(ds["optimizer"].values)
-    fig, axes = plt.subplots(1, len(opts), figsize=(5.5 * len(opts), 3.5), squeeze=False)
-    for ax, opt in zip(axes[0], opts, strict=True):
-        curves = ds["query_mse"].sel(optimizer=opt).rename(budget="step")
-        plot_adaptation(xr.Dataset({"query_mse": curves}), ax=ax)
-        ax.set_title(f"{ds.attrs['family']} / {label} / {opt}")
-    fig.tight_layout()
-    tmp_png = rd.evaluation / f"{label}.tmp.png"
-    fig.savefig(tmp_png, dpi=120)
-    os.replace(tmp_png, rd.evaluation / f"{label}.png")
-    plt.close(fig)
-    return path
+def _reader(path: str | os.PathLike, cfg: TrainConfig, n_collocation: int) -> TaskReader:
+    return TaskReader(str(path), in_memory=cfg.data.in_memory, n_collocation=n_collocation)

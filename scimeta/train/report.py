@@ -53,7 +53,32 @@ def summarize(ds: xr.Dataset, n_boot: int = 1000, seed: int = 0,
         out[f"ratio_to_{ref}_ci"] = ((*dims, "bound"), ci, {
             "long_name": f"{level:.0%} percentile-bootstrap interval, {n_boot} resamples, "
                          f"seed {seed}"})
+    gain = _data_only_ratios(ds, mse, n_boot, seed, level)
+    if gain is not None:
+        out["ratio_to_data_only"] = (dims, gain[0], {
+            "long_name": "median MSE of a physics-informed optimizer / median MSE of its "
+                         "data-only base (same init, budget; NaN for data-only optimizers)"})
+        out["ratio_to_data_only_ci"] = ((*dims, "bound"), gain[1], {
+            "long_name": f"{level:.0%} percentile-bootstrap interval, {n_boot} resamples, "
+                         f"seed {seed}"})
     return xr.Dataset(out, coords={"bound": ["low", "high"]})
+
+
+def _data_only_ratios(ds: xr.Dataset, mse: np.ndarray, n_boot: int, seed: int,
+                      level: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(point ``[I, O, B]``, interval ``[I, O, B, 2]``) of ``X+physics`` over ``X``."""
+    opts = [str(v) for v in ds["optimizer"].values]
+    pairs = [(j, opts.index(o.removesuffix("+physics"))) for j, o in enumerate(opts)
+             if o.endswith("+physics") and o.removesuffix("+physics") in opts]
+    if not pairs:
+        return None
+    point = np.full(mse.shape[:3], np.nan)
+    ci = np.full((*mse.shape[:3], 2), np.nan)
+    for j, jb in pairs:
+        for i, k in np.ndindex(mse.shape[0], mse.shape[2]):
+            point[i, j, k], *ci[i, j, k] = bootstrap_ratio(mse[i, j, k], mse[i, jb, k],
+                                                           n_boot, seed, level)
+    return point, ci
 
 
 def summary_table(ds: xr.Dataset, budget: int | None = None) -> list[dict]:
@@ -78,8 +103,8 @@ def summary_table(ds: xr.Dataset, budget: int | None = None) -> list[dict]:
                 "n_tasks": int(ds.sizes["task"]),
                 "initial_median": float(ds["median_mse"].sel(**cell, budget=0))
                 if has0 else math.nan}
-            for ref in REFERENCES:
-                if f"ratio_to_{ref}" in ds:
+            for ref in (*REFERENCES, "data_only"):
+                if f"ratio_to_{ref}" in ds and math.isfinite(float(at[f"ratio_to_{ref}"])):
                     row[f"ratio_to_{ref}"] = float(at[f"ratio_to_{ref}"])
                     low, high = at[f"ratio_to_{ref}_ci"].values
                     row[f"ratio_to_{ref}_low"], row[f"ratio_to_{ref}_high"] = float(low), \
@@ -133,8 +158,9 @@ def format_table(rows: list[dict], title: str = "") -> str:
     """
     budget = rows[0].get("budget", "N") if rows else "N"
     head = ["init", "optimizer", "rate", "MSE@0", f"MSE@{budget} median", "IQR",
-            "/random [95% CI]", "/joint [95% CI]"]
-    refs = {ref: any(f"ratio_to_{ref}" in r for r in rows) for ref in ("random", "joint")}
+            "/random [95% CI]", "/joint [95% CI]", "/data-only [95% CI]"]
+    names = ("random", "joint", "data_only")
+    refs = {ref: any(f"ratio_to_{ref}" in r for r in rows) for ref in names}
     body, untuned = [], False
     by_opt = {(r["init"], r.get("optimizer")): r for r in rows}
     for r in rows:
@@ -146,14 +172,17 @@ def format_table(rows: list[dict], title: str = "") -> str:
             untuned = True
         refs_ok = {ref: not by_opt.get((ref, r.get("optimizer")), {}).get("n_diverged", 0)
                    for ref in ("random", "joint")}
+        base = str(r.get("optimizer", "")).removesuffix("+physics")
+        refs_ok["data_only"] = not by_opt.get((r["init"], base), {}).get("n_diverged", 0)
         cells = [r["init"], str(r.get("optimizer", "")), rate_s,
                  "—" if r.get("reference") else _num(r.get("initial_median", math.nan)),
                  f"diverged ({k}/{n})" if k else _num(r["median"]),
                  "—" if k else f"[{_num(r['q25'])}, {_num(r['q75'])}]",
                  _ratio(r, "random", not k and refs_ok["random"]),
-                 _ratio(r, "joint", not k and refs_ok["joint"])]
+                 _ratio(r, "joint", not k and refs_ok["joint"]),
+                 _ratio(r, "data_only", not k and refs_ok["data_only"])]
         body.append(cells)
-    keep = [c for c in range(len(head)) if c < 6 or refs[("random", "joint")[c - 6]]]
+    keep = [c for c in range(len(head)) if c < 6 or refs[names[c - 6]]]
     table = [[row[c] for c in keep] for row in [head, *body]]
     widths = [max(len(row[c]) for row in table) for c in range(len(keep))]
     lines = [title] if title else []

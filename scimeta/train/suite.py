@@ -99,7 +99,8 @@ def _execute(step: Step, spec: SuiteSpec, out: Path, base: Path,
         val = None if e.validation is None else store_ref(e.validation, spec, out, base)[0]
         evaluate(out / "runs" / e.run, test, label=step.name, validation=val,
                  optimizers=e.optimizers, budgets=e.budgets, max_tasks=e.max_tasks,
-                 select_budget=e.select_budget)
+                 select_budget=e.select_budget, physics_weights=e.physics_weights,
+                 n_collocation=e.n_collocation, backtrack=e.backtrack, reference=e.reference)
     return None
 
 

@@ -1,0 +1,154 @@
+"""The inits an evaluation compares, and the learner each adapts with per optimizer.
+
+An init is a *contender*: its unbatched parameters, the learner of its network
+(the parameter-conditioned baseline has ``P`` more inputs and conditioned batches,
+:mod:`.conditioned`) and, per optimizer name, the learner that adapts it:
+
+- ``sgd``, ``adam``: the run's support loss (the data misfit, plus the run's inner
+  physics term when it was trained with one);
+- ``learned``: the init's own inner rule (Meta-SGD's, MAML++'s rates);
+- ``sgd+physics``, ``adam+physics``: test-time physics-informed adaptation — the
+  data misfit plus ``λ × mean((residual / dydt_scale)²)`` of the family's equation
+  at collocation points spanning the task's whole space-time window, with the
+  task's *known* parameters; the residual per channel is divided by the spread of
+  ∂y/∂t over the training store (run.json ``norm.dydt_scale``), so one λ serves
+  every family. λ comes from a grid, chosen with the rate on the validation store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..batch import TaskBatch
+from ..errors import ConfigError
+from ..family import ProblemFamily
+from ..meta import MAML, RATE_PREFIX, learner_names
+from ..typing import Params
+from .adaptation import OPTIMIZERS
+from .conditioned import CONDITIONED, condition_batches, conditioned_model
+from .config import TrainConfig
+from .models import build_learner, build_model
+from .run_dir import RunDir
+from .setup import derivative_scale, load_init
+
+#: suffix of the test-time physics-informed optimizers
+PHYSICS = "+physics"
+#: optimizers that may take the suffix
+PHYSICS_BASES = ("sgd", "adam")
+#: default λ grid of the physics-informed optimizers (normalized residual); the first
+#: is used when no validation store chooses
+PHYSICS_WEIGHTS = (1.0, 0.1, 10.0)
+#: collocation points per task for test-time physics (uniform in the space-time box)
+N_COLLOCATION = 64
+
+
+def check_eval_optimizer(name: str) -> str:
+    """``name`` if it is an optimizer or ``<sgd|adam>+physics``; ConfigError otherwise."""
+    allowed = (*OPTIMIZERS, *(b + PHYSICS for b in PHYSICS_BASES))
+    if name not in allowed:
+        raise ConfigError(f"optimizer={name!r} is not allowed; use one of {', '.join(allowed)}")
+    return name
+
+
+def base_optimizer(name: str) -> str:
+    """The update rule of an optimizer name: ``"adam+physics"`` -> ``"adam"``."""
+    return name.removesuffix(PHYSICS)
+
+
+def is_physics(name: str) -> bool:
+    return name.endswith(PHYSICS)
+
+
+def check_physics_weights(weights: Sequence[float]) -> tuple[float, ...]:
+    """The λ grid: one or more finite numbers > 0; ConfigError otherwise."""
+    w = tuple(weights)
+    if not w or any(isinstance(v, bool) or not isinstance(v, int | float)
+                    or not (np.isfinite(v) and v > 0) for v in w):
+        raise ConfigError(f"physics_weights={weights!r} is not allowed; give one or more "
+                          "finite numbers > 0 (weights of the normalized residual)")
+    return tuple(float(v) for v in w)
+
+
+@dataclass
+class Contender:
+    """One init of the comparison (see the module docstring)."""
+
+    name: str
+    state: Params
+    plain: MAML
+    own: MAML
+    conditioned: bool
+    cfg: TrainConfig
+    family: ProblemFamily
+    norm: dict
+    extra_inputs: int = 0
+    _physics: dict[float, MAML] = field(default_factory=dict)
+
+    def learner(self, optimizer: str, weight: float | None = None) -> MAML:
+        """The learner that adapts this init with ``optimizer`` (λ = ``weight`` for the
+        physics-informed ones)."""
+        if optimizer == "learned":
+            return self.own
+        if not is_physics(optimizer):
+            return self.plain
+        if weight is None:
+            raise ConfigError(f"optimizer {optimizer!r} needs a physics weight")
+        if weight not in self._physics:
+            built = build_learner(self.cfg, self.plain.model, self.family, "maml",
+                                  norm=self.norm, physics_weight=weight)
+            if built.physics is not None and self.extra_inputs:
+                from ..meta import PhysicsLoss
+
+                p = built.physics
+                built.physics = PhysicsLoss(p.family, p.weight, p.where, scale=p.scale,
+                                            extra_inputs=self.extra_inputs)
+            self._physics[weight] = built
+        return self._physics[weight]
+
+    def batches(self, batches: list[TaskBatch], info: dict) -> list[TaskBatch]:
+        """``batches`` as this init's network reads them (conditioned or as they are)."""
+        return condition_batches(batches, info) if self.conditioned else batches
+
+
+def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
+               names: Sequence[str], device: torch.device, dtype: torch.dtype,
+               physics: bool) -> list[Contender]:
+    """The contenders ``names`` (trained inits and ``random``), on ``device``/``dtype``.
+
+    ``physics``: physics-informed optimizers will be used; a run saved without
+    ``norm.dydt_scale`` then gets it from its training store (which must still exist).
+    """
+    norm = dict(info["norm"] or {})
+    if physics and cfg.meta.physics_normalize and "dydt_scale" not in norm:
+        from ..data import TaskReader
+
+        path = info.get("train_store")
+        if not path:
+            raise ConfigError("this run's run.json has no norm.dydt_scale nor train_store: "
+                              "physics-informed optimizers cannot normalize the residual")
+        norm["dydt_scale"] = derivative_scale(TaskReader(path))
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = model.to(device=device, dtype=dtype)
+    plain = build_learner(cfg, model, family, "maml", norm=norm)
+    out = []
+    for name in names:
+        cond = name == CONDITIONED
+        if cond:
+            cmodel = conditioned_model(cfg, info, device, dtype)
+            # trained without a physics term, it adapts on the data unless +physics
+            base = build_learner(cfg, cmodel, None, "maml")
+            own = build_learner(cfg, cmodel, None, CONDITIONED)
+        else:
+            base = plain
+            algo = name if name in learner_names() and name != "random" else "maml"
+            own = build_learner(cfg, model, family, algo, norm=norm)
+        raw = dict(base.init_params()) if name == "random" else load_init(rd, name)
+        state = {k: v.detach().to(device=device, dtype=dtype) for k, v in raw.items()
+                 if k in base.names or k.startswith(RATE_PREFIX)}
+        extra = len(info.get("param_names", ())) if cond else 0
+        out.append(Contender(name, state, base, own, cond, cfg, family, norm, extra))
+    return out
