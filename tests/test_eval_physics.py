@@ -41,7 +41,7 @@ def test_scaled_residual_is_the_family_residual_divided_per_channel():
     loss = PhysicsLoss(fam, 3.0, scale=[0.5, 4.0])(model, params, x, p)
     torch.testing.assert_close(loss, 3.0 * scaled.square().mean(), rtol=1e-15, atol=0)
     for bad in ([1.0], [1.0, 0.0], [1.0, float("nan")]):
-        with pytest.raises(ConfigError, match="scale=.*one per channel"):
+        with pytest.raises(ConfigError, match=r"scale=.*one per channel"):
             PhysicsLoss(fam, 1.0, scale=bad)
 
 
@@ -203,9 +203,9 @@ def test_conditioned_baseline_is_scored_zero_shot_on_conditioned_inputs(run):
 
 
 def test_physics_options_are_checked_before_any_work(run):
-    with pytest.raises(ConfigError, match="optimizer='lbfgs' is not allowed.*adam\\+physics"):
+    with pytest.raises(ConfigError, match=r"optimizer=.lbfgs. is not allowed.*adam\+physics"):
         evaluate(run / "run", run / "test.h5", optimizers=("lbfgs",), write=False)
-    with pytest.raises(ConfigError, match="physics_weights=.*finite numbers > 0"):
+    with pytest.raises(ConfigError, match=r"physics_weights=.*finite numbers > 0"):
         evaluate(run / "run", run / "test.h5", physics_weights=(0.0,), write=False)
     with pytest.raises(ConfigError, match="n_collocation=0"):
         evaluate(run / "run", run / "test.h5", optimizers=("sgd+physics",), n_collocation=0,

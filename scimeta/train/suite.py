@@ -65,7 +65,7 @@ def _generation(spec: SuiteSpec, name: str) -> Any:
 
     s = spec.stores[name]
     return GenerationConfig(s.family, s.regime, tasks=s.tasks, seed=s.seed, support=s.support,
-                            query=s.query,
+                            query=s.query, sampling=s.sampling, dtype=s.dtype,
                             bounds=tuple((k, b[0], b[1]) for k, b in s.bounds.items()))
 
 

@@ -34,6 +34,10 @@ class StoreSpec:
     seed: int = 0
     support: int = 10
     query: int = 100
+    #: support/query sampling rule (``scimeta.data.sampling.RULES``)
+    sampling: str = "random"
+    #: dtype of the stored fields (float32 or float64)
+    dtype: str = "float32"
     #: parameter bound overrides ``name -> [low, high]``
     bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
     #: generate in this many shards (one after the other) and merge them
