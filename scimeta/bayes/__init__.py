@@ -15,6 +15,8 @@ Pieces: :func:`curvature` (GGN ``full``/``diag``/``kron``/``last-layer``, exact
 ``hessian``; batched over tasks with vmap), :func:`prior_from_inner_loop` (the
 prior implied by K gradient steps), :class:`Posterior` (evidence, hyperparameter
 fitting, samples), :func:`predict` (linearized predictive), :mod:`.metrics`;
+:func:`fit_kron_batch` (K-FAC posteriors, evidence fit and predictive of many tasks in
+one batched computation);
 :func:`posterior` does all of it for every task of a store from a trained run;
 :func:`fit_forecast` gives a :class:`ForecastPosterior` for a ``Forecaster`` (RK4
 rollouts of a vector field) with sampled or linearized bands on its trajectories;
@@ -36,6 +38,8 @@ from ._forecast import fit_forecast as fit_forecast
 from ._kron import KronFactors as KronFactors
 from ._kron import KronLayer as KronLayer
 from ._kron import KronLayerSpec as KronLayerSpec
+from ._kron_batch import KronBatch as KronBatch
+from ._kron_batch import fit_kron_batch as fit_kron_batch
 from ._laplace import OPTIMIZE as OPTIMIZE
 from ._laplace import Posterior as Posterior
 from ._laplace import fit_laplace as fit_laplace
@@ -50,7 +54,8 @@ from ._run_io import plot_bands as plot_bands
 from ._run_io import plot_calibration as plot_calibration
 
 __all__ = ["FORECAST_STRUCTURES", "OPTIMIZE", "STRUCTURES", "Flat", "ForecastPosterior",
-           "KronFactors", "KronLayer", "KronLayerSpec", "Posterior", "Prediction", "Prior",
-           "Rollout", "bands_from_moments", "bands_from_samples", "curvature", "fit_forecast",
-           "fit_laplace", "inner_loop_prior", "metrics", "plot_bands", "plot_calibration",
-           "posterior", "predict", "prior_from_inner_loop", "rollout_params", "sample_params"]
+           "KronBatch", "KronFactors", "KronLayer", "KronLayerSpec", "Posterior", "Prediction",
+           "Prior", "Rollout", "bands_from_moments", "bands_from_samples", "curvature",
+           "fit_forecast", "fit_kron_batch", "fit_laplace", "inner_loop_prior", "metrics",
+           "plot_bands", "plot_calibration", "posterior", "predict", "prior_from_inner_loop",
+           "rollout_params", "sample_params"]

@@ -99,9 +99,14 @@ def fit_hyper(posts: list[Posterior], *, fit_noise: bool = True, max_iter: int =
         tau, s2 = new_tau, new_s2.clamp_min(1e-300)
         if change < rtol:
             break
-    log.info("evidence fit: %d iterations, noise std %s, prior precision median %.3g",
-             done, [round(float(v), 5) for v in s2.sqrt()], float(tau.median()))
+    log_result(done, s2, tau)
     return s2, torch.log(tau / tau0)
 
 
-__all__ = ["fit_hyper"]
+def log_result(done: int, s2: torch.Tensor, tau: torch.Tensor) -> None:
+    """Log the iterations, σ ``[C]`` and the median τ of an evidence fit."""
+    log.info("evidence fit: %d iterations, noise std %s, prior precision median %.3g",
+             done, [round(float(v), 5) for v in s2.sqrt()], float(tau.median()))
+
+
+__all__ = ["fit_hyper", "log_result"]
