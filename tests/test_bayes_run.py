@@ -78,6 +78,18 @@ def test_posterior_kron_in_python(run):
     assert not np.allclose(val["noise_std"], ds["noise_std"])
 
 
+@pytest.mark.parametrize("validation", [False, True])
+def test_batched_kron_posterior_equals_the_per_task_loop(run, validation):
+    kw = {"max_tasks": 3, "write": False,
+          "validation": run / "train.h5" if validation else None}
+    fast = posterior(run / "run", run / "test.h5", **kw)
+    slow = posterior(run / "run", run / "test.h5", batched=False, **kw)
+    for name in ("pred_mean", "pred_std", "pred_std_f", "noise_std", "prior_precision",
+                 "log_evidence", "nll", "crps", "coverage"):
+        np.testing.assert_allclose(fast[name], slow[name], rtol=1e-8, atol=1e-12,
+                                   err_msg=name)
+
+
 def test_adapt_uncertainty_adds_positive_std(run, capsys):
     out = run / "pred.nc"
     assert main(["adapt", str(run / "run"), "--support", str(run / "obs.csv"), "--steps", "2",
