@@ -18,16 +18,18 @@ from ..errors import RunError
 from .suite_status import suite_status, write_text
 
 COLUMNS = ("evaluation", "run", "init", "optimizer", "budget", "median MSE", "diverged",
-           "vs random", "vs joint", "eval s", "run s")
+           "vs random", "vs joint", "vs data-only", "eval s", "run s")
 
 
 def _num(v: float) -> str:
     return f"{v:.3g}" if isinstance(v, float) and math.isfinite(v) else "n/a"
 
 
-def _ratio(row: dict, ref: str) -> str:
+def _ratio(row: dict, ref: str, ok: bool = True) -> str:
+    """The ratio with its interval; "–" when either side has a diverged task (``ok``
+    False: a ratio to a failure is no evidence) or there is none."""
     v = row.get(f"ratio_to_{ref}", math.nan)
-    if not math.isfinite(v):
+    if not ok or row.get("n_diverged") or not math.isfinite(v):
         return "–"
     low, high = row.get(f"ratio_to_{ref}_low", math.nan), row.get(f"ratio_to_{ref}_high",
                                                                    math.nan)
@@ -66,10 +68,16 @@ def report_rows(out: str | os.PathLike) -> tuple[list[list[str]], list[tuple[str
             raise RunError(f"{str(nc)!r}: not an evaluation written by scimeta evaluate "
                            f"({exc})") from None
         run_s = seconds.get(f"run:{run}")
+        failed = {(r["init"], r["optimizer"]) for r in table if r["n_diverged"]}
         for row in table:
-            rows.append([name, run, row["init"], row["optimizer"], str(row["budget"]),
-                         _num(row["median"]), str(row["n_diverged"]), _ratio(row, "random"),
-                         _ratio(row, "joint"), _num(float(rec.get("seconds") or math.nan)),
+            opt = row["optimizer"]
+            rows.append([name, run, row["init"], opt, str(row["budget"]),
+                         _num(row["median"]), str(row["n_diverged"]),
+                         _ratio(row, "random", ("random", opt) not in failed),
+                         _ratio(row, "joint", ("joint", opt) not in failed),
+                         _ratio(row, "data_only",
+                                (row["init"], opt.removesuffix("+physics")) not in failed),
+                         _num(float(rec.get("seconds") or math.nan)),
                          _num(float(run_s if run_s is not None else math.nan))])
         commands.append((name, str(rec.get("command") or _redo(Path(out), rec["step"]))))
     return rows, commands
