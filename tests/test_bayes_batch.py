@@ -24,12 +24,7 @@ SIGMA = [0.5, 1.3]
 TOL = {"rtol": 1e-10, "atol": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _case(hidden: int, n: int, B: int = 3):

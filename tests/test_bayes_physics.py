@@ -29,12 +29,7 @@ P_TASK = torch.tensor([1.3, 0.2, 0.5, 0.9], dtype=D)       # omega0, zeta, F, Om
 SCALE = torch.tensor([2.0, 3.0], dtype=D)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _problem(lam=4.0, tau=0.7, sigma=(0.2, 0.4), n=7, m=5, seed=0):

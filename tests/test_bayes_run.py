@@ -18,14 +18,7 @@ from scimeta.errors import ConfigError
 from scimeta.runtime.config import from_dict
 from scimeta.train import TrainConfig, train
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one thread avoids oversubscription on shared cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,13 +26,7 @@ LAYERS = [(0, 1, 4), (8, 4, 4), (28, 4, 2)]
 P = 38
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP contention on a loaded machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp() -> tuple[nn.Module, dict, torch.Tensor]:
