@@ -90,14 +90,34 @@ def _adapt(learner, theta, batch, steps) -> dict:
     return {k: v.detach() for k, v in learner.adapt_batch(theta, batch, steps=steps).items()}
 
 
+def physics_lambda(learner, batch, noise0: torch.Tensor, structure: str) -> float | None:
+    """Precision λ of the residual block (:func:`fit_laplace` ``physics_precision``) for a
+    learner whose inner loss has a physics term, or None (no term, no collocation points,
+    or ``kron``, which cannot carry it). The training weight w maps to
+    λ = N·C·w / (σ₀² M C_r), σ₀² the mean of the starting noise variance over channels;
+    λ is then held fixed while σ and τ are fitted."""
+    phys = learner.physics
+    if phys is None or not phys.applies("inner") or batch.collocation_x is None \
+            or structure == "kron":
+        return None
+    n, c = batch.support_y.shape[1:]
+    m = batch.collocation_x.shape[1]
+    return float(n * c * phys.weight / (noise0.square().mean() * m * phys.state_dim))
+
+
 def _fit_tasks(learner, theta, phi, batch, structure, noise0, tau, chunk_size):
-    """The posterior of every task around its φ (hyperparameters not yet fitted)."""
+    """The posterior of every task around its φ (hyperparameters not yet fitted); with
+    the residual block of :func:`physics_lambda` when the run adapts with one."""
     posts, t0 = [], time.perf_counter()
+    lam = physics_lambda(learner, batch, torch.as_tensor(noise0), structure)
     for t in range(batch.support_x.shape[0]):
+        extra = {} if lam is None else {
+            "collocation_x": batch.collocation_x[t], "task_params": batch.params[t],
+            "physics_precision": lam}
         posts.append(fit_laplace(learner, {k: v[t] for k, v in phi.items()},
                                  batch.support_x[t], batch.support_y[t], prior_mean=theta,
                                  structure=structure, prior_precision=tau,
-                                 noise_std=noise0, chunk_size=chunk_size))
+                                 noise_std=noise0, chunk_size=chunk_size, **extra))
         if (t + 1) % 25 == 0:
             log.info("posterior: %d tasks fitted (%.2f s per task)", t + 1,
                      (time.perf_counter() - t0) / (t + 1))
@@ -152,6 +172,11 @@ def posterior(run_dir: str | os.PathLike, store: str | os.PathLike, *, init: str
     reader, n, batch = _tasks(store, cfg, info, max_tasks)
     label = safe_name(label or reader.meta.regime,
                       "label" if label else f"regime attribute of {str(store)!r}")
+    phys = learner.physics is not None and learner.physics.applies("inner")
+    if phys and structure == "kron":
+        log.warning("posterior: the run adapts with the equation residual, but kron cannot "
+                    "carry its block: the likelihood has the support data only (use "
+                    "structure diag, full or last-layer to include it)")
     t0 = time.perf_counter()
     if batched and structure == "kron":
         vbatch = None if validation is None else _tasks(validation, cfg, info, max_tasks)[2]
@@ -176,7 +201,8 @@ def posterior(run_dir: str | os.PathLike, store: str | os.PathLike, *, init: str
                "steps": cfg.meta.inner_steps if steps is None else steps,
                "hyperparameters": ("fitted on the validation store " + str(validation))
                if validation is not None else "fitted on the support sets of this store",
-               "seconds_per_task": seconds, "levels": list(metrics.LEVELS)})
+               "seconds_per_task": seconds, "levels": list(metrics.LEVELS),
+               "physics_in_likelihood": int(phys and structure != "kron")})
     cov90 = float(ds["coverage"].sel(level=0.9).mean())
     log.info("posterior %s: %d tasks, %.3f s per task; 90%% coverage %.3f, NLL %.3f "
              "(point estimate %.3f)", label, n, seconds, cov90, float(ds["nll"].mean()),
