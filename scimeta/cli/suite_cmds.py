@@ -1,6 +1,6 @@
 """CLI verb ``scimeta suite SUITE.toml``: generate the stores, train the runs and
-evaluate them as a suite file declares, skipping the steps already done; or one
-array unit of it, its status, its report."""
+evaluate them (posteriors, landscapes) as a suite file declares, skipping the steps
+already done; or one array unit of it, its status, its report."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from .common import EXIT_REQUEUE, add_parser
 
 def add_commands(sub) -> None:
     c = add_parser(sub, "suite", help="run a problem suite: generate its stores, train its "
-                   "runs and evaluate them in dependency order, skipping finished steps")
+                   "runs, evaluate them and fit their posteriors and landscapes in "
+                   "dependency order, skipping finished steps")
     c.add_argument("suite", help="the suite file (TOML; see docs/scale-out.md)")
     c.add_argument("--out", help="output folder: stores/, runs/, status/ and the merged "
                    "status file suite.json (default: the suite file's name without .toml, "
                    "in the working directory)")
     c.add_argument("--only", nargs="+", metavar="NAME",
-                   help="run only these steps (store, run or evaluation names) and the "
-                        "steps they need (default: every step)")
+                   help="run only these steps (store, run, evaluation, posterior or "
+                        "landscape names; KIND:NAME picks one kind) and the steps they "
+                        "need (default: every step)")
     c.add_argument("--dry-run", action="store_true",
                    help="print each step and whether it is done or to run; run nothing")
     mode = c.add_mutually_exclusive_group()
@@ -29,15 +31,17 @@ def add_commands(sub) -> None:
                            "job of a SLURM pipeline, before the --array-index array)")
     mode.add_argument("--array-index", metavar="I",
                       help="run only unit I (0-based; 'auto': from SLURM_ARRAY_TASK_ID): one "
-                           "run, its evaluations and the stores they need (see --list-units); "
-                           "status in OUT/status/unit-RUN.json")
+                           "run, its evaluations, posteriors and landscapes and the stores "
+                           "they need (see --list-units); status in "
+                           "OUT/status/unit-RUN.json")
     mode.add_argument("--list-units", action="store_true",
                       help="print the units with their array indices and steps; run nothing")
     mode.add_argument("--status", action="store_true",
                       help="print the merged status of every step in OUT; run nothing")
     mode.add_argument("--report", action="store_true",
-                      help="write OUT/report.md, one markdown table of every finished "
-                           "evaluation, and print it; run nothing")
+                      help="write OUT/report.md (a markdown table of every finished "
+                           "evaluation, and of every posterior) and the same numbers to "
+                           "OUT/report.nc, and print the markdown; run nothing")
     c.set_defaults(func=cmd_suite)
 
 
@@ -66,7 +70,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         from ..train.suite_report import write_report
 
         print(write_report(out), end="")
-        print(f"wrote {Path(out) / 'report.md'}")
+        print(f"wrote {Path(out) / 'report.md'} and {Path(out) / 'report.nc'}")
         return 0
     if args.list_units or args.status:
         path = Path(args.suite)

@@ -1,8 +1,10 @@
-"""Problem suites: stores, training runs and evaluations declared in one TOML file.
+"""Problem suites: stores, training runs, evaluations, posteriors and landscapes
+declared in one TOML file.
 
-The file format, matrix expansion, the plan and the units are in :mod:`.suite_spec`;
-this module runs the steps. Steps run in dependency order (stores, runs,
-evaluations); each resumes and a finished one is skipped. Every step runs under a
+The file format, matrix expansion, the plan and the units are in :mod:`.suite_spec`
+(the posterior and landscape steps in :mod:`.suite_analysis`); this module runs the
+steps. Steps run in dependency order (stores, runs, evaluations, posteriors,
+landscapes); each resumes and a finished one is skipped. Every step runs under a
 lock file ``OUT/locks/KIND-NAME.lock``, so array tasks that share a store wait for
 the one generating it instead of generating it twice. Status: :mod:`.suite_status`.
 See docs/scale-out.md.
@@ -21,6 +23,8 @@ from ..errors import ConfigError
 from ..runtime.signals import StopFlag
 from .suite_spec import (  # noqa: F401  (re-exported: the suite's public names)
     EvaluationSpec,
+    LandscapeSpec,
+    PosteriorSpec,
     RunSpec,
     Step,
     StoreSpec,
@@ -43,7 +47,7 @@ STAGES = ("stores",)
 
 def is_done(step: Step, spec: SuiteSpec, out: Path, base: Path) -> bool:
     """Whether a step's output is complete: a finished store, a run whose every init
-    exists, an evaluation whose ``.nc`` exists."""
+    exists, an evaluation, posterior or landscape whose ``.nc`` exists."""
     if step.kind == "store":
         if not step.output.is_file():
             return False
@@ -92,16 +96,30 @@ def _execute(step: Step, spec: SuiteSpec, out: Path, base: Path,
         if not result.completed:
             return result.stopped_by or "a signal"
     else:
+        _analyse(step, spec, out, base)
+    return None
+
+
+def _analyse(step: Step, spec: SuiteSpec, out: Path, base: Path) -> None:
+    """Run an evaluation, posterior or landscape step on its trained run."""
+    from .suite_analysis import run_landscape, run_posterior
+
+    e = spec.analyses()[step.kind][step.name]
+    run_dir = out / "runs" / e.run
+    test = store_ref(e.test, spec, out, base)[0]
+    v = getattr(e, "validation", None)
+    val = None if v is None else store_ref(v, spec, out, base)[0]
+    if step.kind == "posterior":
+        run_posterior(e, run_dir, test, val, step.name)
+    elif step.kind == "landscape":
+        run_landscape(e, run_dir, test, step.name)
+    else:
         from .evaluate import evaluate
 
-        e = spec.evaluations[step.name]
-        test = store_ref(e.test, spec, out, base)[0]
-        val = None if e.validation is None else store_ref(e.validation, spec, out, base)[0]
-        evaluate(out / "runs" / e.run, test, label=step.name, validation=val,
+        evaluate(run_dir, test, label=step.name, validation=val,
                  optimizers=e.optimizers, budgets=e.budgets, max_tasks=e.max_tasks,
                  select_budget=e.select_budget, physics_weights=e.physics_weights,
                  n_collocation=e.n_collocation, backtrack=e.backtrack, reference=e.reference)
-    return None
 
 
 def _chosen(steps: list[Step], only: list[str] | None, stage: str | None,
@@ -134,7 +152,8 @@ def run_suite(path: str | os.PathLike, out: str | os.PathLike, only: list[str] |
             is written.
         stage: ``"stores"``: only the store steps (of ``only``, default all).
         array_index: run only this unit (0-based; ``"auto"``: ``SLURM_ARRAY_TASK_ID``):
-            one run, its evaluations and the stores they need (see :func:`units`).
+            one run, its evaluations, posteriors and landscapes and the stores they
+            need (see :func:`units`).
         on_step: called with each step's status record when the step ends (or, with
             ``dry_run``, when it is planned).
         progress: progress bars of generation and training (None: when a terminal).

@@ -6,14 +6,14 @@ A suite file may declare named axes, each a non-empty list of values::
     algorithm = ["maml", "fomaml"]
     seed = [0, 1, 2]
 
-A store, run or evaluation whose name holds ``{axis}`` placeholders is a template: it
-stands for one table per combination of the axes its name uses (in the order the axes
-are declared in ``[matrix]``, each axis's values in their listed order), named by
-substituting the values (``[runs."{algorithm}-s{seed}"]`` gives ``maml-s0``,
-``maml-s1``, ..., ``fomaml-s2``). Inside a template a string that is exactly
-``"{axis}"`` becomes the value itself (an integer stays an integer); a placeholder in
-a longer string is replaced by the value's text. An axis of tables (``problem =
-[{family = "oscillator", regime = "unforced-train"}, ...]``) is read as
+A store, run, evaluation, posterior or landscape whose name holds ``{axis}``
+placeholders is a template: it stands for one table per combination of the axes its
+name uses (in the order the axes are declared in ``[matrix]``, each axis's values in
+their listed order), named by substituting the values (``[runs."{algorithm}-s{seed}"]``
+gives ``maml-s0``, ``maml-s1``, ..., ``fomaml-s2``). Inside a template a string that
+is exactly ``"{axis}"`` becomes the value itself (an integer stays an integer); a
+placeholder in a longer string is replaced by the value's text. An axis of tables
+(``problem = [{family = "oscillator", regime = "unforced-train"}, ...]``) is read as
 ``{problem.family}``. ``{{`` and ``}}`` are literal braces. A placeholder in a body
 that the name does not use, an unknown axis, or two tables with one name are errors.
 """
@@ -28,7 +28,7 @@ from ..errors import ConfigError
 
 #: ``{axis}`` or ``{axis.key}``; ``{{``/``}}`` are escapes
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\}")
-_SECTIONS = ("stores", "runs", "evaluations")
+_SECTIONS = ("stores", "runs", "evaluations", "posteriors", "landscapes")
 
 
 def check_axes(matrix: Any) -> dict[str, list]:
@@ -96,7 +96,8 @@ def expand(raw: dict, matrix: dict[str, list]) -> dict:
         matrix: the checked axes (:func:`check_axes`).
 
     Returns:
-        A new table of concrete ``stores``/``runs``/``evaluations``.
+        A new table of concrete ``stores``/``runs``/``evaluations``/``posteriors``/
+        ``landscapes``.
     """
     out = dict(raw)
     for section in _SECTIONS:

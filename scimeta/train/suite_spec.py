@@ -1,15 +1,18 @@
 """Suite files: their tables, matrix expansion, the steps they plan and the units an
 array job runs.
 
-A suite file has three sections of named tables, ``[stores.NAME]`` (written to
-``OUT/stores/NAME.h5``), ``[runs.NAME]`` (``OUT/runs/NAME``) and
-``[evaluations.NAME]`` (``OUT/runs/RUN/evaluation/NAME.nc``), and optionally a
+A suite file has five sections of named tables, ``[stores.NAME]`` (written to
+``OUT/stores/NAME.h5``), ``[runs.NAME]`` (``OUT/runs/NAME``), ``[evaluations.NAME]``
+(``OUT/runs/RUN/evaluation/NAME.nc``), ``[posteriors.NAME]``
+(``OUT/runs/RUN/posterior/NAME.nc``) and ``[landscapes.NAME]``
+(``OUT/runs/RUN/landscape/NAME.nc``; :mod:`.suite_analysis`), and optionally a
 ``[matrix]`` of axes that template tables expand over (:mod:`.suite_matrix`). A
-store path in a run config (``data.train``, ``data.validation``) or an evaluation
+store path in a run config (``data.train``, ``data.validation``) or an analysis
 (``test``, ``validation``) that names a store of the suite means that store.
 
-A *unit* is one run with every evaluation of it, and the stores they read: the
-independent piece of work one SLURM array task runs (``--array-index I``).
+A *unit* is one run with every evaluation, posterior and landscape of it, and the
+stores they read: the independent piece of work one SLURM array task runs
+(``--array-index I``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..runtime.config import from_dict, load_toml
 from ..runtime.names import safe_name
+from .suite_analysis import ANALYSES, LandscapeSpec, PosteriorSpec, check_analyses, output
 from .suite_matrix import check_axes, expand
 
 
@@ -73,12 +77,19 @@ class SuiteSpec:
     stores: dict[str, StoreSpec] = field(default_factory=dict)
     runs: dict[str, RunSpec] = field(default_factory=dict)
     evaluations: dict[str, EvaluationSpec] = field(default_factory=dict)
+    posteriors: dict[str, PosteriorSpec] = field(default_factory=dict)
+    landscapes: dict[str, LandscapeSpec] = field(default_factory=dict)
+
+    def analyses(self) -> dict[str, dict[str, Any]]:
+        """Step kind (``evaluation``, ``posterior``, ``landscape``) -> its tables."""
+        return {"evaluation": self.evaluations, "posterior": self.posteriors,
+                "landscape": self.landscapes}
 
 
 @dataclass(frozen=True)
 class Step:
-    """One unit of work: ``kind`` (store, run, evaluation), its name, its output and the
-    ``kind:name`` of the steps it needs."""
+    """One unit of work: ``kind`` (store, run, evaluation, posterior, landscape), its
+    name, its output and the ``kind:name`` of the steps it needs."""
 
     kind: str
     name: str
@@ -93,7 +104,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Unit:
-    """What one array task runs: run ``name``, its evaluations and the stores they need
+    """What one array task runs: run ``name``, its evaluations, posteriors and landscapes
+    and the stores they need
     (``steps``, in dependency order); ``index`` is its 0-based array index."""
 
     index: int
@@ -116,8 +128,9 @@ def load_suite(path: str | os.PathLike) -> SuiteSpec:
         raw = expand({k: v for k, v in raw.items() if k != "matrix"},
                      check_axes(raw["matrix"]))
     spec = from_dict(SuiteSpec, raw, "suite")
-    for kind, table in (("stores", spec.stores), ("runs", spec.runs),
-                        ("evaluations", spec.evaluations)):
+    tables: list[tuple[str, dict[str, Any]]] = [("stores", spec.stores), ("runs", spec.runs)]
+    tables += [(f"{k}s", t) for k, t in spec.analyses().items()]
+    for kind, table in tables:
         for name in table:
             safe_name(name, f"{kind} name")
     for name, s in spec.stores.items():
@@ -125,10 +138,12 @@ def load_suite(path: str | os.PathLike) -> SuiteSpec:
             raise ConfigError(f"stores.{name}.shards must be >= 1, got {s.shards}")
         for key in (k for k, b in s.bounds.items() if len(b) != 2):
             raise ConfigError(f"stores.{name}.bounds.{key}: expected [low, high]")
-    for name, e in spec.evaluations.items():
-        if e.run not in spec.runs:
-            raise ConfigError(f"evaluations.{name}.run = {e.run!r} is not a run of the suite "
-                              f"(runs: {', '.join(spec.runs) or 'none'})")
+    for kind, table in spec.analyses().items():
+        for name, e in table.items():
+            if e.run not in spec.runs:
+                raise ConfigError(f"{kind}s.{name}.run = {e.run!r} is not a run of the suite "
+                                  f"(runs: {', '.join(spec.runs) or 'none'})")
+    check_analyses(spec.posteriors, spec.landscapes)
     return spec
 
 
@@ -183,16 +198,16 @@ def plan(spec: SuiteSpec, out: Path, base: Path) -> list[Step]:
         base: the suite file's folder (relative paths).
 
     Returns:
-        Stores, then runs, then evaluations.
+        Stores, then runs, then evaluations, posteriors and landscapes.
     """
     steps = [Step("store", n, out / "stores" / f"{n}.h5", ()) for n in spec.stores]
     steps += [Step("run", n, out / "runs" / n, tuple(run_config(n, spec, out, base)[2]))
               for n in spec.runs]
-    for n, e in spec.evaluations.items():
-        needs = [f"run:{e.run}"] + [f"store:{v}" for v in (e.test, e.validation)
-                                    if v in spec.stores]
-        steps.append(Step("evaluation", n, out / "runs" / e.run / "evaluation" / f"{n}.nc",
-                          tuple(needs)))
+    for kind, table in spec.analyses().items():
+        for n, e in table.items():
+            reads = (e.test, getattr(e, "validation", None))
+            needs = [f"run:{e.run}"] + [f"store:{v}" for v in reads if v in spec.stores]
+            steps.append(Step(kind, n, output(kind, out, e.run, n), tuple(needs)))
     return steps
 
 
@@ -219,11 +234,11 @@ def select(steps: list[Step], only: list[str] | None) -> list[Step]:
 
 
 def units(steps: list[Step]) -> list[Unit]:
-    """The suite's units in plan order: one per run, with its evaluations and the
-    stores they need."""
+    """The suite's units in plan order: one per run, with its evaluations, posteriors
+    and landscapes and the stores they need."""
     out: list[Unit] = []
     for s in (s for s in steps if s.kind == "run"):
-        evals = [e.id for e in steps if e.kind == "evaluation" and s.id in e.needs]
+        evals = [e.id for e in steps if e.kind in ANALYSES and s.id in e.needs]
         out.append(Unit(len(out), s.name, tuple(select(steps, [s.id, *evals]))))
     return out
 
