@@ -1,0 +1,205 @@
+"""Full-rollout evaluation and per-environment fine-tuning of a forecaster.
+
+The LEADS/CoDA forecasting protocol (docs/protocols.md) scores a model of the
+dynamics by rolling it out from a trajectory's initial state over the whole time grid,
+with no teacher forcing (only ``y0`` is given), and comparing every time and state with
+the stored trajectory. A model is adapted to an environment by fitting that same loss
+on the environment's support trajectories. Both work on a
+:class:`~scimeta.nn.Forecaster` called with a parameter dict (``torch.func``), one
+dict shared by all environments or one stacked dict (leading axis E) per environment::
+
+    mse = forecast_mse(model, None, y0, traj)                 # [E, N], no adaptation
+    phi, curve = fine_tune(model, params, sup_y0, sup_traj, steps=300, lr=1e-2)
+    mse = forecast_mse(model, phi, y0, traj)                  # [E, N], adapted
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch.func import functional_call, vmap
+
+from ..errors import ConfigError
+from ..nn import Forecaster
+
+#: optimizers :func:`fine_tune` accepts
+OPTIMIZERS = ("adam", "sgd")
+
+Params = dict[str, torch.Tensor]
+
+
+def _check_model(model: object) -> Forecaster:
+    if not isinstance(model, Forecaster):
+        raise ConfigError(f"model={type(model).__name__} is not allowed; give a "
+                          "scimeta.nn.Forecaster")
+    return model
+
+
+def _own_params(model: Forecaster, params: Mapping[str, torch.Tensor] | None) -> Params:
+    ref = dict(model.named_parameters())
+    if params is None:
+        return {k: v.detach() for k, v in ref.items()}
+    missing = sorted(set(ref) - set(params))
+    if missing:
+        raise ConfigError(f"params lacks the model parameter(s) {missing}; "
+                          f"expected keys: {sorted(ref)}")
+    return {k: params[k] for k in ref}
+
+
+def _stacked(model: Forecaster, params: Params, n_env: int) -> dict[str, bool]:
+    """Per entry: True when it carries a leading environment axis of size E."""
+    ref = dict(model.named_parameters())
+    out = {}
+    for k, v in params.items():
+        extra = v.dim() - ref[k].dim()
+        if extra not in (0, 1) or (extra == 1 and v.shape[0] != n_env) or (
+                v.shape[extra:] != ref[k].shape):
+            raise ConfigError(f"params[{k!r}] has shape {tuple(v.shape)}; expected the "
+                              f"model's {tuple(ref[k].shape)}, or stacked over the E={n_env} "
+                              "environments")
+        out[k] = extra == 1
+    return out
+
+
+def _names(model: Forecaster, arg: str, names: Sequence[str] | None,
+           default: Sequence[str]) -> list[str]:
+    known = [n for n, _ in model.named_parameters()]
+    if names is None:
+        return list(default)
+    if isinstance(names, str):
+        names = [names]
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise ConfigError(f"{arg}={list(names)!r} names unknown parameter(s) {bad}; "
+                          f"allowed: {', '.join(known)}")
+    return list(names)
+
+
+def _check_data(model: Forecaster, y0: torch.Tensor,
+                target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """y0 ``[E, N, S]`` and target ``[E, N, T, S]`` (or ``[E, N, T*S]``) -> target 4-d."""
+    if y0.dim() != 3:
+        raise ConfigError(f"y0 must be [E, N, S] (environments, trajectories, state), "
+                          f"got shape {tuple(y0.shape)}")
+    e, n, s = y0.shape
+    t = model.t.shape[0]
+    if target.dim() == 3 and target.shape == (e, n, t * s):
+        target = target.reshape(e, n, t, s)
+    if target.shape != (e, n, t, s):
+        raise ConfigError(f"target must be [E, N, T, S] = {[e, n, t, s]} or [E, N, T*S] "
+                          f"(T = {t} times of the model's grid), got {list(target.shape)}")
+    return y0, target
+
+
+def _rollout(model: Forecaster, params: Params, stacked: Mapping[str, bool],
+             y0: torch.Tensor) -> torch.Tensor:
+    """[E, N, S] initial states -> [E, N, T, S] rollouts (stacked entries per env)."""
+    def one(p: Params, y: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (y,))
+
+    dims = {k: 0 if stacked[k] else None for k in params}
+    out = vmap(one, in_dims=(dims, 0))(params, y0)
+    return out.reshape(*y0.shape[:2], model.t.shape[0], y0.shape[-1])
+
+
+def forecast_mse(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
+                 y0: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-trajectory MSE of full rollouts, ``[E, N]`` (no graph).
+
+    Args:
+        model: the forecaster (its grid ``t`` ``[T]`` must be the data's).
+        params: the model's parameter dict, shared by every environment, or stacked
+            with a leading axis E (one set per environment, as :func:`fine_tune`
+            returns); ``None``: the model's own parameters.
+        y0: initial states ``[E, N, S]`` (E environments, N trajectories, S states).
+        target: the trajectories ``[E, N, T, S]`` or flattened ``[E, N, T*S]``
+            (time-major, :class:`~scimeta.data.EnvironmentReader`'s layout); index 0
+            in time is the initial state.
+
+    Returns:
+        the mean over the T times and S states of the squared error of the rollout
+        from ``y0`` (state units squared), per environment and trajectory.
+    """
+    model = _check_model(model)
+    y0, target = _check_data(model, y0, target)
+    p = _own_params(model, params)
+    with torch.no_grad():
+        pred = _rollout(model, p, _stacked(model, p, y0.shape[0]), y0)
+    return (pred - target).pow(2).mean(dim=(-2, -1))
+
+
+def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
+              y0: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
+              optimizer: str = "adam", names: Sequence[str] | None = None,
+              shared: Sequence[str] = ()) -> tuple[Params, torch.Tensor]:
+    """Adapt ``params`` to each of E environments on its support trajectories.
+
+    Every environment starts from ``params`` (each entry shared, or stacked
+    ``[E, ...]``) and takes ``steps`` full-batch updates of its own mean rollout MSE
+    over its K trajectories. The entries in ``names`` get one copy per environment;
+    those in ``shared`` one copy for all, fitted to the sum of the environments'
+    losses (joint training, e.g. a network shared by per-environment contexts); the
+    rest stay fixed. The E problems are solved at once on stacked parameters: Adam
+    and SGD act elementwise and the summed loss separates, so with ``shared`` empty
+    this equals E independent runs.
+
+    Args:
+        model: the forecaster.
+        params: starting parameter dict (``None``: the model's own).
+        y0: support initial states ``[E, K, S]``.
+        target: support trajectories ``[E, K, T, S]`` or ``[E, K, T*S]``.
+        steps: number of updates (>= 0).
+        lr: learning rate (> 0).
+        optimizer: one of :data:`OPTIMIZERS`.
+        names: parameters adapted per environment (default: every one not in
+            ``shared``).
+        shared: parameters trained jointly over the environments (default: none).
+
+    Returns:
+        ``(phi, curve)``: every parameter, detached (``names`` stacked
+        ``[E, *shape]``, the others as given or trained); the support MSE per
+        environment before each update and after the last, ``[steps + 1, E]``.
+    """
+    model = _check_model(model)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"steps={steps!r} is not allowed; it must be an int >= 0")
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ConfigError(f"lr={lr!r} is not allowed; it must be a number > 0")
+    if optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer={optimizer!r} is not allowed; allowed: "
+                          f"{', '.join(OPTIMIZERS)}")
+    y0, target = _check_data(model, y0, target)
+    n_env = y0.shape[0]
+    start = _own_params(model, params)
+    stacked = _stacked(model, start, n_env)
+    joint = _names(model, "shared", shared, ())
+    own = _names(model, "names", names, [k for k in start if k not in joint])
+    both = sorted(set(own) & set(joint))
+    if both:
+        raise ConfigError(f"names and shared both hold {both}; a parameter is adapted per "
+                          "environment or shared, not both")
+    if any(stacked[k] for k in joint):
+        raise ConfigError(f"shared={joint!r}: shared parameters must not be stacked per "
+                          "environment")
+    if steps and not (own or joint):
+        raise ConfigError("names=[] and shared=(): nothing to train; name the parameters "
+                          "to adapt (names) or to share (shared), or pass steps=0")
+    phi = {k: v.detach() for k, v in start.items()}
+    for k in own:
+        v = phi[k] if stacked[k] else phi[k].unsqueeze(0).expand(n_env, *phi[k].shape)
+        phi[k], stacked[k] = v.clone(), True
+    train = [phi[k].clone().requires_grad_(True) for k in (*own, *joint)]
+    phi.update(zip((*own, *joint), train, strict=True))
+    opt = (torch.optim.Adam(train, lr=lr) if optimizer == "adam"
+           else torch.optim.SGD(train, lr=lr))
+    curve = []
+    for _ in range(steps + 1):
+        err = (_rollout(model, phi, stacked, y0) - target).pow(2).mean(dim=(1, 2, 3))  # [E]
+        curve.append(err.detach())
+        if len(curve) > steps:
+            break
+        opt.zero_grad()
+        err.sum().backward()
+        opt.step()
+    return {k: v.detach() for k, v in phi.items()}, torch.stack(curve)
