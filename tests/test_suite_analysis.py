@@ -10,35 +10,15 @@ from pathlib import Path
 
 import pytest
 import xarray as xr
+from suite_text import TINY_STORES, tiny_run
 
 from scimeta.cli import main
 from scimeta.errors import ConfigError
 from scimeta.train.suite import load_suite, plan, run_suite, units
 from scimeta.train.suite_report import COLUMNS, format_cell, write_report
 
-SUITE = """
-[stores.train]
-family = "oscillator"
-regime = "unforced-train"
-tasks = 6
-support = 5
-query = 20
-
-[stores.test]
-family = "oscillator"
-regime = "unforced-test-interpolate"
-tasks = 3
-seed = 2
-support = 5
-query = 20
-
-[runs.tiny.config]
-data = { train = "train" }
-model = { hidden = [8] }
-meta = { algorithm = "maml", inner_steps = 1, meta_batch = 2, baselines = [] }
-optim = { iterations = 5 }
-run = { checkpoint_every = 5, validate_every = 5, log_every = 5 }
-
+EVERY5 = "run = { checkpoint_every = 5, validate_every = 5, log_every = 5 }"
+SUITE = TINY_STORES + tiny_run("tiny", run=EVERY5) + """
 [evaluations.ev]
 run = "tiny"
 test = "test"

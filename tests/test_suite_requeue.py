@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from suite_text import TINY_TRAIN
 
 from scimeta.cli import build_parser
 from scimeta.cli.common import EXIT_REQUEUE
@@ -26,14 +27,7 @@ SCRIPTS = sorted([*(ROOT / "problems" / "suites" / "slurm").glob("*.sbatch"),
                   *(ROOT / "datasets" / "slurm").glob("*.sbatch"),
                   *(ROOT / "datasets" / "slurm").glob("*.sh")])
 
-LONG = """
-[stores.train]
-family = "oscillator"
-regime = "unforced-train"
-tasks = 6
-support = 5
-query = 20
-
+LONG = TINY_TRAIN + """
 [runs.long.config]
 data = { train = "train" }
 model = { hidden = [8] }

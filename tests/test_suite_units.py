@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from suite_text import TINY_STORES
 
 from scimeta.cli import main
 from scimeta.data.lock import WaitLock
@@ -22,22 +23,7 @@ from scimeta.train.suite_status import merge_records, suite_status
 TWO = """
 [matrix]
 seed = [0, 1]
-
-[stores.train]
-family = "oscillator"
-regime = "unforced-train"
-tasks = 6
-support = 5
-query = 20
-
-[stores.test]
-family = "oscillator"
-regime = "unforced-test-interpolate"
-tasks = 3
-seed = 2
-support = 5
-query = 20
-
+""" + TINY_STORES + """
 [runs."maml-s{seed}".config]
 data = { train = "train" }
 model = { hidden = [8] }
