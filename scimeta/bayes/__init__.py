@@ -31,6 +31,7 @@ from ._bands import bands_from_samples as bands_from_samples
 from ._bands import rollout_params as rollout_params
 from ._curvature import STRUCTURES as STRUCTURES
 from ._curvature import curvature as curvature
+from ._fit import fit_laplace as fit_laplace
 from ._flat import Flat as Flat
 from ._forecast import FORECAST_STRUCTURES as FORECAST_STRUCTURES
 from ._forecast import ForecastPosterior as ForecastPosterior
@@ -42,7 +43,6 @@ from ._kron_batch import KronBatch as KronBatch
 from ._kron_batch import fit_kron_batch as fit_kron_batch
 from ._laplace import OPTIMIZE as OPTIMIZE
 from ._laplace import Posterior as Posterior
-from ._laplace import fit_laplace as fit_laplace
 from ._predictive import Prediction as Prediction
 from ._predictive import predict as predict
 from ._predictive import sample_params as sample_params

@@ -42,8 +42,9 @@ from ._bands import (
     rollout_params,
 )
 from ._curvature import check_chunk, model_fn, noise_variance, point_chunks, point_jacobians
+from ._fit import _check_jitter, _ensure_pd
 from ._flat import Flat, split_params
-from ._laplace import Posterior, _check_jitter, _ensure_pd
+from ._laplace import Posterior
 from ._prior import make_prior
 
 #: curvature structures for forecasts (K-FAC needs each Linear called once per pass;

@@ -210,7 +210,7 @@ def fit_kron_batch(model, params: ParamsLike, x: torch.Tensor, y: torch.Tensor, 
     :func:`~scimeta.bayes._hyper.fit_hyper` on their list). With τ > 0 the precision is
     always positive definite, so there is no jitter option.
     """
-    from ._laplace import _unwrap
+    from ._fit import _unwrap
     model, learner_names = _unwrap(model)
     names = learner_names if names is None else names
     check_model(model)

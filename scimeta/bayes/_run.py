@@ -32,8 +32,8 @@ from ..errors import ConfigError, RunError
 from ..runtime.names import safe_name
 from . import metrics
 from ._curvature import check_structure
+from ._fit import fit_laplace
 from ._hyper import fit_hyper
-from ._laplace import fit_laplace
 from ._run_io import build_dataset, write_posterior
 
 log = logging.getLogger(__name__)
