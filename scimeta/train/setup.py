@@ -37,12 +37,17 @@ def normalization(reader: TaskReader, max_tasks: int = 256) -> dict:
     meta = reader.meta
     lo = [float(meta.time[0]), *(float(s[0]) for s in meta.space)]
     hi = [float(meta.time[-1]), *(float(s[-1]) for s in meta.space)]
-    n = min(len(reader), max_tasks)
-    u = np.stack([reader.fields(i) for i in range(n)]).reshape(-1, reader.out_dim)
+    fields = _fields(reader, max_tasks)
+    u = fields.reshape(-1, reader.out_dim)
     scale = np.where(u.std(0) > 0, u.std(0), 1.0)
     p_lo, p_hi = param_box(reader)
     return {"lo": lo, "hi": hi, "y_shift": u.mean(0).tolist(), "y_scale": scale.tolist(),
-            "dydt_scale": derivative_scale(reader, max_tasks), "p_lo": p_lo, "p_hi": p_hi}
+            "dydt_scale": _dydt_spread(fields, meta.time), "p_lo": p_lo, "p_hi": p_hi}
+
+
+def _fields(reader: TaskReader, max_tasks: int) -> np.ndarray:
+    """The first ``max_tasks`` tasks' fields, stacked ``[n, T, *space, C]``."""
+    return np.stack([reader.fields(i) for i in range(min(len(reader), max_tasks))])
 
 
 def derivative_scale(reader: TaskReader, max_tasks: int = 256) -> list[float]:
@@ -55,11 +60,13 @@ def derivative_scale(reader: TaskReader, max_tasks: int = 256) -> list[float]:
     family (:class:`~scimeta.meta.PhysicsLoss` ``scale``). A channel that never moves
     gets 1.
     """
-    t = np.asarray(reader.meta.time, dtype=np.float64)
-    n = min(len(reader), max_tasks)
-    d = np.concatenate([np.gradient(reader.fields(i), t, axis=0).reshape(-1, reader.out_dim)
-                        for i in range(n)])
-    s = d.std(0)
+    return _dydt_spread(_fields(reader, max_tasks), reader.meta.time)
+
+
+def _dydt_spread(fields: np.ndarray, time: np.ndarray) -> list[float]:
+    """Per channel, the spread of ∂y/∂t of ``fields`` ``[n, T, *space, C]`` on ``time``."""
+    d = np.gradient(fields, np.asarray(time, dtype=np.float64), axis=1)
+    s = d.reshape(-1, fields.shape[-1]).std(0)
     return np.where(np.isfinite(s) & (s > 0), s, 1.0).tolist()
 
 
