@@ -98,15 +98,9 @@ class Contender:
         if weight is None:
             raise ConfigError(f"optimizer {optimizer!r} needs a physics weight")
         if weight not in self._physics:
-            built = build_learner(self.cfg, self.plain.model, self.family, "maml",
-                                  norm=self.norm, physics_weight=weight)
-            if built.physics is not None and self.extra_inputs:
-                from ..meta import PhysicsLoss
-
-                p = built.physics
-                built.physics = PhysicsLoss(p.family, p.weight, p.where, scale=p.scale,
-                                            extra_inputs=self.extra_inputs)
-            self._physics[weight] = built
+            self._physics[weight] = build_learner(
+                self.cfg, self.plain.model, self.family, "maml", norm=self.norm,
+                physics_weight=weight, extra_inputs=self.extra_inputs)
         return self._physics[weight]
 
     def batches(self, batches: list[TaskBatch], info: dict) -> list[TaskBatch]:

@@ -59,7 +59,8 @@ def physics_scale(cfg: TrainConfig, norm: dict | None) -> list[float] | None:
 
 def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | None,
                   algorithm: str | None = None, loss: str | LossFn = "mse", *,
-                  norm: dict | None = None, physics_weight: float | None = None) -> MAML:
+                  norm: dict | None = None, physics_weight: float | None = None,
+                  extra_inputs: int = 0) -> MAML:
     """The registered learner named ``algorithm`` (default: the config's ``meta.algorithm``).
 
     ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``; a model
@@ -68,7 +69,8 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
     added when ``meta.physics_weight > 0`` and a family is given, its residual divided
     by :func:`physics_scale` of the run's ``norm``. ``physics_weight`` (a number >= 0)
     overrides the config's weight and puts the term in the inner (adaptation) loss
-    only: test-time physics-informed adaptation.
+    only: test-time physics-informed adaptation. ``extra_inputs``: the model's input
+    columns after the coordinates (:func:`build_model`), carried by the physics term.
     """
     if loss == "mse" and isinstance(model, Rescaled):
         loss = scaled_mse(model)
@@ -79,6 +81,6 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
     physics = None
     if weight > 0 and family is not None:
         physics = PhysicsLoss(family, weight=weight, where=where,
-                              scale=physics_scale(cfg, norm))
+                              scale=physics_scale(cfg, norm), extra_inputs=extra_inputs)
     return entry.build(model, inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
                        chunk_size=mc.chunk_size or None, physics=physics, loss=loss)
