@@ -178,15 +178,14 @@ def posterior(run_dir: str | os.PathLike, store: str | os.PathLike, *, init: str
                     "carry its block: the likelihood has the support data only (use "
                     "structure diag, full or last-layer to include it)")
     t0 = time.perf_counter()
+    vbatch = None if validation is None else _tasks(validation, cfg, info, max_tasks)[2]
+    phi = _adapt(learner, theta, batch, steps)
     if batched and structure == "kron":
-        vbatch = None if validation is None else _tasks(validation, cfg, info, max_tasks)[2]
-        mean, var_f, var_y, s2, tau_t, log_z = _kron_all(learner, theta, batch, vbatch, steps,
-                                                        prior_precision, chunk_size)
+        mean, var_f, var_y, s2, tau_t, log_z = _kron_all(learner, theta, phi, batch, vbatch,
+                                                        steps, prior_precision, chunk_size)
     else:
         mean, var_f, var_y, s2, tau_t, log_z = _per_task(
-            learner, theta, batch, validation, cfg, info, max_tasks, steps, structure,
-            prior_precision, chunk_size, n)
-    phi = _adapt(learner, theta, batch, steps)
+            learner, theta, phi, batch, vbatch, steps, structure, prior_precision, chunk_size)
     seconds = (time.perf_counter() - t0) / n
     with torch.no_grad():
         support_res = learner.predict(phi, batch.support_x) - batch.support_y
@@ -212,9 +211,10 @@ def posterior(run_dir: str | os.PathLike, store: str | os.PathLike, *, init: str
     return ds
 
 
-def _kron_all(learner, theta, batch, vbatch, steps, tau0, chunk_size):
-    """The K-FAC posteriors of every task at once: (mean, var_f, var_y ``[B, Q, C]``,
-    σ² ``[C]``, τ ``[B]``, log Z ``[B]``); σ and τ fitted as in :func:`_per_task`."""
+def _kron_all(learner, theta, phi, batch, vbatch, steps, tau0, chunk_size):
+    """The K-FAC posteriors of every task at once around its adapted ``phi``: (mean,
+    var_f, var_y ``[B, Q, C]``, σ² ``[C]``, τ ``[B]``, log Z ``[B]``); σ and τ fitted as
+    in :func:`_per_task`."""
     from ._kron_batch import fit_kron_batch
 
     if vbatch is not None:
@@ -224,7 +224,6 @@ def _kron_all(learner, theta, batch, vbatch, steps, tau0, chunk_size):
                              noise_std=_noise0(learner, vphi, vbatch), chunk_size=chunk_size,
                              optimize=True)
         noise, tau = vkb.noise_var.sqrt(), float(torch.exp(vkb.tau.log().mean()))
-    phi = _adapt(learner, theta, batch, steps)
     kb = fit_kron_batch(learner, phi, batch.support_x, batch.support_y, prior_mean=theta,
                         prior_precision=tau if vbatch is not None else tau0,
                         noise_std=noise if vbatch is not None else _noise0(learner, phi, batch),
@@ -234,22 +233,18 @@ def _kron_all(learner, theta, batch, vbatch, steps, tau0, chunk_size):
             kb.log_marginal_likelihood())
 
 
-def _per_task(learner, theta, batch, validation, cfg, info, max_tasks, steps, structure,
-              tau0, chunk_size, n):
+def _per_task(learner, theta, phi, batch, vbatch, steps, structure, tau0, chunk_size):
     """One task at a time (any structure): the same outputs as :func:`_kron_all`."""
     prior_precision = tau0
-    if validation is not None:
-        _, _, vbatch = _tasks(validation, cfg, info, max_tasks)
+    if vbatch is not None:
         vphi = _adapt(learner, theta, vbatch, steps)
         vposts = _fit_tasks(learner, theta, vphi, vbatch, structure,
                             _noise0(learner, vphi, vbatch), prior_precision, chunk_size)
         s2, vls = fit_hyper(vposts)
         tau = float(prior_precision * torch.exp(vls.mean()))
-        phi = _adapt(learner, theta, batch, steps)
         posts = _fit_tasks(learner, theta, phi, batch, structure, s2.sqrt(), tau, chunk_size)
-        ls = torch.zeros(n, dtype=s2.dtype, device=s2.device)
+        ls = torch.zeros(batch.num_tasks, dtype=s2.dtype, device=s2.device)
     else:
-        phi = _adapt(learner, theta, batch, steps)
         posts = _fit_tasks(learner, theta, phi, batch, structure,
                            _noise0(learner, phi, batch), prior_precision, chunk_size)
         s2, ls = fit_hyper(posts)
