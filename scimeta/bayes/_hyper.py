@@ -93,14 +93,22 @@ def fit_hyper(posts: list[Posterior], *, fit_noise: bool = True, max_iter: int =
             tr_g = tr_g + tg
             gamma = (p.flat.numel - tau[t] * tr_s).clamp_min(1e-8)
             new_tau[t] = gamma / delta2[t].clamp_min(1e-300)
-        new_s2 = (rss + tr_g) / n_tot if fit_noise else s2
-        change = max(float(((new_tau - tau) / tau).abs().max()),
-                     float(((new_s2 - s2) / s2).abs().max()))
-        tau, s2 = new_tau, new_s2.clamp_min(1e-300)
+        tau, s2, change = accept(tau, new_tau, s2, rss, tr_g, n_tot, fit_noise)
         if change < rtol:
             break
     log_result(done, s2, tau)
     return s2, torch.log(tau / tau0)
+
+
+def accept(tau: torch.Tensor, new_tau: torch.Tensor, s2: torch.Tensor, rss: torch.Tensor,
+           tr_g: torch.Tensor, n_tot: torch.Tensor | float, fit_noise: bool
+           ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One fixed-point step's (τ ``[B]``, σ² ``[C]``, largest relative change): σ_c² =
+    (RSS_c + tr(Σ GGN_c)) / N when the noise is fitted, else kept."""
+    new_s2 = (rss + tr_g) / n_tot if fit_noise else s2
+    change = max(float(((new_tau - tau) / tau).abs().max()),
+                 float(((new_s2 - s2) / s2).abs().max()))
+    return new_tau, new_s2.clamp_min(1e-300), change
 
 
 def log_result(done: int, s2: torch.Tensor, tau: torch.Tensor) -> None:

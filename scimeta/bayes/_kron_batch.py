@@ -155,7 +155,7 @@ class KronBatch:
         fit_hyper` on the per-task posteriors (so the same result to rounding); per
         iteration one :func:`g_spectrum` per layer.
         """
-        from ._hyper import log_result
+        from ._hyper import accept, log_result
         s2, tau = self.noise_var.clone(), self.tau.clone()
         P, n_tot = self.flat.numel, self.n_tasks * self.n_points
         delta2 = (self.mean - self.prior_mean).square().sum(-1).clamp_min(1e-300)
@@ -172,11 +172,7 @@ class KronBatch:
                 tr_s = tr_s + inv.sum((-2, -1)) + rest / t
                 tr_g = tr_g + torch.einsum("bco,bi,boi->c", h, a, inv)
             gamma = (P - tau * tr_s).clamp_min(1e-8)
-            new_tau = gamma / delta2
-            new_s2 = (rss + tr_g) / n_tot if fit_noise else s2
-            change = max(float(((new_tau - tau) / tau).abs().max()),
-                         float(((new_s2 - s2) / s2).abs().max()))
-            tau, s2 = new_tau, new_s2.clamp_min(1e-300)
+            tau, s2, change = accept(tau, gamma / delta2, s2, rss, tr_g, n_tot, fit_noise)
             if change < rtol:
                 break
         log_result(done, s2, tau)
