@@ -8,7 +8,7 @@ a cell with any diverged task as ``diverged (k/N)``, never as a number.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,46 +39,50 @@ def summarize(ds: xr.Dataset, n_boot: int = 1000, seed: int = 0,
         "q25_mse": (dims, q25), "q75_mse": (dims, q75),
         "n_diverged": (dims, np.isnan(mse).sum(-1).astype(np.int64)),
     }
+    boot = (n_boot, seed, level)
     for ref in REFERENCES:
-        if ref not in inits:
-            continue
-        r = inits.index(ref)
-        point = np.full(med.shape, np.nan)
-        ci = np.full((*med.shape, 2), np.nan)
-        for i, j, k in np.ndindex(*med.shape):
-            point[i, j, k], *ci[i, j, k] = bootstrap_ratio(mse[i, j, k], mse[r, j, k],
-                                                           n_boot, seed, level)
-        out[f"ratio_to_{ref}"] = (dims, point, {"long_name": f"median MSE / median MSE "
-                                                f"of {ref}"})
-        out[f"ratio_to_{ref}_ci"] = ((*dims, "bound"), ci, {
-            "long_name": f"{level:.0%} percentile-bootstrap interval, {n_boot} resamples, "
-                         f"seed {seed}"})
-    gain = _data_only_ratios(ds, mse, n_boot, seed, level)
-    if gain is not None:
-        out["ratio_to_data_only"] = (dims, gain[0], {
-            "long_name": "median MSE of a physics-informed optimizer / median MSE of its "
-                         "data-only base (same init, budget; NaN for data-only optimizers)"})
-        out["ratio_to_data_only_ci"] = ((*dims, "bound"), gain[1], {
-            "long_name": f"{level:.0%} percentile-bootstrap interval, {n_boot} resamples, "
-                         f"seed {seed}"})
+        if ref in inits:
+            _ratio_vars(out, ref, _paired(mse, _init_row(inits.index(ref)), *boot),
+                        f"median MSE / median MSE of {ref}", *boot)
+    opts = [str(v) for v in ds["optimizer"].values]
+    base = {j: opts.index(o.removesuffix("+physics")) for j, o in enumerate(opts)
+            if o.endswith("+physics") and o.removesuffix("+physics") in opts}
+    if base:
+        _ratio_vars(out, "data_only", _paired(mse, lambda i, j: (i, base[j]) if j in base
+                                              else None, *boot),
+                    "median MSE of a physics-informed optimizer / median MSE of its "
+                    "data-only base (same init, budget; NaN for data-only optimizers)", *boot)
     return xr.Dataset(out, coords={"bound": ["low", "high"]})
 
 
-def _data_only_ratios(ds: xr.Dataset, mse: np.ndarray, n_boot: int, seed: int,
-                      level: float) -> tuple[np.ndarray, np.ndarray] | None:
-    """(point ``[I, O, B]``, interval ``[I, O, B, 2]``) of ``X+physics`` over ``X``."""
-    opts = [str(v) for v in ds["optimizer"].values]
-    pairs = [(j, opts.index(o.removesuffix("+physics"))) for j, o in enumerate(opts)
-             if o.endswith("+physics") and o.removesuffix("+physics") in opts]
-    if not pairs:
-        return None
+def _init_row(r: int) -> Callable[[int, int], tuple[int, int]]:
+    """``ref_of`` for :func:`_paired`: init ``r``, the same optimizer."""
+    return lambda i, j: (r, j)
+
+
+def _paired(mse: np.ndarray, ref_of: Callable[[int, int], tuple[int, int] | None],
+            n_boot: int, seed: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(point ``[I, O, B]``, interval ``[I, O, B, 2]``): cell (i, j, k) of ``mse``
+    ``[I, O, B, task]`` over cell (*ref_of(i, j), k), paired over tasks; NaN where
+    ``ref_of`` gives None."""
     point = np.full(mse.shape[:3], np.nan)
     ci = np.full((*mse.shape[:3], 2), np.nan)
-    for j, jb in pairs:
-        for i, k in np.ndindex(mse.shape[0], mse.shape[2]):
-            point[i, j, k], *ci[i, j, k] = bootstrap_ratio(mse[i, j, k], mse[i, jb, k],
+    for i, j, k in np.ndindex(*mse.shape[:3]):
+        ref = ref_of(i, j)
+        if ref is not None:
+            point[i, j, k], *ci[i, j, k] = bootstrap_ratio(mse[i, j, k], mse[(*ref, k)],
                                                            n_boot, seed, level)
     return point, ci
+
+
+def _ratio_vars(out: dict, name: str, ratios: tuple[np.ndarray, np.ndarray],
+                long_name: str, n_boot: int, seed: int, level: float) -> None:
+    """``ratio_to_<name>`` and its ``_ci`` (…, bound) into ``out``."""
+    dims = ("init", "optimizer", "budget")
+    out[f"ratio_to_{name}"] = (dims, ratios[0], {"long_name": long_name})
+    out[f"ratio_to_{name}_ci"] = ((*dims, "bound"), ratios[1], {
+        "long_name": f"{level:.0%} percentile-bootstrap interval, {n_boot} resamples, "
+                     f"seed {seed}"})
 
 
 def summary_table(ds: xr.Dataset, budget: int | None = None) -> list[dict]:
