@@ -29,7 +29,7 @@ from ..family import ProblemFamily
 from ..meta import MAML, RATE_PREFIX, learner_names
 from ..typing import Params
 from .adaptation import OPTIMIZERS
-from .conditioned import CONDITIONED, condition_batches, conditioned_model
+from .conditioned import CONDITIONED, box_of, condition_batches, conditioned_model
 from .config import TrainConfig
 from .models import build_learner, build_model
 from .run_dir import RunDir
@@ -143,6 +143,6 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
         raw = dict(base.init_params()) if name == "random" else load_init(rd, name)
         state = {k: v.detach().to(device=device, dtype=dtype) for k, v in raw.items()
                  if k in base.names or k.startswith(RATE_PREFIX)}
-        extra = len(info.get("param_names", ())) if cond else 0
+        extra = len(box_of(info)[0]) if cond else 0  # the inputs phase_model added
         out.append(Contender(name, state, base, own, cond, cfg, family, norm, extra))
     return out
