@@ -15,9 +15,18 @@ from typing import NoReturn
 
 from .._version import __version__
 from ..errors import ScimetaError
-from . import bayes_cmds, check_cmd, data_cmds, landscape_cmds, meta_cmds, suite_cmds
+from . import (
+    bayes_cmds,
+    check_cmd,
+    data_cmds,
+    landscape_cmds,
+    meta_cmds,
+    report_cmd,
+    suite_cmds,
+)
 
-COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds, bayes_cmds, suite_cmds)
+COMMAND_MODULES = (meta_cmds, data_cmds, check_cmd, landscape_cmds, bayes_cmds, suite_cmds,
+                   report_cmd)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -123,7 +123,8 @@ def load_suite(path: str | os.PathLike) -> SuiteSpec:
     Returns:
         The parsed suite; a one-line :class:`ConfigError` naming the key otherwise.
     """
-    raw = load_toml(path)
+    # [report] is read by `scimeta report` (scimeta.report), not by the runner
+    raw = {k: v for k, v in load_toml(path).items() if k != "report"}
     if "matrix" in raw:
         raw = expand({k: v for k, v in raw.items() if k != "matrix"},
                      check_axes(raw["matrix"]))

@@ -1,0 +1,185 @@
+"""``scimeta report``: one document from suite outputs, with our numbers equal to the
+netCDF results, the published figures beside them, plots, and an HTML variant."""
+
+from __future__ import annotations
+
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scimeta.cli import main
+from scimeta.errors import RunError, UnknownNameError
+from scimeta.report import build_report
+from scimeta.report.published import PUBLISHED, get
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "problems" / "suites" / "finn-sinusoid-smoke.toml"
+#: the K = 5 share of the smoke suite: two runs, two evaluations (a few seconds)
+ONLY = ["finn-k5", "finn-metasgd-k5"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    from scimeta.train.suite import run_suite
+
+    root = tmp_path_factory.mktemp("results")
+    run_suite(str(SMOKE), root / "finn-smoke", only=ONLY)
+    return root
+
+
+@pytest.fixture(scope="module")
+def md(results) -> str:
+    return build_report(results).read_text()
+
+
+def _row(text: str, first: str, *more: str) -> list[str]:
+    """The first markdown table row starting with cells ``first, *more``."""
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[:1 + len(more)] == [first, *more]:
+            return cells
+    raise AssertionError(f"no row {first, *more}")
+
+
+def _nc(results: Path, run: str, name: str):
+    import xarray as xr
+
+    path = results / "finn-smoke" / "runs" / run / "evaluation" / f"{name}.nc"
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        return ds.load()
+
+
+def test_table_values_equal_the_netcdf(results, md):
+    ds = _nc(results, "maml-k5", "finn-k5")
+    row = _row(md, "finn-k5", "maml-k5", "maml", "sgd")
+    at = ds.sel(init="maml", optimizer="sgd", budget=int(ds["budget"].values[-1]))
+    assert row[4] == str(int(ds["budget"].values[-1]))
+    assert float(row[5]) == pytest.approx(float(at["median_mse"]), rel=5e-4)
+    assert float(row[7].split()[0]) == pytest.approx(float(at["ratio_to_random"]), rel=5e-3)
+    assert float(row[8].split()[0]) == pytest.approx(float(at["ratio_to_joint"]), rel=5e-3)
+
+
+def test_published_row_with_source_and_ratio(results, md):
+    pub = get("li2017-maml-k5")
+    row = _row(md, "li2017-maml-k5")
+    assert row[1:5] == ["MAML", "K = 5, 1 step", "1.13 ± 0.18", "Li et al. 2017, Table 1"]
+    mse = _nc(results, "maml-k5", "finn-k5")["query_mse"].sel(
+        init="maml", optimizer="sgd", budget=1).values
+    ours = float(np.mean(mse[np.isfinite(mse)]))
+    assert float(row[5].split(" ± ")[0]) == pytest.approx(ours, rel=5e-4)
+    assert row[6] == "finn-k5"
+    ratio = ours / pub.value
+    assert float(row[8]) == pytest.approx(ratio, rel=5e-3)
+    assert row[9] == ("at or below" if ratio <= 1 else f"above (×{ratio:.3g})")
+    assert "arXiv:1707.09835" in md  # the full citation
+    metasgd = _row(md, "li2017-metasgd-k5")
+    assert metasgd[6] == "finn-metasgd-k5"
+    # K = 10 was not run: the row is there, with no result
+    assert _row(md, "li2017-maml-k10")[5] == "no matching result"
+
+
+def test_plots_and_commands(results, md):
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
+    assert len(pngs) == 2
+    for rel in pngs:
+        assert (results / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"scimeta suite {SMOKE} --out {results / 'finn-smoke'}" in md
+    assert "### Hardware and wall times" in md and "| run | " in md
+
+
+class _Checker(HTMLParser):
+    """Collects text and checks that every non-void tag closes in order."""
+
+    VOID = {"meta", "img", "br", "hr", "link"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in self.VOID:
+            self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        assert self.stack and self.stack.pop() == tag, (tag, self.stack)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def test_html_is_well_formed_with_the_same_numbers(results, md, tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["report", str(results), "--format", "html", "--out", str(out)]) == 0
+    page = out.read_text()
+    checker = _Checker()
+    checker.feed(page)
+    checker.close()
+    assert checker.stack == []
+    text = " ".join(checker.text)
+    for cell in (_row(md, "li2017-maml-k5")[5], _row(md, "finn-k5", "maml-k5", "maml")[5],
+                 "Li et al. 2017, Table 1"):
+        assert cell in text
+    for src in re.findall(r'<img src="([^"]+)"', page):
+        assert (tmp_path / src).is_file()
+
+
+def test_reuses_the_suite_reports_netcdf(results, md, tmp_path):
+    from scimeta.train.suite_report import write_report
+
+    write_report(results / "finn-smoke")
+    again = build_report(results, tmp_path / "again.md").read_text()
+    assert "tables read from report.nc" in again
+    row = _row(md, "finn-k5", "maml-k5", "maml", "sgd")
+    assert _row(again, "finn-k5", "maml-k5", "maml", "sgd") == row
+
+
+def test_no_matplotlib_is_one_line(results, tmp_path, monkeypatch):
+    import scimeta.report._document as document
+
+    monkeypatch.setattr(document, "have_matplotlib", lambda: False)
+    text = build_report(results, tmp_path / "plain.md").read_text()
+    assert "Plots skipped: matplotlib is not installed" in text
+    assert ".png" not in text
+
+
+def test_no_results_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "nothing-here"
+    empty.mkdir()
+    with pytest.raises(RunError, match=r"nothing-here.*no results"):
+        build_report(empty)
+    assert main(["report", str(empty)]) == 2
+    assert str(empty) in capsys.readouterr().err
+
+
+def test_registry_rows_are_complete():
+    for key, p in PUBLISHED.items():
+        assert p.key == key and p.source and p.cite and math.isfinite(p.value)
+    with pytest.raises(UnknownNameError, match="li2017-maml-k5"):
+        get("li2017-maml-k6")
+
+
+def test_folder_without_status_and_a_bad_report_table(results, tmp_path):
+    import json
+    import shutil
+
+    from scimeta.errors import ConfigError
+
+    nc = results / "finn-smoke" / "runs" / "maml-k5" / "evaluation" / "finn-k5.nc"
+    folder = tmp_path / "loose" / "runs" / "maml-k5" / "evaluation"
+    folder.mkdir(parents=True)
+    shutil.copy(nc, folder)
+    text = build_report(tmp_path / "loose").read_text()
+    ds = _nc(results, "maml-k5", "finn-k5")
+    row = _row(text, "finn-k5", "maml-k5", "maml", "sgd")
+    at = ds.sel(init="maml", optimizer="sgd", budget=int(ds["budget"].values[-1]))
+    assert float(row[5]) == pytest.approx(float(at["median_mse"]), rel=5e-4)
+    suite = tmp_path / "bad.toml"
+    suite.write_text(SMOKE.read_text().replace("published =", "publshed ="))
+    (tmp_path / "loose" / "suite.json").write_text(json.dumps({"suite": str(suite)}))
+    with pytest.raises(ConfigError, match="publshed"):
+        build_report(tmp_path / "loose")
