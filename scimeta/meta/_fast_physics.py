@@ -22,6 +22,7 @@ from ..typing import Params
 from ._fast import SequentialPlan, chunked_mean
 from ._physics import PhysicsLoss
 from ._taylor import MAX_ORDER, TaylorMLP
+from ._taylor_grad import MAX_HAND_ORDER, TaylorGrad
 from ._update import InnerLoop
 
 
@@ -41,6 +42,10 @@ class PhysicsPlan:
 
     def __init__(self, plan: SequentialPlan, taylor: TaylorMLP, physics: PhysicsLoss) -> None:
         self.plan, self.taylor, self.physics = plan, taylor, physics
+        #: the hand-written inner gradient (None: derivative orders above its reach)
+        self.hand: TaylorGrad | None = (
+            TaylorGrad(plan, taylor.orders, physics)
+            if max(taylor.orders.values()) <= MAX_HAND_ORDER else None)
 
     @classmethod
     def build(cls, plan: SequentialPlan | None, physics: PhysicsLoss) -> PhysicsPlan | None:
@@ -76,6 +81,8 @@ class PhysicsPlan:
         """Per-task meta-objective ``[B]`` (query loss after the inner loop)."""
         sx, sy, qx, qy, cx, tp = b
         assert cx is not None and tp is not None  # checked by MAML._prepare
+        if self.hand is not None and self.physics.applies("inner"):
+            return self._task_losses_hand(self.hand, loop, p, rates, b)
         n = sx.shape[0]
         fast = {k: p[k].unsqueeze(0).expand(n, *p[k].shape) for k in loop.adapted}
         fixed = {k: v for k, v in p.items() if k not in fast}
@@ -95,6 +102,29 @@ class PhysicsPlan:
         if weights is None:
             return self.stage_loss({**fixed, **fast}, qx, qy, cx, tp, "outer")
         return torch.stack(terms).sum(0) if terms else sx.new_zeros(n)
+
+    def _task_losses_hand(self, hand: TaylorGrad, loop: InnerLoop, p: Params, rates: Params,
+                          b: TaskBatch) -> torch.Tensor:
+        """:meth:`task_losses` with the inner gradient written out (:mod:`._taylor_grad`)."""
+        sx, sy, qx, qy, cx, tp = b
+        assert cx is not None and tp is not None
+        adapted = set(loop.adapted)
+        lowest = min(i for i, lay in enumerate(self.plan.layers)
+                     if lay.weight in adapted or lay.bias in adapted)
+        names = [k for k in p if k in adapted]
+        inputs = hand.inputs(sx, cx)
+        state, terms, weights = dict(p), [], loop.step_weights
+        for k in range(loop.steps):
+            second = not loop.first_order and any(state[n].requires_grad for n in names)
+            src = state if second else {n: v.detach() for n, v in state.items()}
+            g = hand.grads(src, inputs, sy, cx, tp, lowest, create_graph=second)
+            state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
+                                                 fused=not loop.rule.learned)}
+            if weights is not None and weights[k] != 0:
+                terms.append(weights[k] * self.stage_loss(state, qx, qy, cx, tp, "outer"))
+        if weights is None:
+            return self.stage_loss(state, qx, qy, cx, tp, "outer")
+        return torch.stack(terms).sum(0) if terms else sx.new_zeros(sx.shape[0])
 
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:

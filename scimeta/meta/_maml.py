@@ -79,6 +79,7 @@ class MAML(TaskFunctions):
         step_weights: Sequence[float] | None = None,
         per_step_lrs: bool = False,
         fast: bool | None = None,
+        compile: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -117,6 +118,9 @@ class MAML(TaskFunctions):
                                   "silu/sine) and loss='mse'; with a physics loss, pure "
                                   f"input derivatives of order <= {MAX_ORDER}")
         log.debug("%s: %s path", type(self).__name__, "hand-batched" if self._fast else "vmap")
+        if not isinstance(compile, bool):
+            raise ConfigError(f"compile={compile!r} must be True or False")
+        self._compiled = self._compile_fast() if compile else None
 
     # ---- configuration helpers -------------------------------------------
     def _select_adapted(self) -> list[str]:
@@ -130,6 +134,27 @@ class MAML(TaskFunctions):
         if self.physics is None:
             return plan
         return PhysicsPlan.build(plan, self.physics)
+
+    def _compile_fast(self):
+        """``torch.compile`` of the hand-batched meta-loss (``compile=True``).
+
+        Only the data-only hand-batched path qualifies: its inner gradient is written
+        out in plain tensor ops, so the meta-gradient is one ordinary backward pass
+        through the compiled graph. The generic path nests ``torch.func`` gradients
+        whose double backward a compiled graph does not support.
+        """
+        plan = self._fast
+        if not isinstance(plan, SequentialPlan):
+            raise ConfigError("compile=True needs the hand-batched data-only path (an "
+                              "nn.Sequential MLP, loss='mse', no physics term, fast not "
+                              "False)")
+        loop, chunk = self.loop, self.chunk_size
+
+        def fast_meta_loss(p: Params, rates: Params, sx: torch.Tensor, sy: torch.Tensor,
+                           qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
+            return plan.meta_loss(loop, p, rates, TaskBatch(sx, sy, qx, qy), chunk)
+
+        return torch.compile(fast_meta_loss, dynamic=False)
 
     def rate_name(self, name: str, step: int) -> str:
         """Key of the learned inner rate of parameter ``name`` at ``step``."""
@@ -188,6 +213,9 @@ class MAML(TaskFunctions):
         Differentiable with respect to every tensor in ``params``.
         """
         params, b = self._prepare(params, batch)
+        if self._compiled is not None:
+            p, rates = self.split(params)
+            return self._compiled(p, rates, b.support_x, b.support_y, b.query_x, b.query_y)
         if self._fast is not None:
             p, rates = self.split(params)
             return self._fast.meta_loss(self.loop, p, rates, b, self.chunk_size)

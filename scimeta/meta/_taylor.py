@@ -47,7 +47,7 @@ def activation_derivatives(kind: str | None, z: torch.Tensor, omega: float,
         return (out + [torch.zeros_like(z)] * (order - 1))[:order + 1]
     if kind == "tanh":
         t = torch.tanh(z)
-        s1 = 1 - t * t
+        s1 = torch.addcmul(torch.ones((), dtype=z.dtype, device=z.device), t, t, value=-1)
         out = [t, s1]
         if order >= 2:
             out.append(-2 * t * s1)

@@ -1,0 +1,211 @@
+"""Hand-written inner gradient of the physics-informed inner loss for plain MLPs.
+
+The inner loss of one task is ``mean((u(x_s) - y_s)²) + w · mean(r²)``: the
+support MSE plus the weighted equation residual ``r`` at the collocation points,
+which needs the network's input derivatives (Taylor-mode streams, see
+:mod:`._taylor`). Letting autograd take this gradient and then differentiate it
+again for the meta-gradient builds a graph of the graph, and its per-op overhead
+dominates for small networks. Here the gradient is written out as a reverse pass
+through the Taylor-mode forward pass, in ordinary differentiable torch ops, as
+:meth:`SequentialPlan.grads <scimeta.meta._fast.SequentialPlan.grads>` does for
+the MSE alone; autograd then differentiates it once for the meta-gradient.
+
+Rows. Support points and collocation points go through each layer together as
+the *value rows* ``[B, K + N, width]``; the derivative streams ``(column c,
+order k)`` of the collocation points are the *stream rows* ``[B, S·N, width]``
+(stream-major). A Linear layer maps both with the same weights (the bias only
+on value rows); the first layer's stream inputs are constant (``e_c`` times the
+input map's scale for k = 1, zero for k >= 2), so the weight gradient is
+``dZ_vᵀ V_in + dZ_sᵀ S_in`` in every layer alike.
+
+Activation, reverse. With ``s_j = σ^(j)(z⁰)`` and Faà di Bruno's
+``h^(k)(s, z^(1..k))`` (:func:`._taylor.compose`), the cotangents are
+``dz^(i) = Σ_k dh^(k) ∂h^(k)/∂z^(i)`` and ``dz⁰ = dh⁰ s_1 + Σ_j ds_j s_{j+1}``
+with ``ds_j = Σ_k dh^(k) ∂h^(k)/∂s_j``; orders up to 3 are written out (the
+built-in families need at most 3; order 4 takes the autograd path).
+
+The residual's cotangents with respect to the network's values and derivatives
+come from autograd on the family's :meth:`PhysicsLoss.assemble
+<scimeta.meta.PhysicsLoss.assemble>`, a handful of ops. The result equals the
+autograd inner gradient to round-off, and so does its meta-gradient (tested
+against the ``torch.func`` path).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..typing import Params
+from ._fast import SequentialPlan, _linear
+from ._physics import PhysicsLoss
+from ._taylor import activation_derivatives, compose
+
+#: highest derivative order the reverse pass is written for
+MAX_HAND_ORDER = 3
+
+
+def compose_backward(s: list[torch.Tensor], zs: list[torch.Tensor], dh: list[torch.Tensor],
+                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Reverse of :func:`._taylor.compose` along one column (m = len(zs) <= 3).
+
+    Args:
+        s: ``[σ, σ', ..., σ^(m+1)]`` at the collocation rows.
+        zs: ``[z^(1), ..., z^(m)]``, the layer's pre-activation streams.
+        dh: cotangents of ``[h^(1), ..., h^(m)]``.
+
+    Returns:
+        (cotangents of ``zs``, the streams' share of the cotangent of ``z⁰``).
+    """
+    m = len(zs)
+    z1, dh1 = zs[0], dh[0]
+    dz1 = dh1 * s[1]
+    ds1 = dh1 * z1
+    if m == 1:
+        return [dz1], ds1 * s[2]
+    z2, dh2 = zs[1], dh[1]
+    dz1 = dz1 + 2 * dh2 * s[2] * z1
+    dz2 = dh2 * s[1]
+    ds1 = ds1 + dh2 * z2
+    z1sq = z1 * z1
+    ds2 = dh2 * z1sq
+    if m == 2:
+        return [dz1, dz2], ds1 * s[2] + ds2 * s[3]
+    z3, dh3 = zs[2], dh[2]
+    dz1 = dz1 + dh3 * (3 * s[3] * z1sq + 3 * s[2] * z2)
+    dz2 = dz2 + 3 * dh3 * s[2] * z1
+    dz3 = dh3 * s[1]
+    ds1 = ds1 + dh3 * z3
+    ds2 = ds2 + 3 * dh3 * z1 * z2
+    ds3 = dh3 * z1sq * z1
+    return [dz1, dz2, dz3], ds1 * s[2] + ds2 * s[3] + ds3 * s[4]
+
+
+class TaylorGrad:
+    """Per-task gradient of the physics-informed inner loss, written out by hand.
+
+    ``orders`` maps an input column to the highest derivative order the residual
+    needs along it (column 0, time, at least 1), as for :class:`._taylor.TaylorMLP`.
+    """
+
+    def __init__(self, plan: SequentialPlan, orders: dict[int, int],
+                 physics: PhysicsLoss) -> None:
+        if max(orders.values()) > MAX_HAND_ORDER:
+            raise ValueError(f"hand-written reverse pass covers orders <= {MAX_HAND_ORDER}, "
+                             f"got {orders}")
+        self.plan, self.physics = plan, physics
+        self.orders = dict(sorted(orders.items()))
+        self.streams = [(c, k) for c, m in self.orders.items() for k in range(1, m + 1)]
+        self.top = max(self.orders.values())
+
+    def inputs(self, sx: torch.Tensor, cx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """First-layer value rows ``[B, K + N, d]`` (support, then collocation) and
+        stream rows ``[B, S·N, d]`` (collocation points only)."""
+        a = self.plan.affine
+        v = torch.cat([sx, cx], dim=-2)
+        if a is not None:
+            v = v * a.x_scale + a.x_shift
+        b, r, d = cx.shape
+        rows = cx.new_zeros(len(self.streams), d)
+        for i, (c, k) in enumerate(self.streams):
+            if k == 1:
+                rows[i, c] = 1.0 if a is None else a.x_scale[c]
+        s = rows.repeat_interleave(r, dim=0).expand(b, len(self.streams) * r, d)
+        return v, s
+
+    def grads(self, p: Params, inputs: tuple[torch.Tensor, torch.Tensor], sy: torch.Tensor,
+              cx: torch.Tensor, tp: torch.Tensor, lowest: int, create_graph: bool) -> Params:
+        """Per-task gradients ``[B, *shape]`` of support MSE + physics term, layers >= lowest.
+
+        ``inputs`` from :meth:`inputs`; sy ``[B, K, C]``, cx ``[B, N, d]``, tp ``[B, P]``.
+        ``create_graph=False`` (first order) gives the same values, detached.
+        """
+        plan, streams, k_sup = self.plan, self.streams, sy.shape[-2]
+        v, s = inputs
+        n = cx.shape[-2]
+        cache: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None,
+                          dict[tuple[int, int], torch.Tensor] | None]] = []
+        for layer in plan.layers:
+            w = p[layer.weight]
+            zv = _linear(v, w, None if layer.bias is None else p[layer.bias])
+            zs = _linear(s, w, None)
+            if layer.act is None:
+                cache.append((v, s, None, None))
+                v, s = zv, zs
+                continue
+            sig = activation_derivatives(layer.act, zv, layer.omega0, self.top + 1)
+            sc = [t[..., k_sup:, :] for t in sig]
+            zd = dict(zip(streams, zs.split(n, dim=-2), strict=True))
+            outs = []
+            for c, m in self.orders.items():
+                outs += compose(sc, [zd[(c, k)] for k in range(1, m + 1)])
+            cache.append((v, s, sig, zd))
+            v, s = sig[0], (outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2))
+        dv, ds = self._output_cotangents(v, s, sy, cx, tp, create_graph)
+        return self._reverse(p, cache, dv, ds, lowest, k_sup, n)
+
+    def _output_cotangents(self, v: torch.Tensor, s: torch.Tensor, sy: torch.Tensor,
+                           cx: torch.Tensor, tp: torch.Tensor,
+                           create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cotangents of the MLP's value and stream rows (before the output map)."""
+        a, k_sup = self.plan.affine, sy.shape[-2]
+        if not (create_graph and v.requires_grad and s.requires_grad):
+            create_graph = False
+            v, s = v.detach().requires_grad_(), s.detach().requires_grad_()
+        with torch.enable_grad():
+            y = v if a is None else v * a.y_scale + a.y_shift
+            ds_ = s if a is None else s * a.y_scale
+            b, n = cx.shape[:2]
+            parts = dict(zip(self.streams, ds_.split(n, dim=-2), strict=True))
+
+            def flat(t: torch.Tensor) -> torch.Tensor:
+                return t.reshape(b * n, t.shape[-1])
+
+            derivs = {name: flat(parts[(cols[0], len(cols))])
+                      for name, cols in self.physics.derivatives.items()}
+            par = tp.unsqueeze(-2).expand(b, n, tp.shape[-1])
+            res = self.physics.assemble(flat(cx), flat(y[..., k_sup:, :]),
+                                        flat(parts[(0, 1)]), derivs, flat(par))
+            loss = (self.physics.weight / (n * res.shape[-1])) * res.square().sum() \
+                + (1.0 / (k_sup * sy.shape[-1])) * (y[..., :k_sup, :] - sy).square().sum()
+            gv, gs = torch.autograd.grad(loss, (v, s), create_graph=create_graph)
+        return gv, gs
+
+    def _reverse(self, p: Params, cache: list, dv: torch.Tensor, ds: torch.Tensor,
+                 lowest: int, k_sup: int, n: int) -> Params:
+        plan, g = self.plan, {}
+        for i in range(len(plan.layers) - 1, lowest - 1, -1):
+            layer = plan.layers[i]
+            v_in, s_in, sig, zd = cache[i]
+            if sig is None:
+                dzv, dzs = dv, ds
+            else:
+                sc = [t[..., k_sup:, :] for t in sig]
+                dh = dict(zip(self.streams, ds.split(n, dim=-2), strict=True))
+                dz_parts: list[torch.Tensor] = []
+                extra = None
+                for c, m in self.orders.items():
+                    dz_c, e = compose_backward(sc, [zd[(c, k)] for k in range(1, m + 1)],
+                                               [dh[(c, k)] for k in range(1, m + 1)])
+                    dz_parts += dz_c
+                    extra = e if extra is None else extra + e
+                assert extra is not None
+                if layer.act == "relu":  # σ'' = 0: the streams add nothing to dz⁰
+                    dzv = torch.ops.aten.threshold_backward(dv, sig[0], 0.0)
+                else:  # support rows: dv σ'; collocation rows add the streams' share
+                    dzv = torch.cat([dv[..., :k_sup, :] * sig[1][..., :k_sup, :],
+                                     torch.addcmul(extra, dv[..., k_sup:, :], sc[1])], dim=-2)
+                dzs = dz_parts[0] if len(dz_parts) == 1 else torch.cat(dz_parts, dim=-2)
+            g[layer.weight] = torch.baddbmm(torch.bmm(dzv.mT, v_in), dzs.mT, s_in)
+            if layer.bias is not None:
+                g[layer.bias] = dzv.sum(-2)
+            if i > lowest:
+                w = p[layer.weight]
+                dv, ds = _back(dzv, w), _back(dzs, w)
+        return g
+
+
+def _back(d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``d @ w`` for shared ``[out, in]`` or per-task ``[B, out, in]`` weights."""
+    if w.dim() == 2:
+        return (d.reshape(-1, d.shape[-1]) @ w).view(*d.shape[:-1], w.shape[1])
+    return torch.bmm(d, w)
