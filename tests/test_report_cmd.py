@@ -4,6 +4,7 @@ netCDF results, the published figures beside them, plots, and an HTML variant.""
 from __future__ import annotations
 
 import math
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -89,6 +90,8 @@ def test_plots_and_commands(results, md):
         assert (results / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"scimeta suite {SMOKE} --out {results / 'finn-smoke'}" in md
     assert "### Hardware and wall times" in md and "| run | " in md
+    # run.json records the machine the run trained on, and the report names it
+    assert f"of {os.cpu_count()} CPUs usable" in md and "torch threads" in md
 
 
 class _Checker(HTMLParser):

@@ -208,10 +208,11 @@ def _run_info(folder: Path, seconds: dict[str, float]) -> list[dict]:
                     iterations=optim.get("iterations", "?"),
                     device=run.get("device", "?"), dtype=run.get("dtype", "?"))
         try:
-            info["version"] = json.loads((d / "run.json").read_text()).get(
-                "scimeta_version", "?")
+            saved = json.loads((d / "run.json").read_text())
         except (OSError, ValueError):
-            info["version"] = "?"
+            saved = {}
+        info["version"] = saved.get("scimeta_version", "?")
+        info["machine"] = saved.get("machine")  # runs from scimeta >= 0.1 record it
         runs.append(info)
     return runs
 

@@ -94,6 +94,15 @@ def _figures(res: Results, fig_dir: Path, doc_dir: Path) -> list[Block]:
     return blocks
 
 
+def _machine(m: dict) -> str:
+    """One line from run.json's ``machine`` entry."""
+    gpu = f", GPU {m['gpu']} (CUDA {m.get('cuda')})" if m.get("gpu") else ""
+    return (f"{m.get('platform', '?')}, {m.get('processor', '?')}, "
+            f"{m.get('cpus_usable', '?')} of {m.get('cpus', '?')} CPUs usable, "
+            f"{m.get('torch_threads', '?')} torch threads, {m.get('ranks', 1)} rank(s){gpu}, "
+            f"Python {m.get('python', '?')}, torch {m.get('torch', '?')}")
+
+
 def _times(res: Results) -> list[Block]:
     kinds: dict[str, list[float]] = defaultdict(list)
     for r in res.steps:
@@ -102,10 +111,12 @@ def _times(res: Results) -> list[Block]:
     blocks: list[Block] = [("h", 3, "Hardware and wall times")]
     devices = sorted({f"{r['device']} ({r['dtype']})" for r in res.runs})
     versions = sorted({str(r["version"]) for r in res.runs})
-    blocks.append(("p", "The results record no machine description (CPU model, core "
-                   "count, GPU name, thread settings); the runs' configs record the device: "
-                   f"{', '.join(devices) or 'n/a'}; scimeta version "
-                   f"{', '.join(versions) or 'n/a'}. Wall times are from the suite status."))
+    machines = sorted({_machine(r["machine"]) for r in res.runs if r.get("machine")})
+    where = ("Trained on " + "; ".join(machines) + "." if machines else
+             "The runs record no machine description (written before run.json had one).")
+    blocks.append(("p", f"{where} Devices and dtypes: {', '.join(devices) or 'n/a'}; "
+                   f"scimeta version {', '.join(versions) or 'n/a'}. Wall times are from "
+                   "the suite status."))
     if kinds:
         rows = [[k, str(len(v)), num(sum(v))] for k, v in kinds.items()]
         rows.append(["all", str(sum(len(v) for v in kinds.values())),

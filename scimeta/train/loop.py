@@ -33,6 +33,7 @@ from ..family import ProblemFamily
 from ..runtime import StopFlag, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ..runtime.device import check_device
 from ..runtime.dist_env import DistEnv, detect, local_device, process_group
+from ..runtime.machine import describe_machine
 from ..runtime.seeding import seed_everything
 from ..typing import Grads
 from .callbacks import (
@@ -138,7 +139,8 @@ def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, e
     info = {"family": family.name, "in_dim": reader.in_dim, "out_dim": reader.out_dim,
             "state_names": list(reader.meta.state_names),
             "param_names": list(reader.meta.param_names),
-            "norm": normalization(reader), "train_store": str(reader.path)}
+            "norm": normalization(reader), "train_store": str(reader.path),
+            "machine": {**describe_machine(device), "ranks": env.world_size}}
     if continuing:
         saved = rd.load_info()
         check_box(phases(cfg), saved)  # an old run cannot train the conditioned baseline
