@@ -13,6 +13,7 @@ def describe_machine(device: torch.device | None = None) -> dict[str, Any]:
     """JSON-ready facts that decide wall times: OS and CPU architecture, logical CPUs
     (and those this process may use), torch threads, versions, and the GPU's name when
     ``device`` is a CUDA device. No host name or user name is recorded."""
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
