@@ -52,12 +52,56 @@ def test_compiled_variants_equal_eager(cls, kw):
     _check_equal(cls, **kw)
 
 
+@pytest.mark.slow
+def test_compiled_physics_maml_equals_eager():
+    """The physics-informed hand path (Taylor streams + written-out inner gradient)
+    compiles too; compiling it takes minutes on a small CPU, hence ``slow``."""
+    fam = problems.get("oscillator")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 2)).to(DT)
+    kw = {"physics": PhysicsLoss(fam, 0.3, "both")}
+    eager, compiled = MAML(model, 0.05, 2, **kw), MAML(model, 0.05, 2, compile=True, **kw)
+    g = torch.Generator().manual_seed(0)
+
+    def r(n: int, d: int) -> torch.Tensor:
+        return torch.rand(3, n, d, generator=g, dtype=DT)
+
+    b = TaskBatch(r(4, 1), r(4, 2), r(5, 1), r(5, 2), r(6, 1),
+                  torch.rand(3, len(fam.params), generator=g, dtype=DT) + 0.3)
+    p = eager.init_params()
+    le, lc = eager.meta_loss(p, b), compiled.meta_loss(p, b)
+    assert torch.allclose(lc, le, rtol=1e-12, atol=0)
+    ge = torch.autograd.grad(le, list(p.values()))
+    gc = torch.autograd.grad(lc, list(p.values()))
+    for a, c in zip(gc, ge, strict=True):
+        assert torch.allclose(a, c, rtol=1e-11, atol=1e-13 * float(c.abs().max()))
+
+
+def _model2() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 2)).to(DT)
+
+
 @pytest.mark.parametrize("make", [
     lambda: MAML(_model(), compile=True, fast=False),
-    lambda: MAML(_model(), compile=True, physics=PhysicsLoss(problems.get("oscillator"))),
+    lambda: MAML(_model2(), compile=True,
+                 physics=PhysicsLoss(problems.get("oscillator"), where="outer")),
+    lambda: MAML(_model2(), compile=True, loss=lambda a, b: (a - b).abs().mean()),
     lambda: Reptile(_model(), compile=True),
     lambda: MAML(_model(), compile="yes"),
 ])
 def test_compile_refused_where_it_cannot_apply(make):
     with pytest.raises(ConfigError, match="compile"):
         make()
+
+
+def test_run_config_compile_builds_compiled_learners_or_falls_back(caplog):
+    from scimeta.train.config import DataConfig, MetaConfig, TrainConfig
+    from scimeta.train.models import build_learner
+
+    cfg = TrainConfig(DataConfig(train="unused.h5"), meta=MetaConfig(compile=True))
+    maml = build_learner(cfg, _model(), None, "maml")
+    assert maml._compiled is not None  # compiled lazily: nothing is compiled yet
+    with caplog.at_level("WARNING"):
+        reptile = build_learner(cfg, _model(), None, "reptile")
+    assert reptile._compiled is None and "trains eagerly" in caplog.text

@@ -138,21 +138,26 @@ class MAML(TaskFunctions):
     def _compile_fast(self):
         """``torch.compile`` of the hand-batched meta-loss (``compile=True``).
 
-        Only the data-only hand-batched path qualifies: its inner gradient is written
-        out in plain tensor ops, so the meta-gradient is one ordinary backward pass
-        through the compiled graph. The generic path nests ``torch.func`` gradients
-        whose double backward a compiled graph does not support.
+        The hand-batched paths write the inner gradient out in plain tensor ops (the
+        MSE's, or the physics-informed one of :mod:`._taylor_grad`), so the
+        meta-gradient is one ordinary backward pass through the compiled graph. The
+        generic path, and a physics term outside the inner loss or of derivative order
+        4, nest autograd gradients whose double backward a compiled graph does not
+        support.
         """
         plan = self._fast
-        if not isinstance(plan, SequentialPlan):
-            raise ConfigError("compile=True needs the hand-batched data-only path (an "
-                              "nn.Sequential MLP, loss='mse', no physics term, fast not "
-                              "False)")
+        ok = isinstance(plan, SequentialPlan) or (
+            isinstance(plan, PhysicsPlan) and plan.hand is not None
+            and plan.physics.applies("inner"))
+        if not ok:
+            raise ConfigError("compile=True needs a hand-batched path: an nn.Sequential MLP, "
+                              "loss='mse', fast not False, and a physics term, if any, in "
+                              "the inner loss with derivatives of order <= 3")
         loop, chunk = self.loop, self.chunk_size
+        assert plan is not None
 
-        def fast_meta_loss(p: Params, rates: Params, sx: torch.Tensor, sy: torch.Tensor,
-                           qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
-            return plan.meta_loss(loop, p, rates, TaskBatch(sx, sy, qx, qy), chunk)
+        def fast_meta_loss(p: Params, rates: Params, b: tuple) -> torch.Tensor:
+            return plan.meta_loss(loop, p, rates, TaskBatch(*b), chunk)
 
         return torch.compile(fast_meta_loss, dynamic=False)
 
@@ -215,7 +220,7 @@ class MAML(TaskFunctions):
         params, b = self._prepare(params, batch)
         if self._compiled is not None:
             p, rates = self.split(params)
-            return self._compiled(p, rates, b.support_x, b.support_y, b.query_x, b.query_y)
+            return self._compiled(p, rates, tuple(b))
         if self._fast is not None:
             p, rates = self.split(params)
             return self._fast.meta_loss(self.loop, p, rates, b, self.chunk_size)

@@ -146,28 +146,37 @@ class TaylorGrad:
     def _output_cotangents(self, v: torch.Tensor, s: torch.Tensor, sy: torch.Tensor,
                            cx: torch.Tensor, tp: torch.Tensor,
                            create_graph: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cotangents of the MLP's value and stream rows (before the output map)."""
+        """Cotangents of the MLP's value and stream rows (before the output map).
+
+        Taken with ``torch.func.grad`` of the loss as a function of (v, s): under
+        ``create_graph`` the result stays differentiable by the outer autograd pass,
+        and unlike a nested ``torch.autograd.grad`` it also traces under
+        ``torch.compile``.
+        """
         a, k_sup = self.plan.affine, sy.shape[-2]
-        if not (create_graph and v.requires_grad and s.requires_grad):
-            create_graph = False
-            v, s = v.detach().requires_grad_(), s.detach().requires_grad_()
-        with torch.enable_grad():
+        b, n = cx.shape[:2]
+        physics, streams = self.physics, self.streams
+        par = tp.unsqueeze(-2).expand(b, n, tp.shape[-1]).reshape(b * n, tp.shape[-1])
+        cflat = cx.reshape(b * n, cx.shape[-1])
+
+        def loss(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             y = v if a is None else v * a.y_scale + a.y_shift
             ds_ = s if a is None else s * a.y_scale
-            b, n = cx.shape[:2]
-            parts = dict(zip(self.streams, ds_.split(n, dim=-2), strict=True))
+            parts = dict(zip(streams, ds_.split(n, dim=-2), strict=True))
 
             def flat(t: torch.Tensor) -> torch.Tensor:
                 return t.reshape(b * n, t.shape[-1])
 
             derivs = {name: flat(parts[(cols[0], len(cols))])
-                      for name, cols in self.physics.derivatives.items()}
-            par = tp.unsqueeze(-2).expand(b, n, tp.shape[-1])
-            res = self.physics.assemble(flat(cx), flat(y[..., k_sup:, :]),
-                                        flat(parts[(0, 1)]), derivs, flat(par))
-            loss = (self.physics.weight / (n * res.shape[-1])) * res.square().sum() \
+                      for name, cols in physics.derivatives.items()}
+            res = physics.assemble(cflat, flat(y[..., k_sup:, :]), flat(parts[(0, 1)]),
+                                   derivs, par)
+            return (physics.weight / (n * res.shape[-1])) * res.square().sum() \
                 + (1.0 / (k_sup * sy.shape[-1])) * (y[..., :k_sup, :] - sy).square().sum()
-            gv, gs = torch.autograd.grad(loss, (v, s), create_graph=create_graph)
+
+        if not create_graph:
+            v, s = v.detach(), s.detach()
+        gv, gs = torch.func.grad(loss, argnums=(0, 1))(v, s)
         return gv, gs
 
     def _reverse(self, p: Params, cache: list, dv: torch.Tensor, ds: torch.Tensor,

@@ -76,6 +76,10 @@ class MetaConfig:
     #: divide the residual of each channel by the spread of its dy/dt over the training
     #: store (run.json ``norm.dydt_scale``), so one physics_weight serves every family
     physics_normalize: bool = True
+    #: ``torch.compile`` the hand-batched meta-loss (MAML(compile=True)): faster per
+    #: iteration after a compile of seconds to minutes; learners or models without a
+    #: hand-batched path train eagerly (a warning says so)
+    compile: bool = False
     #: the meta-learned init is compared against these (learners of role "baseline"),
     #: trained on the same data
     baselines: tuple[str, ...] = ("fomaml", "joint")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..family import ProblemFamily
 from ..meta import MAML, PhysicsLoss, get_learner
 from ..nn import CoordinateMLP, Rescaled
 from ..typing import LossFn
 from .config import TrainConfig
+
+log = logging.getLogger(__name__)
 
 
 def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
@@ -82,5 +87,11 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
     if weight > 0 and family is not None:
         physics = PhysicsLoss(family, weight=weight, where=where,
                               scale=physics_scale(cfg, norm), extra_inputs=extra_inputs)
-    return entry.build(model, inner_lr=mc.inner_lr, inner_steps=mc.inner_steps,
-                       chunk_size=mc.chunk_size or None, physics=physics, loss=loss)
+    kw = {"inner_lr": mc.inner_lr, "inner_steps": mc.inner_steps,
+          "chunk_size": mc.chunk_size or None, "physics": physics, "loss": loss}
+    if mc.compile:
+        try:
+            return entry.build(model, compile=True, **kw)
+        except ConfigError as exc:
+            log.warning("meta.compile: %s trains eagerly (%s)", entry.name, exc)
+    return entry.build(model, **kw)
