@@ -54,10 +54,13 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
         learner, b = setup()
         params = learner.init_params()
         part = shard(b, rank, world)
-        _, grads = learner.meta_gradient(params, part)
-        allreduce_mean(grads, part.num_tasks)
+        loss, grads = learner.meta_gradient(params, part)
+        # rank 1 alone asks to stop: every rank must learn it from the same message
+        total, stop = allreduce_mean(grads, part.num_tasks, float(loss), rank == 1)
         if rank == 0:
-            torch.save({k: v for k, v in grads.items() if v is not None}, out)
+            torch.save({**{k: v for k, v in grads.items() if v is not None},
+                        "_loss": torch.tensor(total, dtype=DT),
+                        "_stop": torch.tensor(stop)}, out)
     finally:
         dist.destroy_process_group()
 
@@ -75,6 +78,9 @@ def test_two_ranks_equal_one_process(tmp_path):
     learner, b = setup()
     _, want = learner.meta_gradient(learner.init_params(), b)
     got = torch.load(out, weights_only=True)
+    assert bool(got.pop("_stop"))
+    full = learner.meta_loss(learner.init_params(), b)
+    assert torch.allclose(got.pop("_loss"), full.detach(), rtol=1e-12, atol=0)
     for k, w in want.items():
         assert torch.allclose(got[k], w, rtol=1e-12, atol=1e-15), k
 

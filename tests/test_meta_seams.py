@@ -218,13 +218,15 @@ def test_meta_step_reduces_clips_and_refuses_non_finite():
     _, want = learner.meta_gradient(p, b)
     seen = []
 
-    def double(grads):
+    def double(grads, loss):
         seen.append(sorted(grads))
         for v in grads.values():
             v.mul_(2)
+        return 2 * loss  # the reported loss is the reducer's
 
     before = {n: v.detach().clone() for n, v in p.items()}
-    meta_step(learner, p, b, opt, reduce=double)
+    loss = meta_step(learner, p, b, opt, reduce=double)
+    assert loss == 2 * float(learner.meta_loss(before, b))
     assert seen == [sorted(p)]
     for n in p:  # SGD: θ − lr · (2 g)
         assert torch.allclose(p[n].detach(), before[n] - 0.5 * 2 * want[n], rtol=1e-12,

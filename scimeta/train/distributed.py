@@ -31,38 +31,69 @@ def shard(batch: TaskBatch, rank: int, world: int) -> TaskBatch:
     return batch.tasks(slice(lo, hi))
 
 
-def allreduce_mean(grads: Grads, n_local: int) -> None:
+def allreduce_mean(grads: Grads, n_local: int, loss: float = 0.0,
+                   stop: bool = False) -> tuple[float, bool]:
     """Replace each rank's gradients (of its mean over ``n_local`` tasks) by the
-    gradient of the mean over all ranks' tasks, in place.
+    gradient of the mean over all ranks' tasks, in place, and agree on the step.
 
     Args:
         grads: parameter name -> gradient (any shapes); ``None`` entries stay None
             (they must be None on every rank).
         n_local: tasks this rank's gradients average over.
+        loss: this rank's meta-loss (mean over its ``n_local`` tasks).
+        stop: whether this rank received a stop signal.
 
     Returns:
-        None. All gradients of one dtype and device travel in one flat all-reduce.
-        Needs an initialised process group.
+        (the meta-loss of the whole meta-batch, whether any rank asked to stop), the
+        same on every rank. One all-reduce per dtype and device of the gradients: the
+        task-weighted gradients, the weighted loss, the task count and the stop flag
+        travel in one flat buffer (per-step latency, not bandwidth, bounds scaling at
+        these sizes). Needs an initialised process group.
     """
     import torch.distributed as dist
 
-    total = torch.tensor([float(n_local)], dtype=torch.float64)
-    dist.all_reduce(total)
-    weight = n_local / float(total.item())
     groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
     for key in sorted(grads):
         g = grads[key]
         if g is not None:
             groups.setdefault((g.dtype, g.device), []).append(key)
-    for keys in groups.values():
-        flat = torch.cat([grads[k].reshape(-1) for k in keys]).mul_(weight)  # type: ignore[union-attr]
+    if not groups:  # nothing to average: the scalars alone
+        return sync_step(loss, n_local, stop)
+    first = True
+    out = (loss, stop)
+    for (dtype, device), keys in groups.items():
+        parts = [grads[k].reshape(-1) for k in keys]  # type: ignore[union-attr]
+        if first:  # the step's scalars ride with the first group
+            parts.append(torch.tensor([loss * n_local, 1.0, float(stop)], dtype=dtype,
+                                      device=device))
+        flat = torch.cat(parts)
+        flat[:-3 if first else None].mul_(float(n_local))
+        if first:
+            flat[-2] = float(n_local)
         dist.all_reduce(flat)
+        if first:
+            total = float(flat[-2])
+            out = (float(flat[-3]) / total, bool(flat[-1] > 0))
+            first = False
+        else:
+            total = float(_total(n_local))
+        flat.div_(total)
         offset = 0
         for k in keys:
             g = grads[k]
             assert g is not None
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
+    return out
+
+
+def _total(n_local: int) -> float:
+    """Tasks over all ranks (one small all-reduce; only for a second gradient group)."""
+    import torch.distributed as dist
+
+    t = torch.tensor([float(n_local)], dtype=torch.float64)
+    dist.all_reduce(t)
+    return float(t)
 
 
 def sync_step(loss: float, n_local: int, stop: bool) -> tuple[float, bool]:

@@ -47,7 +47,7 @@ from .callbacks import (
 )
 from .conditioned import check_box, phase_model, phase_setup
 from .config import TrainConfig
-from .distributed import allreduce_mean, barrier, collective_errors, sync_step
+from .distributed import allreduce_mean, barrier, collective_errors
 from .models import build_learner
 from .run_dir import RunDir
 from .setup import normalization, open_reader, phases, resolve_paths, validation_mse
@@ -231,8 +231,13 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         raise ConfigError(f"meta.meta_batch = {b} cannot be split across "
                           f"{env.world_size} ranks; use at least one task per rank")
 
-    def reduce(grads: Grads) -> None:
-        allreduce_mean(grads, hi - lo)
+    agreed = {"stop": False}
+
+    def reduce(grads: Grads, loss: float) -> float:
+        """The all-reduce of the step: gradients, loss and stop flag in one message."""
+        loss, agreed["stop"] = allreduce_mean(grads, hi - lo, loss,
+                                              ctx.stop.requested is not None)
+        return loss
 
     t0 = time.perf_counter()
     info = StepInfo(name, start, iterations, math.nan, t0)
@@ -244,7 +249,7 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
                          reduce if env.distributed else None)
         stop = ctx.stop.requested is not None
         if env.distributed and math.isfinite(loss):
-            loss, stop = sync_step(loss, hi - lo, stop)
+            stop = stop or agreed["stop"]  # the loss is already the whole batch's
             if stop and ctx.stop.requested is None:
                 ctx.stop.requested = "a signal to another rank"
         if not math.isfinite(loss):

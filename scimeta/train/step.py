@@ -18,7 +18,8 @@ from ..meta import MAML
 from ..typing import Grads, Params
 
 #: A function that combines per-rank gradients in place (e.g. an all-reduce mean).
-GradReducer = Callable[[Grads], None]
+#: (gradients, this rank's meta-loss) -> the meta-loss to report (None: keep it)
+GradReducer = Callable[[Grads, float], float | None]
 
 
 def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.Optimizer,
@@ -32,8 +33,9 @@ def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.
         batch: the meta-batch, ``[B, K, d]`` tensors.
         opt: the outer optimizer.
         grad_clip: clip the global gradient norm to this (0: no clipping).
-        reduce: sees (and may change in place) the gradients before clipping, e.g.
-            an all-reduce mean across ranks.
+        reduce: sees (and may change in place) the gradients before clipping, with
+            this process's meta-loss, e.g. an all-reduce mean across ranks; a float it
+            returns replaces the loss (the whole meta-batch's, across ranks).
 
     Returns:
         The meta-loss (a float). A non-finite loss is returned without touching
@@ -45,7 +47,8 @@ def meta_step(learner: MAML, params: Params, batch: TaskBatch, opt: torch.optim.
     if not math.isfinite(loss):
         return loss
     if reduce is not None:
-        reduce(grads)
+        reduced = reduce(grads, loss)
+        loss = loss if reduced is None else reduced
     for name, g in grads.items():
         params[name].grad = g
     if grad_clip > 0:
