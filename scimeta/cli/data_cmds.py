@@ -13,6 +13,7 @@ from .common import add_parser, keyword_flags
 GENERATE_FLAGS = {"resume": "--resume", "overwrite": "--overwrite", "out": "--out",
                   "workers": "--workers", "tasks": "--tasks", "seed": "--seed",
                   "bounds": "--param", "dtype": "--dtype", "skip_space_check": "--skip-space-check",
+                  "compression": "--compression", "solver_preset": "--solver-preset",
                   "support": "--support", "query": "--query", "shard": "--shard"}
 DATASET_FLAGS = {"update_manifest": "--update-manifest", "overwrite": "--overwrite",
                  "workers": "--workers"}
@@ -40,6 +41,13 @@ def add_commands(sub) -> None:
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="dtype of the stored fields (float64: no rounding beyond the "
                         "solver's, twice the size)")
+    g.add_argument("--compression", default="gzip", choices=("gzip", "lzf", "none"),
+                   help="filter of the stored fields: gzip (level 4, smallest), lzf (faster "
+                        "reads, larger) or none (fastest reads, largest); same values")
+    g.add_argument("--solver-preset", default="accurate", choices=("accurate", "published"),
+                   help="accurate: the family's own solver; published: solve_ivp RK45 at "
+                        "scipy's defaults (rtol 1e-3, atol 1e-6) like the LEADS/CoDA "
+                        "generators (ODE families only)")
     g.add_argument("--skip-space-check", action="store_true",
                    help="do not refuse a store whose estimated size exceeds the free space, "
                         "file-size limit or memory (the run still stops cleanly, resumable, "
@@ -121,7 +129,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         config = GenerationConfig(
             family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
             support=args.support, query=args.query, sampling=args.sampling,
-            bounds=parse_bounds(args.param), dtype=args.dtype,
+            bounds=parse_bounds(args.param), dtype=args.dtype, compression=args.compression,
+            solver_preset=args.solver_preset,
         )
         path = generate(config, args.out, workers=args.workers, resume=args.resume,
                         overwrite=args.overwrite, skip_space_check=args.skip_space_check,
@@ -150,11 +159,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..data.validate import validate
+    from ..data.validate import notes, validate
 
     problems = validate(args.path)
     if not problems:
-        print(f"{args.path}: valid (schema v1)")
+        extra = "; ".join(notes(args.path))
+        print(f"{args.path}: valid (schema v1)" + (f"; {extra}" if extra else ""))
         return 0
     for p in problems:
         print(f"{args.path}: {p}", file=sys.stderr)

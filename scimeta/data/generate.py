@@ -9,102 +9,32 @@ nothing is lost and nothing is duplicated, whatever the number of workers.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import registry
 from ..errors import ConfigError, ScimetaError, StoreError
 from ..family import STATUS_NON_FINITE, STATUS_OK, STATUS_PENDING, ProblemFamily
 from ..params import Regime
 from . import _partial as _P
-from . import _space, schema
+from . import _space
 from . import shards as _shards
+from . import solver_preset as _preset
 from ._partial import Unit
 from ._workers import WorkerPool
+from .config import GenerationConfig, check_same_config, parse_bounds
 from .layout import create_layout
 from .lock import OutputLock
-from .sampling import check_sizes, sample_indices
+from .sampling import sample_indices
+
+__all__ = ["GenerationConfig", "generate", "parse_bounds", "solve_unit", "task_seeds"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Everything that determines a store's content (workers do not)."""
-
-    family: str
-    regime: str
-    tasks: int
-    seed: int = 0
-    support: int = 10
-    query: int = 100
-    sampling: str = "random"
-    #: parameter bound overrides ``(name, low, high)`` applied to a box regime
-    bounds: tuple[tuple[str, float, float], ...] = field(default_factory=tuple)
-    #: dtype of the stored fields ``u``: float32 (half the size) or float64 (no rounding
-    #: beyond the solver's; comparisons against float32 data bottom out near 1e-7)
-    dtype: str = "float32"
-
-    def to_json(self) -> str:
-        """The config as stored in ``generator_config``; the default dtype is left out so
-        stores written before it existed resume and compare equal."""
-        d = asdict(self)
-        if d["dtype"] == "float32":
-            del d["dtype"]
-        return json.dumps(d, sort_keys=True)
-
-    def resolve(self) -> tuple[ProblemFamily, Regime, np.ndarray]:
-        """Validate everything and return (family, regime, output times)."""
-        for name in ("tasks", "seed", "support", "query"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                raise ConfigError(f"{name} must be an integer, got {value!r}")
-        if self.tasks < 1:
-            raise ConfigError(f"tasks must be >= 1, got {self.tasks}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if self.dtype not in schema.FIELD_DTYPES:
-            raise ConfigError(f"dtype={self.dtype!r} is not allowed; use one of "
-                              f"{', '.join(schema.FIELD_DTYPES)}")
-        names = [b[0] for b in self.bounds]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ConfigError(f"bounds: {', '.join(map(repr, twice))} given more than once; "
-                              "give each parameter one range")
-        family = registry.get(self.family)
-        regime = family.regime(self.regime)
-        if self.bounds:
-            regime = family.override(regime, {n: (lo, hi) for n, lo, hi in self.bounds})
-        time = family.time_grid(regime).values()
-        grid = (len(time), *(len(v) for v in family.space.values()))
-        check_sizes(self.sampling, grid, self.support, self.query)
-        return family, regime, time
-
-
-def parse_bounds(items: Sequence[str]) -> tuple[tuple[str, float, float], ...]:
-    """Bound overrides from text: ``["omega0=0.5:1.5", "F=0"]`` -> ``(("omega0", 0.5, 1.5),
-    ("F", 0.0, 0.0))``, the form of :attr:`GenerationConfig.bounds` (``NAME=V`` fixes it)."""
-    out = []
-    for item in items:
-        name, eq, rng = item.partition("=")
-        try:
-            if not eq or not name:
-                raise ValueError
-            lo, _, hi = rng.partition(":")
-            low = float(lo)
-            out.append((name, low, float(hi) if hi else low))
-        except ValueError:
-            raise ConfigError(f"bounds item {item!r}: expected NAME=LOW:HIGH or NAME=VALUE"
-                              ) from None
-    return tuple(out)
 
 
 def task_seeds(seed: int, n: int) -> np.ndarray:
@@ -116,8 +46,10 @@ def task_seeds(seed: int, n: int) -> np.ndarray:
 
 
 def solve_unit(unit: Unit, family: ProblemFamily, regime: Regime, time: np.ndarray,
-               sampling: str, n_support: int, n_query: int, dtype: str = "float32") -> Unit:
-    """Draw and solve the tasks of ``unit`` from their seeds (runs in a worker process)."""
+               sampling: str, n_support: int, n_query: int, dtype: str = "float32",
+               solver_preset: str = _preset.DEFAULT) -> Unit:
+    """Draw and solve the tasks of ``unit`` from their seeds (runs in a worker process)
+    with the solver of ``solver_preset`` (:mod:`.solver_preset`)."""
     if unit.seeds is None:
         raise RuntimeError("internal: a unit is solved before its seeds are known")
     grid = (len(time), *(len(v) for v in family.space.values()))
@@ -133,7 +65,8 @@ def solve_unit(unit: Unit, family: ProblemFamily, regime: Regime, time: np.ndarr
         sup.append(s)
         qry.append(q)
     y0 = np.stack(starts).astype(np.float64)
-    fields, status = family.solve_batch(np.stack(params), y0, time)
+    fields, status = _preset.solve_batch(family, solver_preset, np.stack(params), y0,
+                                         time)
     with np.errstate(over="ignore"):  # values beyond the dtype become inf: non-finite below
         fields = fields.astype(dtype)
     bad = (status == STATUS_OK) & ~np.isfinite(fields.reshape(len(fields), -1)).all(axis=1)
@@ -181,7 +114,7 @@ def generate(
             raise ConfigError(f"out={str(out)!r} exists; pass resume=True to continue it or "
                               "overwrite=True to replace it")
         if resume and out.exists() and not partial.exists():
-            _P.check_same_config(out, config.to_json())
+            check_same_config(out, config)
             done, pending = _P.finished(out)
             if done:
                 log.info("%s is already complete; nothing to do", out)
@@ -190,7 +123,7 @@ def generate(
             os.replace(out, partial)
         resuming = resume and partial.exists()
         if resuming:
-            _P.check_same_config(partial, config.to_json())
+            check_same_config(partial, config)
         if not resuming:
             if not skip_space_check:  # a shard's fields: its block only
                 _check_space(config if shard is None else
@@ -209,7 +142,7 @@ def generate(
         units = [Unit(todo[i:i + per_unit], seeds[todo[i:i + per_unit]])
                  for i in range(0, len(todo), per_unit)]
         args = (family, regime, time, config.sampling, config.support, config.query,
-                config.dtype)
+                config.dtype, config.solver_preset)
         show = sys.stderr.isatty() if progress is None else progress
         n_workers = workers if len(units) > 1 else 1
         with WorkerPool(n_workers, lock.fd) as pool:
@@ -257,7 +190,7 @@ def _solve_all(partial: Path, pool: WorkerPool, units: list[Unit], args: tuple,
 def _complete(out: Path, config: GenerationConfig) -> bool:
     """Whether ``out`` is a finished store of ``config`` (its ``complete`` flag and every
     task's status, never its name alone)."""
-    _P.check_same_config(out, config.to_json())
+    check_same_config(out, config)
     done, _ = _P.finished(out)
     if done:
         log.info("%s is already complete; nothing to do", out)
@@ -285,7 +218,8 @@ def _create(partial: Path, config: GenerationConfig, family, regime, time) -> No
     partial.unlink(missing_ok=True)
     try:
         create_layout(tmp, family, regime, time, config.tasks, config.support, config.query,
-                      config.to_json(), config.sampling, config.seed, config.dtype)
+                      config.to_json(), config.sampling, config.seed, config.dtype,
+                      compression=config.compression, solver_preset=config.solver_preset)
         os.replace(tmp, partial)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -306,7 +240,7 @@ def _check_space(config: GenerationConfig, family, time, target: Path,
     total = _space.BASE + config.tasks * (per_field + per_fixed) + _space.MARGIN
     need = total if remaining is None else remaining * per_field + _space.MARGIN
     have, bound = _space.room(target)
-    hint = "pass skip_space_check=True to try anyway (gzip may shrink it)"
+    hint = "pass skip_space_check=True to try anyway (compression may shrink it)"
     if need > have:
         what = (f"tasks={config.tasks} makes a store of up to {_space.human(total)}"
                 if remaining is None else

@@ -20,8 +20,11 @@ def summarize(path: str | os.PathLike) -> dict:
         meta = read_meta(f, path)
         params = f["params"][:]
         shape = f["u"].shape
+        codec = f["u"].compression
+        storage = {"compression": "none" if codec is None else str(codec),
+                   "shuffle": bool(f["u"].shuffle)}
     try:
-        return _summary(path, meta, params, shape)
+        return {**_summary(path, meta, params, shape), "storage": storage}
     except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise StoreError(f"{str(path)!r} has broken metadata ({type(exc).__name__}: {exc}); "
                          f"`scimeta validate {path}` names every problem") from None
@@ -60,6 +63,7 @@ def _summary(path: Path, meta, params: np.ndarray, shape: tuple[int, ...]) -> di
         "space": {d: [float(s[0]), float(s[-1]), len(s)]
                   for d, s in zip(meta.space_dims, meta.space, strict=True)},
         "solver": solver,
+        "solver_preset": str(a.get("solver_preset", "accurate")),
         "sampling": sampling,
         "seed": a.get("seed"),
         "created": a.get("created"),
@@ -95,10 +99,14 @@ def format_summary(s: dict) -> str:
     tol = ", ".join(f"{k}={sv[k]:g}" for k in ("rtol", "atol", "dt")
                     if isinstance(sv.get(k), int | float))
     lines.append(f"  solver     {sv['name']} {sv['method']} ({tol})"
+                 + (f"  [preset {s['solver_preset']}]"
+                    if s.get("solver_preset", "accurate") != "accurate" else "")
                  + (f"  {sv['note']}" if sv.get("note") else ""))
     sm = s["sampling"]
     lines.append(f"  sampling   {sm['rule']}: support {sm['support']}, query {sm['query']}")
     lines.append(f"  provenance seed {s['seed']}, scimeta {s['scimeta_version']}, "
                  f"git {str(s['git_revision'])[:12]}, created {s['created']}")
-    lines.append(f"  size       {s['size_bytes'] / 1e6:.2f} MB")
+    st = s.get("storage", {})
+    lines.append(f"  size       {s['size_bytes'] / 1e6:.2f} MB  (u: "
+                 f"{st.get('compression', '?')}{' + shuffle' if st.get('shuffle') else ''})")
     return "\n".join(lines)

@@ -15,6 +15,8 @@ from .._version import __version__
 from ..family import STATUS_PENDING, ProblemFamily
 from ..params import Regime
 from . import schema
+from .config import COMPRESSIONS
+from .solver_preset import solver_record
 
 _STR = h5py.string_dtype()
 #: tasks per block when filling the per-task arrays (bounded memory for any N)
@@ -49,9 +51,14 @@ def regime_to_json(regime: Regime) -> str:
 def create_layout(
     path: Path, family: ProblemFamily, regime: Regime, time: np.ndarray, n_tasks: int,
     n_support: int, n_query: int, config_json: str, sampling: str, seed: int,
-    dtype: str = "float32",
+    dtype: str = "float32", *, compression: str = "gzip", solver_preset: str = "accurate",
 ) -> None:
     """Write an empty store (every task ``pending``) with all provenance attributes.
+
+    ``compression`` is the filter of ``u`` (a key of :data:`.config.COMPRESSIONS`:
+    gzip level 4 + shuffle, lzf + shuffle, or none); ``solver_preset`` is recorded as
+    the ``solver_preset`` attribute, and the ``solver`` attribute holds the solver it
+    runs (:func:`.solver_preset.solver_record`).
 
     The per-task arrays (all but the chunked ``u``) are filled here block by block:
     memory stays bounded for any number of tasks, and their whole disk space is taken
@@ -83,10 +90,13 @@ def create_layout(
         _coord(f, "query", np.arange(n_query, dtype=np.int64), long_name="query point")
 
         ftype = np.dtype(dtype)
+        codec, level, shuffle = COMPRESSIONS[compression]
+        filters: dict[str, object] = {"compression": codec, "compression_opts": level,
+                                      "shuffle": shuffle} if codec else {}
         u = f.create_variable(
             schema.FIELD, schema.expected_dims(schema.FIELD, space_dims), dtype=ftype,
             chunks=schema.chunk_shape(len(time), space_shape, n_channel, ftype.itemsize),
-            compression="gzip", compression_opts=4, shuffle=True, fillvalue=ftype.type(np.nan),
+            fillvalue=ftype.type(np.nan), **filters,
         )
         u.attrs["long_name"] = "state fields"
         u.attrs["layout"] = "[task, time, *space, channel]"
@@ -124,7 +134,8 @@ def create_layout(
             "param_bounds": json.dumps(regime.bounds(family.params).tolist()),
             "state_names": json.dumps(list(family.state_names)),
             "space_dims": json.dumps(list(space_dims)),
-            "solver": json.dumps(family.solver.__dict__),
+            "solver": json.dumps(solver_record(family, solver_preset)),
+            "solver_preset": solver_preset,
             "generator_config": config_json,
             "sampling": json.dumps({"rule": sampling, "support": n_support, "query": n_query,
                                     "index": "flat into (time, *space), C order"}),

@@ -45,9 +45,10 @@ from .generate import GenerationConfig, generate
 CONTENT_VARS = (schema.FIELD, "params", "seed", "status", "support_idx", "query_idx", "y0")
 #: content variables a store may lack (see ``schema.OPTIONAL_VARS``)
 OPTIONAL_CONTENT = tuple(schema.OPTIONAL_VARS)
-_SPLIT_KEYS = {"regime", "tasks", "seed", "support", "query", "sampling", "dtype"}
+_SPLIT_KEYS = {"regime", "tasks", "seed", "support", "query", "sampling", "dtype",
+               "compression", "solver_preset"}
 _TOP_KEYS = {"name", "family", "support", "query", "sampling", "description", "splits",
-             "dtype"}
+             "dtype", "compression", "solver_preset"}
 
 
 def load_config(folder: str | os.PathLike) -> dict:
@@ -93,6 +94,8 @@ def split_configs(cfg: dict) -> dict[str, GenerationConfig]:
             query=split.get("query", cfg.get("query", 100)),
             sampling=split.get("sampling", cfg.get("sampling", "random")),
             dtype=split.get("dtype", cfg.get("dtype", "float32")),
+            compression=split.get("compression", cfg.get("compression", "gzip")),
+            solver_preset=split.get("solver_preset", cfg.get("solver_preset", "accurate")),
         )
     return out
 

@@ -20,6 +20,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError, StoreError
 from ..typing import Indices
 from . import schema
+from ._chunks import read_tasks
 from .sampling import collocation_points, grid_inputs, sample_indices
 from .store import StoreMeta, open_h5, read_meta
 
@@ -186,8 +187,9 @@ class TaskReader(torch.utils.data.Dataset):
     def batch(self, indices: Indices) -> TaskBatch:
         """A :class:`TaskBatch` of the given ok-task indices (``[B, K, d]`` tensors).
 
-        From disk, all tasks are read in one sorted h5py selection (one call instead
-        of B), which is what makes lazy reading fast.
+        From disk, each distinct task is read on its own (:func:`._chunks.read_tasks`:
+        its raw chunk decoded directly where possible); h5py's list selection
+        ``u[[i, j, ...]]`` costs several times more (bench_train.py).
         """
         tasks = self.tasks[np.asarray(indices, dtype=np.int64) % len(self)]
         if self._fields is not None:
@@ -195,7 +197,7 @@ class TaskReader(torch.utils.data.Dataset):
         else:
             uniq, inverse = np.unique(tasks, return_inverse=True)
             try:
-                fields = self._file()[schema.FIELD][uniq][inverse]
+                fields = read_tasks(self._file(), schema.FIELD, uniq)[inverse]
             except OSError as exc:
                 raise _damaged(self.path, f"tasks {uniq.tolist()[:5]}", exc) from None
         sx, sy, qx, qy, cx, p = self._arrays(tasks, fields)

@@ -13,6 +13,7 @@ from ..errors import StoreError
 from ..family import STATUS_OK, STATUS_PENDING
 from ..runtime.names import ALLOWED, is_safe_name
 from . import schema
+from .config import COMPRESSIONS
 from .store import open_h5, read_meta
 
 
@@ -120,8 +121,52 @@ def _check_layout(f: h5py.File) -> list[str]:
     nbytes = int(np.prod(u.chunks)) * u.dtype.itemsize
     if nbytes > schema.MAX_CHUNK_BYTES:
         out.append(f"{schema.FIELD}: chunk of {nbytes} bytes exceeds {schema.MAX_CHUNK_BYTES}")
-    if u.compression is None:
-        out.append(f"{schema.FIELD}: not compressed")
+    allowed = {codec for codec, _, _ in COMPRESSIONS.values()}
+    if u.compression not in allowed:
+        out.append(f"{schema.FIELD}: filter {u.compression!r} is not allowed; expected one of "
+                   f"{', '.join(COMPRESSIONS)}")
+    asked = _config(f).get("compression", "gzip")
+    if asked in COMPRESSIONS and u.compression != COMPRESSIONS[asked][0]:
+        out.append(f"{schema.FIELD}: stored with filter {_filter_name(u.compression)!r} but "
+                   f"generator_config asks compression={asked!r}")
+    return out
+
+
+def _config(f: h5py.File) -> dict:
+    """The store's ``generator_config`` as a dict (empty when missing or unparsable)."""
+    raw = f.attrs.get("generator_config")
+    try:
+        d = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (TypeError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _filter_name(codec: str | None) -> str:
+    """``"gzip"``/``"lzf"``/``"none"`` for h5py's ``compression`` (other names as is)."""
+    return "none" if codec is None else str(codec)
+
+
+def notes(path: str | os.PathLike) -> list[str]:
+    """What a valid store was written with that a reader may want to know: the filter of
+    ``u`` and, for a non-default solver preset, the preset and its tolerances (a
+    ``published`` store is valid; its solver is loose by design). Empty if unreadable."""
+    path = Path(path)
+    try:
+        with open_h5(path) as f:
+            u = f[schema.FIELD]
+            codec = _filter_name(u.compression)
+            level = f" level {u.compression_opts}" if u.compression == "gzip" else ""
+            out = [f"{schema.FIELD}: compression {codec}{level}"
+                   + (" + shuffle" if u.shuffle else "")]
+            raw = f.attrs.get("solver_preset", "accurate")
+            preset = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if preset != "accurate":
+                sv = json.loads(f.attrs["solver"])
+                out.append(f"solver preset {preset}: {sv.get('method')} rtol={sv.get('rtol')} "
+                           f"atol={sv.get('atol')} (loose by design; not a reference solution)")
+    except (StoreError, OSError, KeyError, TypeError, ValueError, AttributeError):
+        return []
     return out
 
 

@@ -1,0 +1,100 @@
+"""Solver presets of a generation: the family's own solver, or the published protocols'.
+
+``"accurate"`` (the default) solves every task with the family's own reference solver
+(``family.solve_batch``, recorded as ``family.solver``). ``"published"`` reproduces the
+data generators of LEADS (Yin et al. 2021) and CoDA (Kirchmeyer et al. 2022): scipy's
+``solve_ivp`` with method ``"RK45"`` at its default tolerances (``rtol = 1e-3``,
+``atol = 1e-6``), for families solved with ``solve_ivp`` (:class:`~scimeta.family.OdeFamily`).
+Its global error is of order 1e-3 relative: use it to compare with published numbers,
+not as a reference solution.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError, SolverFailed
+from ..family import STATUS_NON_FINITE, STATUS_SOLVER_FAILED, OdeFamily, ProblemFamily
+
+DEFAULT = "accurate"
+PRESETS = ("accurate", "published")
+#: the published protocols' solver: scipy's solve_ivp defaults
+METHOD, RTOL, ATOL = "RK45", 1e-3, 1e-6
+PUBLISHED: dict[str, object] = {"name": "scipy.integrate.solve_ivp", "method": METHOD,
+                                "rtol": RTOL, "atol": ATOL}
+
+
+def supported(family: ProblemFamily, preset: str) -> bool:
+    """Whether ``family`` can be solved with ``preset``."""
+    return preset == DEFAULT or isinstance(family, OdeFamily)
+
+
+def check(family: ProblemFamily, preset: str) -> None:
+    """Raise :class:`ConfigError` naming the family and the supported ones when
+    ``family`` cannot be solved with ``preset``."""
+    if preset not in PRESETS:
+        raise ConfigError(f"solver_preset={preset!r} is not allowed; use one of "
+                          f"{', '.join(PRESETS)}")
+    if supported(family, preset):
+        return
+    raise ConfigError(
+        f"solver_preset={preset!r} is not available for family {family.name!r}: its solver "
+        f"is {family.solver.name} ({family.solver.method}), not scipy's solve_ivp; it is "
+        f"available for the ODE families solved with solve_ivp "
+        f"({', '.join(ode_families()) or 'none installed'}); use the 'accurate' preset")
+
+
+def ode_families() -> list[str]:
+    """Names of the registered families that support the ``published`` preset."""
+    from .. import registry
+
+    out = []
+    for name in registry.names():
+        try:
+            if isinstance(registry.get(name), OdeFamily):
+                out.append(name)
+        except Exception:  # a broken plugin must not hide this message
+            continue
+    return out
+
+
+def effective_tolerances(preset: str) -> dict[str, object]:
+    """``{"method", "rtol", "atol"}`` a non-default preset solves with."""
+    return {k: PUBLISHED[k] for k in ("method", "rtol", "atol")} if preset != DEFAULT else {}
+
+
+def solver_record(family: ProblemFamily, preset: str) -> dict[str, object]:
+    """The store's ``solver`` attribute: the family's solver (``accurate``), or the
+    effective one with ``preset`` and a note naming the family's own (``published``)."""
+    own = dict(family.solver.__dict__)
+    if preset == DEFAULT:
+        return own
+    tol = ", ".join(f"{k}={own[k]:g}" for k in ("rtol", "atol") if own.get(k) is not None)
+    return {**PUBLISHED, "dt": None, "preset": preset,
+            "note": f"preset {preset!r} (LEADS/CoDA generators: solve_ivp defaults); the "
+                    f"family's own solver is {own['method']} ({tol})"}
+
+
+def solve_batch(family: ProblemFamily, preset: str, params: np.ndarray, y0: np.ndarray,
+                t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fields ``[N, T, *space, C]`` float64 and status ``[N]`` int8 of ``N`` tasks.
+
+    params ``[N, P]``, y0 ``[N, *space, C]``, t ``[T]``. ``accurate``: the family's
+    ``solve_batch``; ``published``: one ``solve_ivp`` RK45 call per task at scipy's
+    default tolerances (failed tasks hold NaN and ``STATUS_SOLVER_FAILED``).
+    """
+    if preset == DEFAULT:
+        return family.solve_batch(params, y0, t)
+    check(family, preset)
+    assert isinstance(family, OdeFamily)  # checked above
+    out = np.full((len(params), len(t), len(family.state_names)), np.nan)
+    status = np.zeros(len(params), dtype=np.int8)
+    for i in range(len(params)):
+        try:
+            out[i] = family.solve(params[i], y0[i], t, rtol=RTOL, atol=ATOL, method=METHOD)
+        except SolverFailed:
+            status[i] = STATUS_SOLVER_FAILED
+            continue
+        if not np.all(np.isfinite(out[i])):
+            status[i] = STATUS_NON_FINITE
+    return out, status
