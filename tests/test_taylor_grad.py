@@ -88,3 +88,36 @@ def test_order_four_keeps_the_autograd_path():
     plan.taylor.orders[1] = 4  # as a family with a fourth derivative would ask
     with pytest.raises(ValueError, match="orders <= 3"):
         TaylorGrad(plan.plan, plan.taylor.orders, physics)
+
+
+@pytest.mark.parametrize("physics_where", [None, "inner", "outer"])
+@pytest.mark.parametrize("head_only", [False, True])
+def test_support_grads_hand_path_equals_vmap(physics_where, head_only):
+    """MAML.support_grads (the adaptation loops' step) on the hand-batched path equals
+    the vmap-of-grad path, for data only and physics in or out of the inner loss."""
+    from scimeta.meta import MAML, TaskBatch
+
+    fam = problems.get("oscillator")
+    physics = None if physics_where is None else PhysicsLoss(fam, 0.4, physics_where)
+    model = _model(1, 2, nn.Tanh, True)
+    fast_l = MAML(model, 0.1, 2, physics=physics)
+    slow_l = MAML(model, 0.1, 2, physics=physics, fast=False)
+    assert fast_l._fast is not None and slow_l._fast is None
+    g = torch.Generator().manual_seed(5)
+    b = TaskBatch(torch.rand(3, 4, 1, generator=g, dtype=DT),
+                  torch.randn(3, 4, 2, generator=g, dtype=DT),
+                  torch.rand(3, 5, 1, generator=g, dtype=DT),
+                  torch.randn(3, 5, 2, generator=g, dtype=DT),
+                  torch.rand(3, 6, 1, generator=g, dtype=DT),
+                  torch.rand(3, len(fam.params), generator=g, dtype=DT) + 0.5)
+    p = {k: v.detach() for k, v in model.named_parameters()}
+    names = [k for k in p if k.startswith("net.4")] if head_only else list(p)
+    fast = {k: p[k].unsqueeze(0).repeat(3, *[1] * p[k].dim())
+            + 0.03 * torch.randn(3, *p[k].shape, generator=g, dtype=DT) for k in names}
+    fixed = {k: v for k, v in p.items() if k not in names}
+    lf, gf = fast_l.support_grads(fast, fixed, b)
+    ls, gs = slow_l.support_grads(fast, fixed, b)
+    assert torch.allclose(lf, ls, rtol=1e-12, atol=0)
+    assert set(gf) == set(gs) == set(names)
+    for k in names:
+        assert torch.allclose(gf[k], gs[k], rtol=1e-10, atol=1e-13), k

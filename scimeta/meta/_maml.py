@@ -275,6 +275,27 @@ class MAML(TaskFunctions):
         return self.inner_loop(params, support_x, support_y, collocation_x, task_params,
                                steps=self._steps(steps))
 
+    def support_grads(self, fast: Params, fixed: Params,
+                      batch: TaskBatch) -> tuple[torch.Tensor, Params]:
+        """Per-task support losses ``[B]`` and their gradients, without a graph.
+
+        Args:
+            fast: the parameters being adapted, one copy per task ``[B, *shape]``.
+            fixed: the other model parameters, shared ``[*shape]``.
+            batch: the tasks (with collocation points and parameters when the inner
+                loss has a physics term).
+
+        Returns:
+            ``(losses, grads)``: :meth:`support_loss` of every task and its gradient
+            per key of ``fast`` (``[B, *shape]``). The hand-batched path computes them
+            when it applies (the MSE's analytic backward, or the written-out
+            physics-informed one), else ``vmap`` of ``grad``; both agree to round-off.
+            This is the step of test-time adaptation loops (``adapt_curve``).
+        """
+        from ._support_grads import support_grads
+
+        return support_grads(self, fast, fixed, batch)
+
     def adapt_batch(self, params: ParamsLike, batch: TaskBatch,
                     steps: int | None = None) -> Params:
         """Adapted parameters for every task of ``batch``: each value ``[B, *shape]``."""

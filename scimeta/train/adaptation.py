@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad_and_value, vmap
+from torch.func import vmap
 
 from ..batch import TaskBatch
 from ..errors import ConfigError
@@ -194,18 +194,12 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     ref = next(iter(fast.values()))
     lr = None if optimizer == "learned" else _task_rates(rate, b, ref)
     adam = _Adam(fast, lr) if optimizer == "adam" and lr is not None else None
-    use_physics = learner.physics is not None and batch.collocation_x is not None
-    cx, tp = (batch.collocation_x, batch.params) if use_physics else (None, None)
-    cd = 0 if use_physics else None
-
-    def support(f: Params, sx, sy, c, t) -> torch.Tensor:
-        return learner.support_loss({**fixed, **f}, sx, sy, c, t)
+    if learner.physics is None or batch.collocation_x is None:
+        batch = batch._replace(collocation_x=None, params=None)
 
     def query(f: Params, qx, qy) -> torch.Tensor:
         return learner.data_loss({**fixed, **f}, qx, qy)
 
-    step_fn = vmap(grad_and_value(support), in_dims=(0, 0, 0, cd, cd))
-    loss_fn = vmap(support, in_dims=(0, 0, 0, cd, cd))
     query_fn = vmap(query, in_dims=(0, 0, 0))
     horizon = budgets[-1]
     trained = max(learner.loop.steps, 1)
@@ -217,10 +211,9 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     prev: _Accepted | None = None
     with torch.no_grad():
         for k in range(horizon + 1):
-            if k < horizon:
-                g, loss = step_fn(fast, batch.support_x, batch.support_y, cx, tp)
-            else:
-                g, loss = None, loss_fn(fast, batch.support_x, batch.support_y, cx, tp)
+            # the learner's hand-batched path when it has one, else vmap of grad
+            loss, grads = learner.support_grads(fast, fixed, batch)
+            g: Params | None = grads if k < horizon else None
             if backtrack and prev is not None and lr is not None:
                 fast, g, loss, lr = prev.restore(fast, g, loss, lr, adam)
             if backtrack and g is not None:
