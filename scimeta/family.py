@@ -233,13 +233,14 @@ class OdeFamily(ProblemFamily):
             raise SolverFailed(f"{self.name} with params {list(p)}: {sol.message}")
         return sol.y.T
 
-    def solve_batch(self, params, y0, t):
+    def solve_batch(self, params, y0, t, **solve_kw):
+        """One :meth:`solve` per task; ``solve_kw`` (rtol, atol, method) go to each."""
         n = len(params)
         out = np.full((n, len(t), len(self.state_names)), np.nan)
         status = np.zeros(n, dtype=np.int8)
         for i in range(n):
             try:
-                out[i] = self.solve(params[i], y0[i], t)
+                out[i] = self.solve(params[i], y0[i], t, **solve_kw)
             except SolverFailed:
                 status[i] = STATUS_SOLVER_FAILED
                 continue

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError, SolverFailed
-from ..family import STATUS_NON_FINITE, STATUS_SOLVER_FAILED, OdeFamily, ProblemFamily
+from ..errors import ConfigError
+from ..family import OdeFamily, ProblemFamily
 
 DEFAULT = "accurate"
 PRESETS = ("accurate", "published")
@@ -87,14 +87,4 @@ def solve_batch(family: ProblemFamily, preset: str, params: np.ndarray, y0: np.n
         return family.solve_batch(params, y0, t)
     check(family, preset)
     assert isinstance(family, OdeFamily)  # checked above
-    out = np.full((len(params), len(t), len(family.state_names)), np.nan)
-    status = np.zeros(len(params), dtype=np.int8)
-    for i in range(len(params)):
-        try:
-            out[i] = family.solve(params[i], y0[i], t, rtol=RTOL, atol=ATOL, method=METHOD)
-        except SolverFailed:
-            status[i] = STATUS_SOLVER_FAILED
-            continue
-        if not np.all(np.isfinite(out[i])):
-            status[i] = STATUS_NON_FINITE
-    return out, status
+    return family.solve_batch(params, y0, t, rtol=RTOL, atol=ATOL, method=METHOD)
