@@ -10,7 +10,7 @@ from torch import nn
 
 from scimeta import problems
 from scimeta.errors import ConfigError
-from scimeta.meta import MAML, MetaSGD, PhysicsLoss, Reptile, TaskBatch
+from scimeta.meta import MAML, Joint, MetaSGD, PhysicsLoss, Reptile, TaskBatch
 
 DT = torch.float64
 
@@ -40,6 +40,11 @@ def _check_equal(cls, **kw) -> None:
         assert torch.allclose(lc, le, rtol=1e-13, atol=0)
         for a, c in zip(gc, ge, strict=True):
             assert torch.allclose(a, c, rtol=1e-12, atol=1e-14 * float(c.abs().max()))
+        # meta_gradient: loss and gradient traced as one compiled graph
+        lg, gg = compiled.meta_gradient(p, b)
+        assert torch.allclose(lg, le.detach(), rtol=1e-13, atol=0)
+        for k, c in zip(p, ge, strict=True):
+            assert torch.allclose(gg[k], c, rtol=1e-12, atol=1e-14 * float(c.abs().max())), k
 
 
 def test_compiled_maml_equals_eager():
@@ -47,7 +52,8 @@ def test_compiled_maml_equals_eager():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("cls,kw", [(MetaSGD, {}), (MAML, {"first_order": True})])
+@pytest.mark.parametrize("cls,kw", [(MetaSGD, {}), (MAML, {"first_order": True}),
+                                    (Joint, {})])
 def test_compiled_variants_equal_eager(cls, kw):
     _check_equal(cls, **kw)
 
@@ -75,6 +81,9 @@ def test_compiled_physics_maml_equals_eager():
     gc = torch.autograd.grad(lc, list(p.values()))
     for a, c in zip(gc, ge, strict=True):
         assert torch.allclose(a, c, rtol=1e-11, atol=1e-13 * float(c.abs().max()))
+    _, gg = compiled.meta_gradient(p, b)  # one traced graph, torch.func inside
+    for k, c in zip(p, ge, strict=True):
+        assert torch.allclose(gg[k], c, rtol=1e-11, atol=1e-13 * float(c.abs().max())), k
 
 
 def _model2() -> nn.Sequential:

@@ -15,7 +15,7 @@ meta-learned, so one optimizer (or ``torch.func.grad``) sees it all; use
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import torch
@@ -26,6 +26,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..typing import Grads, LossFn, Params, ParamsLike
 from . import _validate as V
+from ._compile import compile_fast
 from ._fast import SequentialPlan
 from ._fast_physics import PhysicsPlan
 from ._physics import PhysicsLoss
@@ -120,7 +121,10 @@ class MAML(TaskFunctions):
         log.debug("%s: %s path", type(self).__name__, "hand-batched" if self._fast else "vmap")
         if not isinstance(compile, bool):
             raise ConfigError(f"compile={compile!r} must be True or False")
-        self._compiled = self._compile_fast() if compile else None
+        compiled = compile_fast(self) if compile else (None, None)
+        #: the compiled meta-loss and meta-gradient (``compile=True``), else None
+        self._compiled: Callable[..., torch.Tensor] | None = compiled[0]
+        self._compiled_grad: Callable[..., tuple[Grads, torch.Tensor]] | None = compiled[1]
 
     # ---- configuration helpers -------------------------------------------
     def _select_adapted(self) -> list[str]:
@@ -134,32 +138,6 @@ class MAML(TaskFunctions):
         if self.physics is None:
             return plan
         return PhysicsPlan.build(plan, self.physics)
-
-    def _compile_fast(self):
-        """``torch.compile`` of the hand-batched meta-loss (``compile=True``).
-
-        The hand-batched paths write the inner gradient out in plain tensor ops (the
-        MSE's, or the physics-informed one of :mod:`._taylor_grad`), so the
-        meta-gradient is one ordinary backward pass through the compiled graph. The
-        generic path, and a physics term outside the inner loss or of derivative order
-        4, nest autograd gradients whose double backward a compiled graph does not
-        support.
-        """
-        plan = self._fast
-        ok = isinstance(plan, SequentialPlan) or (
-            isinstance(plan, PhysicsPlan) and plan.hand is not None
-            and plan.physics.applies("inner"))
-        if not ok:
-            raise ConfigError("compile=True needs a hand-batched path: an nn.Sequential MLP, "
-                              "loss='mse', fast not False, and a physics term, if any, in "
-                              "the inner loss with derivatives of order <= 3")
-        loop, chunk = self.loop, self.chunk_size
-        assert plan is not None
-
-        def fast_meta_loss(p: Params, rates: Params, b: tuple) -> torch.Tensor:
-            return plan.meta_loss(loop, p, rates, TaskBatch(*b), chunk)
-
-        return torch.compile(fast_meta_loss, dynamic=False)
 
     def rate_name(self, name: str, step: int) -> str:
         """Key of the learned inner rate of parameter ``name`` at ``step``."""
@@ -219,8 +197,7 @@ class MAML(TaskFunctions):
         """
         params, b = self._prepare(params, batch)
         if self._compiled is not None:
-            p, rates = self.split(params)
-            return self._compiled(p, rates, tuple(b))
+            return self._compiled(params, tuple(b))
         if self._fast is not None:
             p, rates = self.split(params)
             return self._fast.meta_loss(self.loop, p, rates, b, self.chunk_size)
@@ -245,11 +222,22 @@ class MAML(TaskFunctions):
             loss is not finite (nothing is computed past a non-finite loss).
         """
         leaves = {k: v for k, v in params.items() if v.requires_grad}
+        # the compiled whole-gradient path serves learners whose meta-objective is
+        # MAML's own (not Joint's pooled loss, not Reptile's pseudo-gradient)
+        if self._compiled_grad is not None and leaves \
+                and type(self).meta_loss is MAML.meta_loss:
+            params, b = self._prepare(params, batch)
+            got_all, loss = self._compiled_grad({k: v.detach() for k, v in params.items()},
+                                                tuple(b))
+            grads: Grads = dict.fromkeys(params)
+            if bool(torch.isfinite(loss)):
+                grads.update({k: got_all[k] for k in leaves})
+            return loss.detach(), grads
         loss = self.meta_loss(params, batch)
         if not leaves or not bool(torch.isfinite(loss.detach())):
             return loss.detach(), dict.fromkeys(params)
         got = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-        grads: Grads = dict.fromkeys(params)
+        grads = dict.fromkeys(params)
         grads.update(zip(leaves, got, strict=True))
         return loss.detach(), grads
 
