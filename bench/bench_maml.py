@@ -87,11 +87,32 @@ def make_model(dtype=torch.float32) -> nn.Sequential:
 
 
 # ---- implementations: each returns (params list, meta_loss(batch) -> scalar) ----------
+class _Carry(torch.autograd.Function):
+    """A zero "loss" whose backward hands precomputed gradients to the leaves, so
+    methods that return their meta-gradient directly time like the others."""
+
+    @staticmethod
+    def forward(ctx, n: int, *args):
+        ctx.grads = args[n:]
+        return args[0].new_zeros(())
+
+    @staticmethod
+    def backward(ctx, _out):
+        return (None, *ctx.grads, *([None] * len(ctx.grads)))
+
+
 def scimeta_impl(model: nn.Module, fast: bool | None, compile: bool = False):
+    """``learner.meta_gradient`` (what ``scimeta train`` calls each step)."""
     maml = MAML(model, inner_lr=ALPHA, inner_steps=STEPS, fast=fast,
                 first_order=CFG.first_order, compile=compile)
     params = maml.init_params()
-    return list(params.values()), lambda b: maml.meta_loss(params, b)
+    leaves = list(params.values())
+
+    def loss_fn(b: TaskBatch) -> torch.Tensor:
+        _, g = maml.meta_gradient(params, b)
+        return _Carry.apply(len(leaves), *leaves, *[g[k] for k in params])
+
+    return leaves, loss_fn
 
 
 def _inner_grads(loss: torch.Tensor, fast: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -205,20 +226,10 @@ def compiled_impl(model: nn.Module):
     meta_grad_fn = torch.compile(grad(meta_loss, has_aux=False))
     leaves = [v.requires_grad_() for v in params.values()]
 
-    class _Carry(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *args):
-            ctx.grads = args[len(leaves):]
-            return args[0].new_zeros(())
-
-        @staticmethod
-        def backward(ctx, _out):
-            return (*ctx.grads, *([None] * len(ctx.grads)))
-
     def loss_fn(b: TaskBatch) -> torch.Tensor:
         detached = {k: v.detach() for k, v in params.items()}
         g = meta_grad_fn(detached, b.support_x, b.support_y, b.query_x, b.query_y)
-        return _Carry.apply(*leaves, *[g[k] for k in params])
+        return _Carry.apply(len(leaves), *leaves, *[g[k] for k in params])
 
     return leaves, loss_fn
 
