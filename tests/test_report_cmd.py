@@ -186,3 +186,29 @@ def test_folder_without_status_and_a_bad_report_table(results, tmp_path):
     (tmp_path / "loose" / "suite.json").write_text(json.dumps({"suite": str(suite)}))
     with pytest.raises(ConfigError, match="publshed"):
         build_report(tmp_path / "loose")
+
+
+def test_forecasting_results_json_is_reported_beside_leads(tmp_path):
+    """A LEADS-protocol results.json alone makes a report: the LEADS grid's in-domain
+    rows carry the published LEADS figure and our ratio to it."""
+    import json
+
+    from scimeta.report import build_report
+    from scimeta.report.published import PUBLISHED
+
+    pub = PUBLISHED["leads2021-lotka-volterra"]
+    stat = {"mean": 0.5 * pub.value, "std": 1e-4, "std_env": 5e-5, "n": 320, "diverged": 0}
+    rows = [{"grid": "leads", "set": "in-domain", "init": "context", "adapted": "context",
+             "none": stat, "tuned": stat},
+            {"grid": "coda", "set": "new env", "init": "maml", "adapted": "all",
+             "none": stat, "tuned": {**stat, "mean": 3 * pub.value}}]
+    (tmp_path / "lv").mkdir()
+    (tmp_path / "lv" / "results.json").write_text(json.dumps({"rows": rows, "log": {
+        "system": "lotka-volterra", "family": "lotka_volterra",
+        "solver_preset": "published", "level": "full"}}))
+    md = build_report(tmp_path).read_text()
+    assert "Forecasting protocol: lotka-volterra (published solver data)" in md
+    line = next(x for x in md.splitlines() if x.startswith("| leads | in-domain | context"))
+    assert "0.5 (at or below)" in line and pub.cite in line
+    coda = next(x for x in md.splitlines() if x.startswith("| coda | new env | maml"))
+    assert coda.rstrip().endswith("|  |  |")  # no published figure for that grid

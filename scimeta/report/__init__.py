@@ -16,7 +16,7 @@ import os
 import shlex
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunError
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +49,19 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
     from ..train.suite_status import write_text
     from ._collect import collect, find_results
     from ._document import header_blocks, suite_blocks
+    from ._forecast import find_forecasts, forecast_blocks
     from ._render import to_html, to_markdown
 
     if fmt not in FORMATS:
         raise ConfigError(f"fmt={fmt!r}: expected one of {', '.join(FORMATS)}")
     root = Path(results_dir)
-    folders = find_results(root)
+    forecasts = find_forecasts(root) if root.is_dir() else []
+    try:
+        folders = find_results(root)
+    except RunError:
+        if not forecasts:
+            raise
+        folders = []
     doc = Path(out) if out is not None else default_out(root, fmt)
     doc.parent.mkdir(parents=True, exist_ok=True)
     fig_dir = doc.parent / f"{doc.stem}_figures"
@@ -66,6 +73,8 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
     for folder in folders:
         log.info("report: reading %s", folder)
         blocks += suite_blocks(collect(folder), fig_dir, doc.parent)
+    for path in forecasts:
+        blocks += forecast_blocks(path)
     title = f"scimeta report: {root.resolve().name}"
     write_text(doc, to_html(blocks, title) if fmt == "html" else to_markdown(blocks))
     return doc
