@@ -152,3 +152,27 @@ def test_wait_lock_makes_a_second_process_wait(tmp_path):
     finally:
         proc.wait(timeout=30)
     assert waited > 0.5
+
+
+def test_store_generation_settings_reach_the_generator(tmp_path):
+    """Every GenerationConfig setting a suite store names (compression, solver
+    preset, dtype, sampling, bounds) is the one its store is generated with."""
+    from scimeta.train.suite import _generation
+    from scimeta.train.suite_spec import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text("""
+[stores.train]
+family = "oscillator"
+regime = "train"
+tasks = 4
+seed = 3
+compression = "lzf"
+solver_preset = "published"
+dtype = "float64"
+bounds = {omega0 = [1.0, 1.5]}
+""")
+    g = _generation(load_suite(path), "train")
+    assert (g.compression, g.solver_preset, g.dtype, g.seed, g.tasks) == (
+        "lzf", "published", "float64", 3, 4)
+    assert g.bounds == (("omega0", 1.0, 1.5),)

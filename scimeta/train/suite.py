@@ -12,6 +12,7 @@ See docs/scale-out.md.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -68,8 +69,8 @@ def _generation(spec: SuiteSpec, name: str) -> Any:
     from ..data import GenerationConfig
 
     s = spec.stores[name]
-    return GenerationConfig(s.family, s.regime, tasks=s.tasks, seed=s.seed, support=s.support,
-                            query=s.query, sampling=s.sampling, dtype=s.dtype,
+    same = {f.name for f in dataclasses.fields(GenerationConfig)} - {"bounds"}
+    return GenerationConfig(**{k: getattr(s, k) for k in same},
                             bounds=tuple((k, b[0], b[1]) for k, b in s.bounds.items()))
 
 

@@ -32,6 +32,9 @@ from .suite_matrix import check_axes, expand
 
 @dataclass(frozen=True)
 class StoreSpec:
+    """A store of the suite: the fields of :class:`~scimeta.data.GenerationConfig` in
+    their TOML form (``bounds`` a table), plus ``shards``."""
+
     family: str
     regime: str
     tasks: int
@@ -44,6 +47,10 @@ class StoreSpec:
     dtype: str = "float32"
     #: parameter bound overrides ``name -> [low, high]``
     bounds: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    #: filter of the stored fields: gzip, lzf or none
+    compression: str = "gzip"
+    #: "accurate" (the family's solver) or "published" (RK45 at scipy's defaults)
+    solver_preset: str = "accurate"
     #: generate in this many shards (one after the other) and merge them
     shards: int = 1
 
