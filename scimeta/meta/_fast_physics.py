@@ -57,16 +57,7 @@ class PhysicsPlan:
     def residual_term(self, p: Params, cx: torch.Tensor, tp: torch.Tensor) -> torch.Tensor:
         """Per-task ``weight * mean(residual²)`` ``[B]`` at collocation points cx ``[B, N, d]``."""
         y, d = self.taylor.forward(p, cx)
-        b, n, _ = y.shape
-
-        def flat(v: torch.Tensor) -> torch.Tensor:
-            return v.reshape(b * n, v.shape[-1])
-
-        derivs = {name: flat(d[(cols[0], len(cols))])
-                  for name, cols in self.physics.derivatives.items()}
-        params = tp.unsqueeze(-2).expand(b, n, tp.shape[-1])
-        r = self.physics.assemble(flat(cx), flat(y), flat(d[(0, 1)]), derivs, flat(params))
-        return self.physics.weight * r.reshape(b, n, -1).square().mean(dim=(-2, -1))
+        return self.physics.task_terms(cx, tp, y, d)
 
     def stage_loss(self, p: Params, x: torch.Tensor, y: torch.Tensor, cx: torch.Tensor,
                    tp: torch.Tensor, stage: str) -> torch.Tensor:

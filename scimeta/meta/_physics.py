@@ -171,6 +171,26 @@ class PhysicsLoss:
             r = r / self.scale.to(device=r.device, dtype=r.dtype)
         return r
 
+    def task_terms(self, x: torch.Tensor, task_params: torch.Tensor, y: torch.Tensor,
+                   streams: Mapping[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+        """Per-task ``weight * mean(residual²)`` ``[B]`` from batched network outputs.
+
+        x ``[B, N, d_in]`` collocation points, task_params ``[B, P]``, y ``[B, N, C]``
+        the network's values there and ``streams`` its pure input derivatives ``{(input
+        column, order): [B, N, C]}`` (``(0, 1)`` is dy/dt). The hand-batched paths (Taylor
+        forward, and its written-out reverse) both end here.
+        """
+        b, n = x.shape[:2]
+
+        def flat(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(b * n, t.shape[-1])
+
+        derivs = {name: flat(streams[(cols[0], len(cols))])
+                  for name, cols in self.derivatives.items()}
+        params = task_params.unsqueeze(-2).expand(b, n, task_params.shape[-1])
+        r = self.assemble(flat(x), flat(y), flat(streams[(0, 1)]), derivs, flat(params))
+        return self.weight * r.reshape(b, n, -1).square().mean(dim=(-2, -1))
+
     def __call__(self, model: nn.Module, params: Mapping[str, torch.Tensor],
                  x: torch.Tensor, task_params: torch.Tensor) -> torch.Tensor:
         """The weighted loss term (a scalar)."""

@@ -153,26 +153,15 @@ class TaylorGrad:
         and unlike a nested ``torch.autograd.grad`` it also traces under
         ``torch.compile``.
         """
-        a, k_sup = self.plan.affine, sy.shape[-2]
-        b, n = cx.shape[:2]
+        a, k_sup, n = self.plan.affine, sy.shape[-2], cx.shape[-2]
         physics, streams = self.physics, self.streams
-        par = tp.unsqueeze(-2).expand(b, n, tp.shape[-1]).reshape(b * n, tp.shape[-1])
-        cflat = cx.reshape(b * n, cx.shape[-1])
 
         def loss(v: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             y = v if a is None else v * a.y_scale + a.y_shift
             ds_ = s if a is None else s * a.y_scale
             parts = dict(zip(streams, ds_.split(n, dim=-2), strict=True))
-
-            def flat(t: torch.Tensor) -> torch.Tensor:
-                return t.reshape(b * n, t.shape[-1])
-
-            derivs = {name: flat(parts[(cols[0], len(cols))])
-                      for name, cols in physics.derivatives.items()}
-            res = physics.assemble(cflat, flat(y[..., k_sup:, :]), flat(parts[(0, 1)]),
-                                   derivs, par)
-            return (physics.weight / (n * res.shape[-1])) * res.square().sum() \
-                + (1.0 / (k_sup * sy.shape[-1])) * (y[..., :k_sup, :] - sy).square().sum()
+            mse = (y[..., :k_sup, :] - sy).square().mean(dim=(-2, -1))
+            return (mse + physics.task_terms(cx, tp, y[..., k_sup:, :], parts)).sum()
 
         if not create_graph:
             v, s = v.detach(), s.detach()
