@@ -90,7 +90,7 @@ CASES = [("oscillator", 1, 2), ("burgers", 2, 1), ("kdv", 2, 1)]
 
 
 @pytest.mark.parametrize("name,din,dout", CASES)
-@pytest.mark.parametrize("where", ["inner", "both"])
+@pytest.mark.parametrize("where", ["inner", "both", "outer"])
 @pytest.mark.parametrize("first_order", [False, True])
 def test_fast_physics_meta_gradient_equals_generic(name, din, dout, where, first_order):
     family = problems.get(name)

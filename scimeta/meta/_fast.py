@@ -13,7 +13,7 @@ transforms, which dominates for tiny networks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -170,6 +170,13 @@ class SequentialPlan:
         pred, _ = self.forward(p, x)
         return (pred - y).square().mean(dim=(-2, -1))
 
+    def lowest(self, names: Iterable[str]) -> int:
+        """Index of the first layer with a weight or bias among ``names``: the reverse
+        pass stops there (ANIL adapts the head only)."""
+        names = set(names)
+        return min(i for i, lay in enumerate(self.layers)
+                   if lay.weight in names or lay.bias in names)
+
     def task_losses(self, loop: InnerLoop, p: Params, rates: Params, sx: torch.Tensor,
                     sy: torch.Tensor, qx: torch.Tensor, qy: torch.Tensor) -> torch.Tensor:
         """Per-task query MSE ``[B]`` after ``loop`` on the support sets (x ``[B, K, d]``).
@@ -177,27 +184,16 @@ class SequentialPlan:
         The same inner loop as :meth:`MAML.inner_loop <scimeta.meta.MAML.inner_loop>`:
         the update is ``loop.rule``; only the gradient is computed by hand.
         """
-        adapted = set(loop.adapted)
-        lowest = min(i for i, lay in enumerate(self.layers)
-                     if lay.weight in adapted or lay.bias in adapted)
-        state = dict(p)
-        terms = []
-        weights = loop.step_weights
-        names = [n for n in state if n in adapted]
+        lowest = self.lowest(loop.adapted)
         fixed_lr = not loop.rule.learned
-        scale = 2.0 / (sy.shape[-2] * sy.shape[-1])
-        for k in range(loop.steps):
+        # fixed rate: the MSE factor 2 / (K d_out) is folded into the fused update
+        scale = 2.0 / (sy.shape[-2] * sy.shape[-1]) if fixed_lr else 1.0
+
+        def grads(state: Params) -> tuple[Params, float]:
             src = {n: v.detach() for n, v in state.items()} if loop.first_order else state
-            g = self.grads(src, sx, sy, lowest, scaled=not fixed_lr)
-            # fixed rate: one fused multi-tensor update with the MSE factor folded in
-            new = loop.rule.update({n: state[n] for n in names}, g, rates, k,
-                                   grad_scale=scale if fixed_lr else 1.0, fused=fixed_lr)
-            state = {**state, **new}
-            if weights is not None and weights[k] != 0:
-                terms.append(weights[k] * self.task_mse(state, qx, qy))
-        if weights is None:
-            return self.task_mse(state, qx, qy)
-        return torch.stack(terms).sum(0) if terms else sx.new_zeros(sx.shape[0])
+            return self.grads(src, sx, sy, lowest, scaled=not fixed_lr), scale
+
+        return unroll(loop, p, rates, grads, lambda state: self.task_mse(state, qx, qy), sx)
 
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:
@@ -205,6 +201,31 @@ class SequentialPlan:
         return chunked_mean(lambda part: self.task_losses(
             loop, p, rates, part.support_x, part.support_y, part.query_x, part.query_y),
             b, chunk_size)
+
+
+def unroll(loop: InnerLoop, p: Params, rates: Params,
+           grads: Callable[[Params], tuple[Params, float]],
+           query: Callable[[Params], torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """The inner loop of the hand-batched paths: per-task meta-objective ``[B]``.
+
+    ``grads(state)`` gives the support-loss gradients of the adapted parameters (each
+    ``[B, *shape]``) and a factor on them; ``loop.rule`` takes the steps (one fused
+    multi-tensor update for a fixed rate); ``query(state)`` is the per-task query loss,
+    after the last step or weighted after each (MAML++'s multi-step loss). ``like``:
+    a ``[B, ...]`` tensor whose dtype and device the all-zero-weights result takes.
+    """
+    adapted = set(loop.adapted)
+    names = [n for n in p if n in adapted]
+    state, terms, weights = dict(p), [], loop.step_weights
+    for k in range(loop.steps):
+        g, scale = grads(state)
+        state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
+                                             grad_scale=scale, fused=not loop.rule.learned)}
+        if weights is not None and weights[k] != 0:
+            terms.append(weights[k] * query(state))
+    if weights is None:
+        return query(state)
+    return torch.stack(terms).sum(0) if terms else like.new_zeros(like.shape[0])
 
 
 def chunked_mean(task_losses: Callable[[TaskBatch], torch.Tensor], b: TaskBatch,

@@ -19,7 +19,7 @@ import torch
 
 from ..batch import TaskBatch
 from ..typing import Params
-from ._fast import SequentialPlan, chunked_mean
+from ._fast import SequentialPlan, chunked_mean, unroll
 from ._physics import PhysicsLoss
 from ._taylor import MAX_ORDER, TaylorMLP
 from ._taylor_grad import MAX_HAND_ORDER, TaylorGrad
@@ -74,48 +74,39 @@ class PhysicsPlan:
         assert cx is not None and tp is not None  # checked by MAML._prepare
         if self.hand is not None and self.physics.applies("inner"):
             return self._task_losses_hand(self.hand, loop, p, rates, b)
+        # autograd's inner gradient, on per-task copies [B, *shape] of what adapts
         n = sx.shape[0]
-        fast = {k: p[k].unsqueeze(0).expand(n, *p[k].shape) for k in loop.adapted}
-        fixed = {k: v for k, v in p.items() if k not in fast}
-        weights = loop.step_weights
-        terms = []
-        with torch.enable_grad():
-            for k in range(loop.steps):
-                second = not loop.first_order and any(v.requires_grad for v in fast.values())
-                src = fast if second else {k2: v.detach().requires_grad_()
-                                           for k2, v in fast.items()}
-                loss = self.stage_loss({**fixed, **src}, sx, sy, cx, tp, "inner").sum()
+        start = {**p, **{k: p[k].unsqueeze(0).expand(n, *p[k].shape) for k in loop.adapted}}
+
+        def grads(state: Params) -> tuple[Params, float]:
+            with torch.enable_grad():
+                src = {k: state[k] for k in loop.adapted}
+                second = not loop.first_order and any(v.requires_grad for v in src.values())
+                if not second:
+                    src = {k: v.detach().requires_grad_() for k, v in src.items()}
+                loss = self.stage_loss({**state, **src}, sx, sy, cx, tp, "inner").sum()
                 g = torch.autograd.grad(loss, list(src.values()), create_graph=second)
-                fast = loop.rule.update(fast, dict(zip(src, g, strict=True)), rates, k)
-                if weights is not None and weights[k] != 0:
-                    terms.append(weights[k] * self.stage_loss({**fixed, **fast}, qx, qy, cx, tp,
-                                                              "outer"))
-        if weights is None:
-            return self.stage_loss({**fixed, **fast}, qx, qy, cx, tp, "outer")
-        return torch.stack(terms).sum(0) if terms else sx.new_zeros(n)
+            return dict(zip(src, g, strict=True)), 1.0
+
+        return unroll(loop, start, rates, grads,
+                      lambda state: self.stage_loss(state, qx, qy, cx, tp, "outer"), sx)
 
     def _task_losses_hand(self, hand: TaylorGrad, loop: InnerLoop, p: Params, rates: Params,
                           b: TaskBatch) -> torch.Tensor:
         """:meth:`task_losses` with the inner gradient written out (:mod:`._taylor_grad`)."""
         sx, sy, qx, qy, cx, tp = b
         assert cx is not None and tp is not None
-        adapted = set(loop.adapted)
-        lowest = min(i for i, lay in enumerate(self.plan.layers)
-                     if lay.weight in adapted or lay.bias in adapted)
-        names = [k for k in p if k in adapted]
+        lowest = self.plan.lowest(loop.adapted)
         inputs = hand.inputs(sx, cx)
-        state, terms, weights = dict(p), [], loop.step_weights
-        for k in range(loop.steps):
-            second = not loop.first_order and any(state[n].requires_grad for n in names)
+
+        def grads(state: Params) -> tuple[Params, float]:
+            second = not loop.first_order and any(state[n].requires_grad
+                                                  for n in loop.adapted)
             src = state if second else {n: v.detach() for n, v in state.items()}
-            g = hand.grads(src, inputs, sy, cx, tp, lowest, create_graph=second)
-            state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
-                                                 fused=not loop.rule.learned)}
-            if weights is not None and weights[k] != 0:
-                terms.append(weights[k] * self.stage_loss(state, qx, qy, cx, tp, "outer"))
-        if weights is None:
-            return self.stage_loss(state, qx, qy, cx, tp, "outer")
-        return torch.stack(terms).sum(0) if terms else sx.new_zeros(sx.shape[0])
+            return hand.grads(src, inputs, sy, cx, tp, lowest, create_graph=second), 1.0
+
+        return unroll(loop, p, rates, grads,
+                      lambda state: self.stage_loss(state, qx, qy, cx, tp, "outer"), sx)
 
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:

@@ -35,9 +35,7 @@ def support_grads(learner: MAML, fast: Params, fixed: Params,
     hand = plan.hand if isinstance(plan, PhysicsPlan) and physics and cx is not None \
         and tp is not None else None
     if data_plan is not None or hand is not None:
-        layers = (data_plan or plan.plan).layers  # type: ignore[union-attr]
-        lowest = min(i for i, lay in enumerate(layers)
-                     if lay.weight in fast or lay.bias in fast)
+        lowest = (data_plan or plan.plan).lowest(fast)  # type: ignore[union-attr]
         with torch.no_grad():
             if hand is not None:
                 assert isinstance(plan, PhysicsPlan) and cx is not None and tp is not None
