@@ -59,24 +59,16 @@ def allreduce_mean(grads: Grads, n_local: int, loss: float = 0.0,
             groups.setdefault((g.dtype, g.device), []).append(key)
     if not groups:  # nothing to average: the scalars alone
         return sync_step(loss, n_local, stop)
-    first = True
-    out = (loss, stop)
-    for (dtype, device), keys in groups.items():
+    total, out = 0.0, (loss, stop)
+    for i, ((dtype, device), keys) in enumerate(groups.items()):
         parts = [grads[k].reshape(-1) for k in keys]  # type: ignore[union-attr]
-        if first:  # the step's scalars ride with the first group
-            parts.append(torch.tensor([loss * n_local, 1.0, float(stop)], dtype=dtype,
-                                      device=device))
-        flat = torch.cat(parts)
-        flat[:-3 if first else None].mul_(float(n_local))
-        if first:
-            flat[-2] = float(n_local)
+        if i == 0:  # the step's scalars ride with the first group, weighted like it
+            parts.append(torch.tensor([loss, 1.0, float(stop)], dtype=dtype, device=device))
+        flat = torch.cat(parts).mul_(float(n_local))
         dist.all_reduce(flat)
-        if first:
+        if i == 0:  # [Σ n_r loss_r, Σ n_r, Σ n_r stop_r]
             total = float(flat[-2])
             out = (float(flat[-3]) / total, bool(flat[-1] > 0))
-            first = False
-        else:
-            total = float(_total(n_local))
         flat.div_(total)
         offset = 0
         for k in keys:
@@ -85,15 +77,6 @@ def allreduce_mean(grads: Grads, n_local: int, loss: float = 0.0,
             g.copy_(flat[offset:offset + g.numel()].view_as(g))
             offset += g.numel()
     return out
-
-
-def _total(n_local: int) -> float:
-    """Tasks over all ranks (one small all-reduce; only for a second gradient group)."""
-    import torch.distributed as dist
-
-    t = torch.tensor([float(n_local)], dtype=torch.float64)
-    dist.all_reduce(t)
-    return float(t)
 
 
 def sync_step(loss: float, n_local: int, stop: bool) -> tuple[float, bool]:
