@@ -13,7 +13,6 @@ from ..errors import ConfigError
 from ..typing import Grads, Params
 from ._fast import SequentialPlan
 from ._fast_physics import PhysicsPlan
-from ._update import RATE_PREFIX
 
 if TYPE_CHECKING:
     from ._maml import MAML
@@ -42,8 +41,7 @@ def compile_fast(learner: MAML) -> tuple[Callable[..., torch.Tensor],
     assert plan is not None
 
     def fast_meta_loss(params: Params, b: tuple) -> torch.Tensor:
-        p = {k: v for k, v in params.items() if not k.startswith(RATE_PREFIX)}
-        rates = {k: v for k, v in params.items() if k.startswith(RATE_PREFIX)}
+        p, rates = learner.split(params)
         return plan.meta_loss(loop, p, rates, TaskBatch(*b), chunk)
 
     # meta_loss: the forward compiled (autograd then runs the compiled backward);
