@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from meta_checks import assert_same_meta_gradient, physics_batch
 from torch import nn
 
 from scimeta import problems
@@ -34,15 +35,10 @@ def _check_equal(cls, **kw) -> None:
     p = eager.init_params()
     for seed in (0, 1):  # the second batch reuses the compiled graph
         b = _batch(seed)
-        le, lc = eager.meta_loss(p, b), compiled.meta_loss(p, b)
-        ge = torch.autograd.grad(le, list(p.values()))
-        gc = torch.autograd.grad(lc, list(p.values()))
-        assert torch.allclose(lc, le, rtol=1e-13, atol=0)
-        for a, c in zip(gc, ge, strict=True):
-            assert torch.allclose(a, c, rtol=1e-12, atol=1e-14 * float(c.abs().max()))
+        ge = assert_same_meta_gradient(compiled, eager, p, b, 1e-13, 1e-12)
         # meta_gradient: loss and gradient traced as one compiled graph
         lg, gg = compiled.meta_gradient(p, b)
-        assert torch.allclose(lg, le.detach(), rtol=1e-13, atol=0)
+        assert torch.allclose(lg, eager.meta_loss(p, b).detach(), rtol=1e-13, atol=0)
         for k, c in zip(p, ge, strict=True):
             assert torch.allclose(gg[k], c, rtol=1e-12, atol=1e-14 * float(c.abs().max())), k
 
@@ -67,20 +63,9 @@ def test_compiled_physics_maml_equals_eager():
     model = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 2)).to(DT)
     kw = {"physics": PhysicsLoss(fam, 0.3, "both")}
     eager, compiled = MAML(model, 0.05, 2, **kw), MAML(model, 0.05, 2, compile=True, **kw)
-    g = torch.Generator().manual_seed(0)
-
-    def r(n: int, d: int) -> torch.Tensor:
-        return torch.rand(3, n, d, generator=g, dtype=DT)
-
-    b = TaskBatch(r(4, 1), r(4, 2), r(5, 1), r(5, 2), r(6, 1),
-                  torch.rand(3, len(fam.params), generator=g, dtype=DT) + 0.3)
+    b = physics_batch(fam, 1, 2)
     p = eager.init_params()
-    le, lc = eager.meta_loss(p, b), compiled.meta_loss(p, b)
-    assert torch.allclose(lc, le, rtol=1e-12, atol=0)
-    ge = torch.autograd.grad(le, list(p.values()))
-    gc = torch.autograd.grad(lc, list(p.values()))
-    for a, c in zip(gc, ge, strict=True):
-        assert torch.allclose(a, c, rtol=1e-11, atol=1e-13 * float(c.abs().max()))
+    ge = assert_same_meta_gradient(compiled, eager, p, b)
     _, gg = compiled.meta_gradient(p, b)  # one traced graph, torch.func inside
     for k, c in zip(p, ge, strict=True):
         assert torch.allclose(gg[k], c, rtol=1e-11, atol=1e-13 * float(c.abs().max())), k

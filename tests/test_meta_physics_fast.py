@@ -14,11 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from meta_checks import assert_same_meta_gradient, physics_batch
 from torch import nn
 from torch.func import functional_call, jvp
 
 from scimeta import problems
-from scimeta.meta import ANIL, MAML, MAMLPlusPlus, MetaSGD, PhysicsLoss, TaskBatch
+from scimeta.meta import ANIL, MAML, MAMLPlusPlus, MetaSGD, PhysicsLoss
 from scimeta.meta._fast import SequentialPlan
 from scimeta.meta._fast_physics import PhysicsPlan, derivative_orders
 from scimeta.meta._taylor import TaylorMLP
@@ -77,15 +78,6 @@ def test_taylor_derivatives_equal_nested_jvp(act, rescaled):
                                           atol=1e-12 * scale), (col, k)
 
 
-def physics_batch(family, din, dout, n_tasks=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    r = lambda n, d: torch.rand(n_tasks, n, d, generator=g, dtype=DT)  # noqa: E731
-    p = torch.rand(n_tasks, len(family.params), generator=g, dtype=DT) + 0.3
-    return TaskBatch(r(5, din), torch.randn(n_tasks, 5, dout, generator=g, dtype=DT),
-                     r(6, din), torch.randn(n_tasks, 6, dout, generator=g, dtype=DT),
-                     r(7, din), p)
-
-
 CASES = [("oscillator", 1, 2), ("burgers", 2, 1), ("kdv", 2, 1)]
 
 
@@ -99,14 +91,7 @@ def test_fast_physics_meta_gradient_equals_generic(name, din, dout, where, first
     fast = MAML(model, 0.05, 2, physics=physics, first_order=first_order, fast=True)
     slow = MAML(model, 0.05, 2, physics=physics, first_order=first_order, fast=False)
     assert isinstance(fast._fast, PhysicsPlan) and slow._fast is None
-    b = physics_batch(family, din, dout)
-    p = fast.init_params()
-    lf, ls = fast.meta_loss(p, b), slow.meta_loss(p, b)
-    assert torch.allclose(lf, ls, rtol=1e-12, atol=0)
-    gf = torch.autograd.grad(lf, list(p.values()))
-    gs = torch.autograd.grad(ls, list(p.values()))
-    for a, c in zip(gf, gs, strict=True):
-        assert torch.allclose(a, c, rtol=1e-11, atol=1e-13 * float(c.abs().max()))
+    assert_same_meta_gradient(fast, slow, fast.init_params(), physics_batch(family, din, dout))
 
 
 @pytest.mark.parametrize("cls,kw", [(MetaSGD, {}), (MAMLPlusPlus, {}), (ANIL, {}),
@@ -123,11 +108,7 @@ def test_fast_physics_variants_equal_generic(cls, kw):
         for k in p:
             if k.startswith("inner_lr."):
                 p[k] = (p[k] * (1 + torch.rand(p[k].shape, dtype=DT))).detach().requires_grad_()
-    lf, ls = fast.meta_loss(p, b), slow.meta_loss(p, b)
-    assert torch.allclose(lf, ls, rtol=1e-12, atol=0)
-    for a, c in zip(torch.autograd.grad(lf, list(p.values())),
-                    torch.autograd.grad(ls, list(p.values())), strict=True):
-        assert torch.allclose(a, c, rtol=1e-11, atol=1e-13 * float(c.abs().max()))
+    assert_same_meta_gradient(fast, slow, p, b)
 
 
 def test_eligibility_of_the_taylor_path():
