@@ -32,6 +32,12 @@ COMPRESSIONS: dict[str, tuple[str | None, int | None, bool]] = {
     "none": (None, None, False),  # chunked, uncompressed: fastest reads, largest
 }
 
+def filter_name(codec: str | None) -> str:
+    """The ``compression`` name (``gzip``/``lzf``/``none``) of h5py's ``Dataset.compression``
+    (other filters by their h5py name)."""
+    return "none" if codec is None else str(codec)
+
+
 #: settings left out of ``generator_config`` at these (default) values
 _QUIET_DEFAULTS = {"dtype": "float32", "compression": "gzip",
                    "solver_preset": _preset.DEFAULT}

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..family import STATUS_NAMES
+from .config import filter_name
 from .store import open_h5, read_meta
 
 
@@ -20,8 +21,7 @@ def summarize(path: str | os.PathLike) -> dict:
         meta = read_meta(f, path)
         params = f["params"][:]
         shape = f["u"].shape
-        codec = f["u"].compression
-        storage = {"compression": "none" if codec is None else str(codec),
+        storage = {"compression": filter_name(f["u"].compression),
                    "shuffle": bool(f["u"].shuffle)}
     try:
         return {**_summary(path, meta, params, shape), "storage": storage}

@@ -13,7 +13,7 @@ from ..errors import StoreError
 from ..family import STATUS_OK, STATUS_PENDING
 from ..runtime.names import ALLOWED, is_safe_name
 from . import schema
-from .config import COMPRESSIONS
+from .config import COMPRESSIONS, filter_name
 from .store import open_h5, read_meta
 
 
@@ -127,7 +127,7 @@ def _check_layout(f: h5py.File) -> list[str]:
                    f"{', '.join(COMPRESSIONS)}")
     asked = _config(f).get("compression", "gzip")
     if asked in COMPRESSIONS and u.compression != COMPRESSIONS[asked][0]:
-        out.append(f"{schema.FIELD}: stored with filter {_filter_name(u.compression)!r} but "
+        out.append(f"{schema.FIELD}: stored with filter {filter_name(u.compression)!r} but "
                    f"generator_config asks compression={asked!r}")
     return out
 
@@ -142,11 +142,6 @@ def _config(f: h5py.File) -> dict:
     return d if isinstance(d, dict) else {}
 
 
-def _filter_name(codec: str | None) -> str:
-    """``"gzip"``/``"lzf"``/``"none"`` for h5py's ``compression`` (other names as is)."""
-    return "none" if codec is None else str(codec)
-
-
 def notes(path: str | os.PathLike) -> list[str]:
     """What a valid store was written with that a reader may want to know: the filter of
     ``u`` and, for a non-default solver preset, the preset and its tolerances (a
@@ -155,7 +150,7 @@ def notes(path: str | os.PathLike) -> list[str]:
     try:
         with open_h5(path) as f:
             u = f[schema.FIELD]
-            codec = _filter_name(u.compression)
+            codec = filter_name(u.compression)
             level = f" level {u.compression_opts}" if u.compression == "gzip" else ""
             out = [f"{schema.FIELD}: compression {codec}{level}"
                    + (" + shuffle" if u.shuffle else "")]
