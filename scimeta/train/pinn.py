@@ -28,7 +28,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..meta import MAML, RATE_PREFIX
 from ..typing import Params
-from .adaptation import ADAM_BETAS, ADAM_EPS
+from .adaptation import _Adam, _task_rates
 
 log = logging.getLogger(__name__)
 
@@ -143,15 +143,10 @@ def adapt_pinn(learner: MAML, params: Params, batch: TaskBatch, lr: float, steps
     b = batch.num_tasks
     fast = {n: v.unsqueeze(0).expand(b, *v.shape).clone() for n, v in model_p.items()}
 
-    def loss_grad(fast: Params) -> tuple[torch.Tensor, Params]:
-        return learner.support_grads(fast, {}, batch)  # the hand-batched path if any
-
-    m = {n: torch.zeros_like(v) for n, v in fast.items()}
-    v2 = {n: torch.zeros_like(v) for n, v in fast.items()}
+    adam = _Adam(fast, _task_rates(lr, b, next(iter(fast.values()))))
     out = torch.full((len(rec), b), math.nan, dtype=torch.float64)
     bad = torch.zeros(b, dtype=torch.bool)
     loss = torch.full((b,), math.nan)
-    b1, b2 = ADAM_BETAS
     j = 0
     for k in range(steps + 1):
         if k == rec[j]:
@@ -161,15 +156,10 @@ def adapt_pinn(learner: MAML, params: Params, batch: TaskBatch, lr: float, steps
             j += 1
             if j == len(rec):
                 break
-        loss, g = loss_grad(fast)
+        loss, g = learner.support_grads(fast, {}, batch)  # the hand-batched path if any
         bad |= ~torch.isfinite(loss).cpu()
         with torch.no_grad():
-            t = k + 1
-            bc1, bc2 = 1 - b1 ** t, math.sqrt(1 - b2 ** t)
-            for n in fast:
-                m[n] = m[n].lerp(g[n], 1 - b1)
-                v2[n] = v2[n] * b2 + (1 - b2) * g[n] * g[n]
-                fast[n] = fast[n] - lr / bc1 * m[n] / (v2[n].sqrt() / bc2 + ADAM_EPS)
+            fast = adam.step(fast, g)  # adapt_curve's Adam
     log.debug("adapt_pinn: %d tasks, %d steps, final loss %s", b, steps, loss.tolist())
     return out, loss
 
