@@ -19,7 +19,7 @@ from scimeta.train import RunDir, TrainConfig, train
 from scimeta.train.adaptation import adapt_curve
 from scimeta.train.conditioned import condition_batch
 from scimeta.train.evaluate import evaluate, format_table, summary_table
-from scimeta.train.selection import bounds_of, split_validation
+from scimeta.train.selection import GRIDS, bounds_of, split_validation
 from scimeta.train.setup import derivative_scale, load_init
 
 D = torch.float64
@@ -174,14 +174,26 @@ def test_physics_optimizers_choose_rate_and_weight_on_validation(run):
     assert "/data-only" in text and "sgd+physics" in text
 
 
-def test_a_vanishing_residual_weight_is_data_only_adaptation(run):
-    """λ → 0 turns the physics-informed loss into the data misfit: same curves as
-    ``sgd`` (at a stable rate no backtracking step is undone)."""
-    ds = evaluate(run / "run", run / "test.h5", write=False, optimizers=("sgd", "sgd+physics"),
-                  budgets=(0, 1, 3), bootstrap=0, physics_weights=(1e-30,), n_collocation=4)
+@pytest.mark.parametrize("base", ["sgd", "lbfgs"])
+def test_a_vanishing_residual_weight_is_data_only_adaptation(run, base):
+    """λ → 0 turns the physics-informed loss into the data misfit: same curves as the
+    data-only optimizer (at a stable rate no backtracking step is undone)."""
+    ds = evaluate(run / "run", run / "test.h5", write=False,
+                  optimizers=(base, f"{base}+physics"), budgets=(0, 1, 3, 8), bootstrap=0,
+                  physics_weights=(1e-30,), n_collocation=4)
     q = ds["query_mse"]
-    np.testing.assert_allclose(q.sel(optimizer="sgd+physics"), q.sel(optimizer="sgd"),
+    np.testing.assert_allclose(q.sel(optimizer=f"{base}+physics"), q.sel(optimizer=base),
                                rtol=1e-5, atol=0)
+    assert not ds["diverged"].any()
+
+
+def test_lbfgs_rates_come_from_its_own_grid_and_its_support_loss_never_grows(run):
+    ds = evaluate(run / "run", run / "test.h5", validation=run / "val.h5", write=False,
+                  optimizers=("lbfgs", "lbfgs+physics"), budgets=(0, 5), bootstrap=0,
+                  physics_weights=(1.0, 0.1), n_collocation=8)
+    assert set(ds["chosen_rate"].values.ravel()) <= set(GRIDS["lbfgs"])
+    assert not ds["diverged"].any()  # the line search never accepts a growing loss
+    assert np.isfinite(ds["ratio_to_data_only"].sel(optimizer="lbfgs+physics")).all()
 
 
 def test_conditioned_baseline_is_scored_zero_shot_on_conditioned_inputs(run):
@@ -203,8 +215,10 @@ def test_conditioned_baseline_is_scored_zero_shot_on_conditioned_inputs(run):
 
 
 def test_physics_options_are_checked_before_any_work(run):
-    with pytest.raises(ConfigError, match=r"optimizer=.lbfgs. is not allowed.*adam\+physics"):
-        evaluate(run / "run", run / "test.h5", optimizers=("lbfgs",), write=False)
+    with pytest.raises(ConfigError, match=r"optimizer=.newton. is not allowed.*lbfgs\+physics"):
+        evaluate(run / "run", run / "test.h5", optimizers=("newton",), write=False)
+    with pytest.raises(ConfigError, match=r"optimizer=.learned\+physics. is not allowed"):
+        evaluate(run / "run", run / "test.h5", optimizers=("learned+physics",), write=False)
     with pytest.raises(ConfigError, match=r"physics_weights=.*finite numbers > 0"):
         evaluate(run / "run", run / "test.h5", physics_weights=(0.0,), write=False)
     with pytest.raises(ConfigError, match="n_collocation=0"):

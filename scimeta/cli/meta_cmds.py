@@ -40,15 +40,16 @@ def add_commands(sub) -> None:
     src.add_argument("--data", help="a task store of the same family")
     e.add_argument("--validation", default=None, metavar="STORE",
                    help="a store of a regime disjoint from training and test: each init's "
-                        "SGD and Adam rates are chosen on it (default: none; rates not tuned)")
+                        "SGD, Adam and L-BFGS rates are chosen on it (default: none; rates "
+                        "not tuned)")
     e.add_argument("--optimizers", default="sgd,adam",
-                   help="test-time optimizers, comma-separated: sgd, adam, learned, "
-                        "sgd+physics, adam+physics (data plus the equation residual at "
-                        "the task's known parameters)")
-    e.add_argument("--physics-weights", default="1,0.1,10",
+                   help="test-time optimizers, comma-separated: sgd, adam, lbfgs, "
+                        "learned, sgd+physics, adam+physics, lbfgs+physics (data plus the "
+                        "equation residual at the task's known parameters)")
+    e.add_argument("--physics-weights", default="1,0.1,0.01,10",
                    help="weights of the normalized residual for the +physics optimizers, "
                         "comma-separated; chosen on --validation (else the first) "
-                        "(default: 1,0.1,10)")
+                        "(default: 1,0.1,0.01,10)")
     e.add_argument("--n-collocation", type=int, default=64,
                    help="residual points per task for the +physics optimizers (default: 64)")
     e.add_argument("--budgets", default=None,

@@ -14,6 +14,8 @@ Optimizers (:data:`OPTIMIZERS`):
 - ``"adam"``: Adam on the support loss, per task (its own moments), with
   torch.optim.Adam's defaults β = (0.9, 0.999), ε = 1e-8 and its update written
   out on the batched parameters;
+- ``"lbfgs"``: L-BFGS per task with an Armijo backtracking line search, one support
+  loss and gradient per step (:mod:`._lbfgs`); the rate is its trial step length;
 - ``"learned"``: the init's own learner's inner rule exactly as in meta-training
   (``learner.loop.rule.update``): Meta-SGD's per-parameter rates, MAML++'s per-step
   rates, the fixed ``inner_lr`` otherwise, on the parameters that learner adapts
@@ -39,8 +41,9 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..meta import MAML, RATE_PREFIX
 from ..typing import Params
+from ._lbfgs import BatchedLBFGS
 
-OPTIMIZERS = ("sgd", "adam", "learned")
+OPTIMIZERS = ("sgd", "adam", "lbfgs", "learned")
 #: a support loss above this multiple of its initial value marks a task diverged
 DIVERGENCE_FACTOR = 10.0
 #: step budgets at which the query MSE is recorded by default
@@ -181,6 +184,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     if backtrack and optimizer == "learned":
         raise ConfigError("backtrack=True is not allowed with optimizer='learned' (the "
                           "learned rates are applied as trained); use sgd or adam")
+    backtrack = backtrack and optimizer != "lbfgs"  # its line search already backtracks
     t0 = time.perf_counter()
     model_p = {k: v.detach() for k, v in params.items() if not k.startswith(RATE_PREFIX)}
     rates = {k: v.detach() for k, v in params.items() if k.startswith(RATE_PREFIX)}
@@ -194,6 +198,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     ref = next(iter(fast.values()))
     lr = None if optimizer == "learned" else _task_rates(rate, b, ref)
     adam = _Adam(fast, lr) if optimizer == "adam" and lr is not None else None
+    lbfgs = BatchedLBFGS(fast, lr) if optimizer == "lbfgs" and lr is not None else None
     if learner.physics is None or batch.collocation_x is None:
         batch = batch._replace(collocation_x=None, params=None)
 
@@ -213,6 +218,8 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
         for k in range(horizon + 1):
             # the learner's hand-batched path when it has one, else vmap of grad
             loss, grads = learner.support_grads(fast, fixed, batch)
+            if lbfgs is not None:  # the accepted point after this evaluation
+                fast, grads, loss = lbfgs.accept(fast, grads, loss)
             g: Params | None = grads if k < horizon else None
             if backtrack and prev is not None and lr is not None:
                 fast, g, loss, lr = prev.restore(fast, g, loss, lr, adam)
@@ -229,7 +236,9 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 j += 1
             if g is None:
                 break
-            if adam is not None and lr is not None:
+            if lbfgs is not None:
+                fast = lbfgs.propose()
+            elif adam is not None and lr is not None:
                 adam.lr = lr  # halved where a step was undone
                 fast = adam.step(fast, g)
             elif lr is not None:  # sgd

@@ -80,7 +80,8 @@ def selection_note(tuned: bool, validation, budget: int, max_div: float, lr: flo
                    untuned_adam: float) -> str:
     if not tuned:
         return (f"rates NOT tuned (no validation store): sgd at meta.inner_lr = {lr:g}, "
-                f"adam at {untuned_adam:g}, learned at the init's own rates")
+                f"adam at {untuned_adam:g}, lbfgs at trial step 1, learned at the init's own "
+                "rates")
     return (f"per init and optimizer, the grid rate with the least median query MSE after "
             f"{budget} steps on {validation} (diverged tasks count as failures; rates with "
             f"more than {max_div:.0%} diverged are not eligible); the test store is not read")

@@ -38,16 +38,16 @@ from .setup import derivative_scale, load_init
 #: suffix of the test-time physics-informed optimizers
 PHYSICS = "+physics"
 #: optimizers that may take the suffix
-PHYSICS_BASES = ("sgd", "adam")
+PHYSICS_BASES = ("sgd", "adam", "lbfgs")
 #: default λ grid of the physics-informed optimizers (normalized residual); the first
 #: is used when no validation store chooses
-PHYSICS_WEIGHTS = (1.0, 0.1, 10.0)
+PHYSICS_WEIGHTS = (1.0, 0.1, 0.01, 10.0)
 #: collocation points per task for test-time physics (uniform in the space-time box)
 N_COLLOCATION = 64
 
 
 def check_eval_optimizer(name: str) -> str:
-    """``name`` if it is an optimizer or ``<sgd|adam>+physics``; ConfigError otherwise."""
+    """``name`` if it is an optimizer or ``<sgd|adam|lbfgs>+physics``; ConfigError otherwise."""
     allowed = (*OPTIMIZERS, *(b + PHYSICS for b in PHYSICS_BASES))
     if name not in allowed:
         raise ConfigError(f"optimizer={name!r} is not allowed; use one of {', '.join(allowed)}")

@@ -96,8 +96,9 @@ def evaluate(
     least median validation query MSE after ``select_budget`` steps (default
     ``min(50, max budget)``), among rates with at most ``max_diverged`` of the tasks
     diverged (support loss non-finite or above ``factor`` × its initial value).
-    ``optimizers``: ``sgd``, ``adam``, ``learned`` and the test-time physics-informed
-    ``sgd+physics``, ``adam+physics`` (:mod:`.eval_inits`): λ from ``physics_weights``
+    ``optimizers``: ``sgd``, ``adam``, ``lbfgs``, ``learned`` and the test-time
+    physics-informed ``sgd+physics``, ``adam+physics``, ``lbfgs+physics``
+    (:mod:`.eval_inits`): λ from ``physics_weights``
     (chosen with the rate on the validation store; the first without one),
     ``n_collocation`` residual points per task spanning its space-time window.
     ``backtrack``: which optimizers undo a step that does not lower the support loss
@@ -123,7 +124,7 @@ def evaluate(
     optimizers = tuple(check_eval_optimizer(o) for o in dict.fromkeys(optimizers))
     if not optimizers:
         raise ConfigError("optimizers=() is not allowed; give one or more of sgd, adam, "
-                          "learned, sgd+physics, adam+physics")
+                          "lbfgs, learned, sgd+physics, adam+physics, lbfgs+physics")
     weights = check_physics_weights(physics_weights)
     if backtrack not in BACKTRACK:
         raise ConfigError(f"backtrack={backtrack!r} is not allowed; use one of "
@@ -173,8 +174,8 @@ def evaluate(
             if opt == "learned":
                 chosen[i, j] = np.nan if c.own.rule.learned else cfg.meta.inner_lr
             else:
-                chosen[i, j] = (cfg.meta.inner_lr if base_optimizer(opt) == "sgd"
-                                else UNTUNED_ADAM_LR)
+                chosen[i, j] = {"sgd": cfg.meta.inner_lr, "adam": UNTUNED_ADAM_LR,
+                                "lbfgs": 1.0}[base_optimizer(opt)]
             if is_physics(opt):
                 lam[i, j] = weights[0]
     table = None
@@ -207,7 +208,7 @@ def evaluate(
         del vbatches
     else:
         log.warning("no validation store: test-time rates were NOT tuned (sgd at "
-                    "meta.inner_lr = %g, adam at %g, physics weight %g); pass "
+                    "meta.inner_lr = %g, adam at %g, lbfgs at step 1, physics weight %g); pass "
                     "validation=STORE for a fair comparison", cfg.meta.inner_lr,
                     UNTUNED_ADAM_LR, weights[0])
     n = len(reader) if max_tasks is None else min(max_tasks, len(reader))

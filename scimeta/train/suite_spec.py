@@ -73,7 +73,7 @@ class EvaluationSpec:
     max_tasks: int | None = None
     select_budget: int | None = None
     #: λ grid of the ``+physics`` optimizers (scimeta.train.evaluate)
-    physics_weights: tuple[float, ...] = (1.0, 0.1, 10.0)
+    physics_weights: tuple[float, ...] = (1.0, 0.1, 0.01, 10.0)
     n_collocation: int = 64
     backtrack: str = "physics"
     reference: str | None = None

@@ -1,0 +1,162 @@
+"""Batched L-BFGS for test-time adaptation: one support loss and gradient per step.
+
+Every task keeps its own curvature pairs, step length and line search, so B tasks
+(or tasks × candidate rates) adapt at once on ``[B, P]`` tensors. A step costs
+exactly one evaluation of the support loss and its gradient — the same as an SGD or
+Adam step — so step budgets compare optimizers at equal cost:
+
+1. at the accepted point ``x`` (loss ``f``, gradient ``g``) the two-loop recursion
+   with the last :data:`HISTORY` pairs ``(s, y)`` gives the direction ``d = −H g``
+   (``H₀ = γ I`` with ``γ = sᵀy / yᵀy`` of the newest pair; with no pair yet,
+   ``γ = min(1, 1/‖g‖₁)``, torch.optim.LBFGS's first step);
+2. the candidate ``x + α d`` is evaluated at the next step. It is accepted when its
+   loss is finite and satisfies Armijo's condition ``f⁺ ≤ f + c α gᵀd``
+   (``c`` = :data:`ARMIJO`); then the pair ``(x⁺ − x, g⁺ − g)`` joins the history
+   when ``sᵀy > 0`` (curvature), and ``α`` returns to the task's ``rate``;
+3. otherwise the task stays at ``x`` and ``α`` shrinks to the minimiser of the
+   quadratic through ``f``, ``gᵀd`` and ``f⁺``, kept within ``[α/10, α/2]``.
+
+The support loss therefore never grows; ``rate`` (the trial step length, 1 for the
+textbook method) is chosen on validation like the other optimizers' rates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..typing import Params
+
+#: curvature pairs kept per task
+HISTORY = 20
+#: sufficient-decrease constant of the Armijo condition
+ARMIJO = 1e-4
+
+
+def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a * b).sum(-1)
+
+
+def two_loop(g: torch.Tensor, s: list[torch.Tensor], y: list[torch.Tensor],
+             rho: list[torch.Tensor], gamma: torch.Tensor) -> torch.Tensor:
+    """``H g`` for the L-BFGS inverse-Hessian estimate of each row (Nocedal & Wright,
+    Algorithm 7.4): pairs ``s``, ``y`` oldest first, each ``[B, P]``; ``rho`` ``[B]``
+    (``1 / sᵀy``, 0 for a task whose pair is absent, which makes it a no-op);
+    ``gamma`` ``[B]`` the scale of ``H₀``. ``g`` ``[B, P]``."""
+    q = g.clone()
+    alphas = []
+    for si, yi, ri in zip(reversed(s), reversed(y), reversed(rho), strict=True):
+        a = ri * _dot(si, q)
+        q = q - a[:, None] * yi
+        alphas.append(a)
+    r = gamma[:, None] * q
+    for si, yi, ri, a in zip(s, y, rho, reversed(alphas), strict=True):
+        r = r + (a - ri * _dot(yi, r))[:, None] * si
+    return r
+
+
+class BatchedLBFGS:
+    """L-BFGS state of B tasks; parameters travel as dicts of ``[B, *shape]`` tensors.
+
+    ``rate`` ``[B]``: each task's trial step length (> 0).
+    """
+
+    def __init__(self, fast: Params, rate: torch.Tensor, history: int = HISTORY) -> None:
+        self.names = tuple(fast)
+        self.shapes = {n: v.shape[1:] for n, v in fast.items()}
+        self.rate = rate
+        self.alpha = rate.clone()
+        self.history = history
+        # each task's last ``history`` pairs, oldest first; absent pairs are zeros
+        # (rho = 0: a no-op in the two-loop recursion), so no task's window depends
+        # on what its batch neighbours accepted
+        self.s: list[torch.Tensor] = []
+        self.y: list[torch.Tensor] = []
+        self.rho: list[torch.Tensor] = []
+        self._x: torch.Tensor | None = None    # accepted point [B, P]
+        self._g: torch.Tensor | None = None    # its gradient
+        self._f: torch.Tensor | None = None    # its loss [B]
+        self._slope: torch.Tensor | None = None  # gᵀd of the step tried [B]
+
+    def _flat(self, p: Params) -> torch.Tensor:
+        b = next(iter(p.values())).shape[0]
+        return torch.cat([p[n].reshape(b, -1) for n in self.names], dim=1)
+
+    def _unflat(self, x: torch.Tensor) -> Params:
+        out, i = {}, 0
+        for n in self.names:
+            k = self.shapes[n].numel()
+            out[n] = x[:, i:i + k].reshape(x.shape[0], *self.shapes[n])
+            i += k
+        return out
+
+    def accept(self, fast: Params, grads: Params, loss: torch.Tensor
+               ) -> tuple[Params, Params, torch.Tensor]:
+        """Judge the candidate ``fast`` (loss ``[B]``, gradients) against the accepted point.
+
+        Returns the accepted point of every task after this evaluation, its gradient
+        and its loss (the candidate where it was accepted, the old point elsewhere).
+        """
+        x, g = self._flat(fast), self._flat(grads)
+        if self._x is None:  # the first evaluation: the init itself
+            self._x, self._g, self._f = x, g, loss
+            return fast, grads, loss
+        assert self._g is not None and self._f is not None and self._slope is not None
+        ok = torch.isfinite(loss) & torch.isfinite(g).all(-1) & (
+            loss <= self._f + ARMIJO * self.alpha * self._slope)
+        s, yv = x - self._x, g - self._g
+        sy = _dot(s, yv)
+        keep = ok & (sy > 1e-10 * _dot(yv, yv).clamp_min(1e-300))
+        if bool(keep.any()):
+            self._push(keep, s, yv, 1.0 / torch.where(keep, sy, 1.0))
+        # rejected: the quadratic model's minimiser along d, within [α/10, α/2]
+        a, f0, sl = self.alpha, self._f, self._slope
+        curv = torch.where(torch.isfinite(loss), loss - f0 - sl * a, torch.inf)
+        shrunk = torch.where(curv > 0, -sl * a * a / (2 * curv), 0.5 * a)
+        shrunk = torch.minimum(torch.maximum(shrunk, 0.1 * a), 0.5 * a)
+        self.alpha = torch.where(ok, self.rate, shrunk)
+        self._x = torch.where(ok[:, None], x, self._x)
+        self._g = torch.where(ok[:, None], g, self._g)
+        self._f = torch.where(ok, loss, self._f)
+        return self._unflat(self._x), self._unflat(self._g), self._f
+
+    def _push(self, keep: torch.Tensor, s: torch.Tensor, y: torch.Tensor,
+              rho: torch.Tensor) -> None:
+        """Append the pair of the tasks in ``keep``, shifting out their oldest one."""
+        if not self.s:
+            zb, zp = torch.zeros_like(rho), torch.zeros_like(s)
+            self.s, self.y, self.rho = ([zp] * self.history, [zp] * self.history,
+                                        [zb] * self.history)
+        k1, k = keep[:, None], keep
+        new_s, new_y, new_r = [*self.s[1:], s], [*self.y[1:], y], [*self.rho[1:], rho]
+        self.s = [torch.where(k1, a, b) for a, b in zip(new_s, self.s, strict=True)]
+        self.y = [torch.where(k1, a, b) for a, b in zip(new_y, self.y, strict=True)]
+        self.rho = [torch.where(k, a, b) for a, b in zip(new_r, self.rho, strict=True)]
+
+    def propose(self) -> Params:
+        """The next candidate ``x + α d`` of every task (call after :meth:`accept`)."""
+        assert self._x is not None and self._g is not None
+        g = self._g
+        # γ from each task's newest pair that holds curvature, else the first-step scale
+        gamma = self._history_scale(self._first_scale(g))
+        d = -two_loop(g, self.s, self.y, self.rho, gamma)
+        slope = _dot(g, d)
+        steep = -self._first_scale(g)[:, None] * g
+        bad = ~(slope < 0) | ~torch.isfinite(slope)  # not a descent direction: fall back
+        d = torch.where(bad[:, None], steep, d)
+        self._slope = torch.where(bad, _dot(g, steep), slope)
+        return self._unflat(self._x + self.alpha[:, None] * d)
+
+    @staticmethod
+    def _first_scale(g: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(1.0 / g.abs().sum(-1).clamp_min(1e-300), max=1.0)
+
+    def _history_scale(self, fallback: torch.Tensor) -> torch.Tensor:
+        gamma = fallback.clone()
+        seen = torch.zeros_like(gamma, dtype=torch.bool)
+        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho),
+                             strict=True):
+            has = (rho > 0) & ~seen
+            yy = _dot(y, y)
+            gamma = torch.where(has, _dot(s, y) / torch.where(has, yy, 1.0), gamma)
+            seen |= has
+        return gamma
