@@ -226,3 +226,32 @@ def test_physics_options_are_checked_before_any_work(run):
                  write=False)
     with pytest.raises(ConfigError, match="backtrack='some'"):
         evaluate(run / "run", run / "test.h5", backtrack="some", write=False)
+
+
+def test_a_repeated_selection_is_read_from_the_cache_and_a_changed_one_is_not(
+        run, tmp_path, monkeypatch):
+    import shutil
+
+    import scimeta.train.evaluate as ev
+    from scimeta.train.selection_cache import FOLDER
+
+    shutil.copytree(run / "run", tmp_path / "run")
+    kw = dict(validation=run / "val.h5", optimizers=("sgd", "sgd+physics"),
+              budgets=(0, 2), bootstrap=0, physics_weights=(1.0,), n_collocation=8,
+              grids={"sgd": (0.01, 0.03)})
+    first = evaluate(tmp_path / "run", run / "test.h5", label="a", **kw)
+    files = sorted((tmp_path / "run" / "evaluation" / FOLDER).glob("*.npz"))
+    assert len(files) == 4 * 2  # 4 inits × (sgd, sgd+physics)
+    calls = []
+    real = ev.select_rate
+    monkeypatch.setattr(ev, "select_rate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = evaluate(tmp_path / "run", run / "test.h5", label="b", **kw)
+    assert not calls  # every selection came from the cache
+    for name in ("chosen_rate", "chosen_physics_weight", "validation_query_mse", "query_mse"):
+        np.testing.assert_array_equal(again[name].values, first[name].values)
+    files[0].write_bytes(b"not an npz")  # an unreadable entry is recomputed
+    evaluate(tmp_path / "run", run / "test.h5", label="c", **kw)
+    assert len(calls) == 1
+    evaluate(tmp_path / "run", run / "test.h5", label="d",
+             **{**kw, "physics_weights": (0.5,)})  # a new λ: new selections
+    assert len(calls) == 1 + 4

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,7 @@ from .eval_io import write_evaluation
 from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
 from .selection import GRIDS, MAX_DIVERGED, Selection, select_rate
+from .selection_cache import FOLDER, cached_selection, run_settings
 from .setup import resolve_device
 from .sysid import check_reference, sysid_variables
 
@@ -85,7 +87,7 @@ def evaluate(
     max_diverged: float = MAX_DIVERGED, factor: float = DIVERGENCE_FACTOR,
     bootstrap: int = 1000, seed: int = 0, reference: str | None = None,
     physics_weights: Sequence[float] = PHYSICS_WEIGHTS, n_collocation: int = N_COLLOCATION,
-    backtrack: str = "physics",
+    backtrack: str = "physics", cache_selection: bool = True,
 ) -> xr.Dataset:
     """Query MSE of every init on every ok task of ``store`` after each step budget.
 
@@ -105,6 +107,9 @@ def evaluate(
     and halve that task's rate (:func:`~.adaptation.adapt_curve`) — ``"physics"``
     (the ``+physics`` ones, default), ``"all"`` (also ``sgd``, ``adam``) or ``"none"``.
     ``max_tasks`` caps the tasks read from each store; ``chunk`` tasks adapt at once.
+    ``cache_selection`` (with ``write``): keep each validation selection under
+    ``RUN/evaluation/selection-cache/`` and reuse it when an evaluation repeats it
+    exactly — same init, validation tasks, settings (:mod:`.selection_cache`).
     ``reference``: ``"sysid"`` or ``"sysid-known"`` adds the system-identification
     reference (:mod:`.sysid`; parameters fitted, or known) on the same tasks. A run
     with the ``conditioned`` baseline scores it on conditioned batches (zero-shot at
@@ -189,15 +194,20 @@ def evaluate(
         nv = len(vreader) if max_tasks is None else min(max_tasks, len(vreader))
         vbatches = _batches(vreader, nv, chunk, device, dtype)
         table = {}
+        cache = rd.evaluation / FOLDER if write and cache_selection else None
+        settings = run_settings(rd.config, info, select_budget, max_diverged, device, dtype)
         for i, c in enumerate(cons):
             vb = c.batches(vbatches, info)
             for j, opt in enumerate(optimizers):
                 if opt == "learned":
                     continue
                 cands = weights if is_physics(opt) else (math.nan,)
-                sels = [(w, select_rate(c.learner(opt, w), c.state, vb, base_optimizer(opt),
-                                        grids[opt], select_budget, max_diverged=max_diverged,
-                                        backtrack=safe(opt)))
+                sels = [(w, cached_selection(
+                    cache, {**settings, "init": c.name, "optimizer": opt, "weight": w,
+                            "grid": list(grids[opt]), "backtrack": safe(opt)},
+                    c.state, vb, partial(select_rate, c.learner(opt, w), c.state, vb,
+                                         base_optimizer(opt), grids[opt], select_budget,
+                                         max_diverged=max_diverged, backtrack=safe(opt))))
                         for w in cands]
                 w, sel = min(sels, key=lambda ws: (not ws[1].eligible, _best(ws[1])))
                 chosen[i, j], lam[i, j] = sel.rate, w
