@@ -33,7 +33,7 @@ ARMIJO = 1e-4
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).sum(-1)
+    return torch.linalg.vecdot(a, b)
 
 
 def two_loop(g: torch.Tensor, s: list[torch.Tensor], y: list[torch.Tensor],
@@ -46,11 +46,11 @@ def two_loop(g: torch.Tensor, s: list[torch.Tensor], y: list[torch.Tensor],
     alphas = []
     for si, yi, ri in zip(reversed(s), reversed(y), reversed(rho), strict=True):
         a = ri * _dot(si, q)
-        q = q - a[:, None] * yi
+        q.addcmul_(a[:, None], yi, value=-1.0)
         alphas.append(a)
     r = gamma[:, None] * q
     for si, yi, ri, a in zip(s, y, rho, reversed(alphas), strict=True):
-        r = r + (a - ri * _dot(yi, r))[:, None] * si
+        r.addcmul_((a - ri * _dot(yi, r))[:, None], si)
     return r
 
 
@@ -66,12 +66,12 @@ class BatchedLBFGS:
         self.rate = rate
         self.alpha = rate.clone()
         self.history = history
-        # each task's last ``history`` pairs, oldest first; absent pairs are zeros
-        # (rho = 0: a no-op in the two-loop recursion), so no task's window depends
-        # on what its batch neighbours accepted
-        self.s: list[torch.Tensor] = []
-        self.y: list[torch.Tensor] = []
-        self.rho: list[torch.Tensor] = []
+        # each task's last ``history`` pairs in a ring of its own (slot count % history
+        # is the next to write), so no task's window depends on what its batch
+        # neighbours accepted
+        self._ring: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._count = torch.zeros(rate.shape[0], dtype=torch.long, device=rate.device)
+        self._gamma: torch.Tensor | None = None  # sᵀy / yᵀy of each task's newest pair
         self._x: torch.Tensor | None = None    # accepted point [B, P]
         self._g: torch.Tensor | None = None    # its gradient
         self._f: torch.Tensor | None = None    # its loss [B]
@@ -99,15 +99,16 @@ class BatchedLBFGS:
         x, g = self._flat(fast), self._flat(grads)
         if self._x is None:  # the first evaluation: the init itself
             self._x, self._g, self._f = x, g, loss
+            self._gamma = self._first_scale(g)
             return fast, grads, loss
         assert self._g is not None and self._f is not None and self._slope is not None
         ok = torch.isfinite(loss) & torch.isfinite(g).all(-1) & (
             loss <= self._f + ARMIJO * self.alpha * self._slope)
         s, yv = x - self._x, g - self._g
-        sy = _dot(s, yv)
-        keep = ok & (sy > 1e-10 * _dot(yv, yv).clamp_min(1e-300))
+        sy, yy = _dot(s, yv), _dot(yv, yv)
+        keep = ok & (sy > 1e-10 * yy.clamp_min(1e-300))
         if bool(keep.any()):
-            self._push(keep, s, yv, 1.0 / torch.where(keep, sy, 1.0))
+            self._push(keep, s, yv, sy, yy)
         # rejected: the quadratic model's minimiser along d, within [α/10, α/2]
         a, f0, sl = self.alpha, self._f, self._slope
         curv = torch.where(torch.isfinite(loss), loss - f0 - sl * a, torch.inf)
@@ -120,25 +121,46 @@ class BatchedLBFGS:
         return self._unflat(self._x), self._unflat(self._g), self._f
 
     def _push(self, keep: torch.Tensor, s: torch.Tensor, y: torch.Tensor,
-              rho: torch.Tensor) -> None:
-        """Append the pair of the tasks in ``keep``, shifting out their oldest one."""
-        if not self.s:
-            zb, zp = torch.zeros_like(rho), torch.zeros_like(s)
-            self.s, self.y, self.rho = ([zp] * self.history, [zp] * self.history,
-                                        [zb] * self.history)
-        k1, k = keep[:, None], keep
-        new_s, new_y, new_r = [*self.s[1:], s], [*self.y[1:], y], [*self.rho[1:], rho]
-        self.s = [torch.where(k1, a, b) for a, b in zip(new_s, self.s, strict=True)]
-        self.y = [torch.where(k1, a, b) for a, b in zip(new_y, self.y, strict=True)]
-        self.rho = [torch.where(k, a, b) for a, b in zip(new_r, self.rho, strict=True)]
+              sy: torch.Tensor, yy: torch.Tensor) -> None:
+        """Write the pair of the tasks in ``keep`` over their oldest slot."""
+        if self._ring is None:
+            m = self.history
+            self._ring = (s.new_zeros(m, *s.shape), s.new_zeros(m, *s.shape),
+                          sy.new_zeros(m, *sy.shape))
+        ring_s, ring_y, ring_rho = self._ring
+        idx = keep.nonzero().squeeze(1)
+        slot = self._count[idx] % self.history
+        ring_s[slot, idx] = s[idx]
+        ring_y[slot, idx] = y[idx]
+        ring_rho[slot, idx] = 1.0 / sy[idx]
+        self._count[idx] += 1
+        assert self._gamma is not None
+        self._gamma[idx] = sy[idx] / yy[idx]
+
+    def _pairs(self) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+        """Each task's pairs oldest first, gathered from its ring (absent ones: rho 0)."""
+        if self._ring is None:
+            return [], [], []
+        ring_s, ring_y, ring_rho = self._ring
+        b = self._count.shape[0]
+        flat_s, flat_y = ring_s.view(-1, ring_s.shape[-1]), ring_y.view(-1, ring_y.shape[-1])
+        depth = int(self._count.max().clamp(max=self.history))
+        tasks = torch.arange(b, device=self._count.device)
+        s, y, rho = [], [], []
+        for j in range(depth - 1, -1, -1):  # j = 0 is each task's newest pair
+            rows = ((self._count - 1 - j) % self.history) * b + tasks
+            s.append(flat_s.index_select(0, rows))  # faster than advanced indexing
+            y.append(flat_y.index_select(0, rows))
+            rho.append(torch.where(self._count > j, ring_rho.view(-1)[rows], 0.0))
+        return s, y, rho
 
     def propose(self) -> Params:
         """The next candidate ``x + α d`` of every task (call after :meth:`accept`)."""
-        assert self._x is not None and self._g is not None
+        assert self._x is not None and self._g is not None and self._gamma is not None
         g = self._g
-        # γ from each task's newest pair that holds curvature, else the first-step scale
-        gamma = self._history_scale(self._first_scale(g))
-        d = -two_loop(g, self.s, self.y, self.rho, gamma)
+        # H₀ = γ I: γ from each task's newest pair, else the first-step scale
+        gamma = torch.where(self._count > 0, self._gamma, self._first_scale(g))
+        d = -two_loop(g, *self._pairs(), gamma)
         slope = _dot(g, d)
         steep = -self._first_scale(g)[:, None] * g
         bad = ~(slope < 0) | ~torch.isfinite(slope)  # not a descent direction: fall back
@@ -149,14 +171,3 @@ class BatchedLBFGS:
     @staticmethod
     def _first_scale(g: torch.Tensor) -> torch.Tensor:
         return torch.clamp(1.0 / g.abs().sum(-1).clamp_min(1e-300), max=1.0)
-
-    def _history_scale(self, fallback: torch.Tensor) -> torch.Tensor:
-        gamma = fallback.clone()
-        seen = torch.zeros_like(gamma, dtype=torch.bool)
-        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho),
-                             strict=True):
-            has = (rho > 0) & ~seen
-            yy = _dot(y, y)
-            gamma = torch.where(has, _dot(s, y) / torch.where(has, yy, 1.0), gamma)
-            seen |= has
-        return gamma
