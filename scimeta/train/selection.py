@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 #: half-decade log grids of candidate test-time rates
 GRIDS = {"sgd": tuple(float(10 ** (e / 2)) for e in range(-6, 1)),   # 1e-3 .. 1
          "adam": tuple(float(10 ** (e / 2)) for e in range(-8, -1)),  # 1e-4 .. 1e-1
-         "lbfgs": tuple(float(10 ** (e / 2)) for e in range(-3, 1))}  # trial step 0.03 .. 1
+         "lbfgs": tuple(float(10 ** (e / 2)) for e in range(-6, 1))}  # trial step 1e-3 .. 1
 #: a rate with more than this fraction of validation tasks diverged is not eligible
 MAX_DIVERGED = 0.10
 
