@@ -15,6 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from _leads_gray_scott import FAMILY as GRAY_SCOTT
+from _leads_gray_scott import GrayScottGridField
+from _leads_gray_scott import published_solver_error as gray_scott_solver_error
 
 from scimeta import problems
 from scimeta.batch import TaskBatch
@@ -22,7 +25,7 @@ from scimeta.data import EnvironmentReader, generate
 from scimeta.data import manifest as dataset_manifest
 from scimeta.data.validate import validate
 from scimeta.meta import MAML
-from scimeta.nn import Forecaster, VectorFieldNet
+from scimeta.nn import ConvVectorField, Forecaster, VectorFieldNet
 from scimeta.train.forecast import fine_tune, forecast_mse
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +77,10 @@ def published_solver_error(reader: EnvironmentReader, family: str, preset: str) 
 
     With accurate stores, RK45 is solved from each stored test trajectory's y0 and
     compared with it; with published stores, the family's accurate solver is.
+    Gray-Scott (``gray_scott_leads``, accurate stores only): RK45 on LEADS's grid model.
     """
+    if family == GRAY_SCOTT:
+        return gray_scott_solver_error(reader)
     fam = problems.get(family)
     t = reader.time.double().numpy()
     other = {} if preset != "accurate" else RK45_DEFAULTS
@@ -103,7 +109,8 @@ def discretisation_floor(reader: EnvironmentReader, batch: TaskBatch, substeps: 
                          family: str) -> tuple[float, int, int]:
     """Forecast MSE of the exact field under the model's RK4 steps (the model's floor):
     mean over the finite rollouts, the number that diverged, the number of rollouts."""
-    true = Forecaster(TrueField(family), reader.time, substeps=substeps)
+    field = GrayScottGridField() if family == GRAY_SCOTT else TrueField(family)
+    true = Forecaster(field, reader.time, substeps=substeps)
     p = {"field.p": torch.as_tensor(reader.params, dtype=reader.dtype)}
     mse = forecast_mse(true, p, batch.query_x, batch.query_y).numpy()
     ok = np.isfinite(mse)
@@ -112,31 +119,40 @@ def discretisation_floor(reader: EnvironmentReader, batch: TaskBatch, substeps: 
 
 
 class ContextField(torch.nn.Module):
-    """``f(y, c)``: a VectorFieldNet with a learned context vector ``c`` as extra input.
+    """``f(y, c)``: a vector field network with a learned context vector ``c`` as input.
 
-    The CAVIA/CoDA-style baseline: the network is shared by the environments, each
-    environment has its own ``c`` ``[context_dim]``; a new environment fits ``c`` only.
+    The CAVIA/CoDA-style baseline: the network (built with ``param_dim = context_dim``:
+    extra inputs of a VectorFieldNet, extra constant channels of a ConvVectorField) is
+    shared by the environments, each environment has its own ``c`` ``[context_dim]``;
+    a new environment fits ``c`` only.
     """
 
-    def __init__(self, state_dim: int, context_dim: int, hidden: tuple[int, ...],
-                 activation: str) -> None:
+    def __init__(self, net: torch.nn.Module, context_dim: int) -> None:
         super().__init__()
-        self.net = VectorFieldNet(state_dim, param_dim=context_dim, hidden=hidden,
-                                  activation=activation)
+        self.net = net
         self.context = torch.nn.Parameter(torch.zeros(context_dim))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.net(y, self.context)
 
 
+def make_field(reader: EnvironmentReader, size: dict, param_dim: int = 0) -> torch.nn.Module:
+    """The vector field network of ``size``: an MLP on the flat state, or with
+    ``size["field"] == "conv"`` a periodic CNN on the ``size["grid"]`` field."""
+    if size.get("field", "mlp") == "conv":
+        return ConvVectorField(size["channels"], tuple(size["grid"]), param_dim=param_dim,
+                               hidden=size["hidden"], activation=size["activation"],
+                               scale=size["scale"])
+    return VectorFieldNet(reader.state_dim, param_dim=param_dim, hidden=size["hidden"],
+                          activation=size["activation"])
+
+
 def make_model(reader: EnvironmentReader, size: dict, seed: int,
                context_dim: int = 0) -> Forecaster:
     """A ``Forecaster`` over ``reader``'s grid, network initialised from ``seed``."""
     torch.manual_seed(seed)
-    field: torch.nn.Module = (
-        ContextField(reader.state_dim, context_dim, size["hidden"], size["activation"])
-        if context_dim else VectorFieldNet(reader.state_dim, hidden=size["hidden"],
-                                           activation=size["activation"]))
+    field = (ContextField(make_field(reader, size, context_dim), context_dim)
+             if context_dim else make_field(reader, size))
     return Forecaster(field, reader.time, substeps=size["substeps"])
 
 

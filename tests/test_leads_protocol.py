@@ -1,6 +1,7 @@
 """bench/leads_protocol.py --smoke runs the LEADS/CoDA protocol end to end (a pipeline
 check at tiny sizes, not the numbers): Lotka-Volterra on accurate data (~10 s on one
-core) and the glycolytic CoDA grid on published-solver data (~10 s)."""
+core), the glycolytic CoDA grid on published-solver data (~10 s) and Gray-Scott on
+LEADS's grid model with the convolutional field (~12 s)."""
 
 from __future__ import annotations
 
@@ -68,3 +69,30 @@ def test_glycolytic_smoke_on_published_data(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert table.startswith("Glycolytic oscillator forecasting")
     assert "data: published" in table
+
+
+def test_gray_scott_smoke_with_the_conv_field(tmp_path):
+    stdout, res = _run(tmp_path, "--system", "gray-scott")
+    assert "| leads | in-domain | context |" in stdout and "| coda |" not in stdout
+    _check_rows(res, (("leads", ("in-domain",)),))
+    log = res["log"]
+    assert log["system"] == "gray-scott" and log["family"] == "gray_scott_leads"
+    assert log["size"]["field"] == "conv" and log["size"]["grid"] == [32, 32]
+    assert {r["tuned"]["n_env"] for r in res["rows"]} == {3}      # LEADS's 3 environments
+    # RK45 at scipy's defaults on LEADS's grid model lies far below the published MSE
+    assert 0 < log["published_solver_mse"]["leads/test"] < 1e-6
+    stores = sorted((tmp_path / "data" / "gray_scott_leads").glob("*.h5"))
+    assert [p.name for p in stores] == ["test.h5", "train.h5"]
+    table = (tmp_path / "table.md").read_text()
+    assert table.startswith("Gray-Scott (LEADS grid model) forecasting")
+    assert "2.08 ± 2.88 e-3" in table
+
+
+def test_gray_scott_refuses_the_published_preset(tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "leads_protocol.py"),
+                          "--out", str(tmp_path), "--smoke", "--system", "gray-scott",
+                          "--solver-preset", "published"], env=env, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "not available for --system gray-scott" in out.stderr
+    assert not (tmp_path / "data").exists()

@@ -6,6 +6,7 @@ package ships for coordinate regression and forecasting.
 
 from ._activations import ACTIVATIONS as ACTIVATIONS
 from ._activations import Sine as Sine
+from ._conv_field import ConvVectorField as ConvVectorField
 from ._dynamics import Forecaster as Forecaster
 from ._dynamics import VectorFieldNet as VectorFieldNet
 from ._dynamics import rk4_rollout as rk4_rollout
@@ -13,6 +14,6 @@ from ._mlp import CoordinateMLP as CoordinateMLP
 from ._rescaled import Rescaled as Rescaled
 
 __all__ = [
-    "ACTIVATIONS", "CoordinateMLP", "Forecaster", "Rescaled", "Sine", "VectorFieldNet",
-    "rk4_rollout",
+    "ACTIVATIONS", "ConvVectorField", "CoordinateMLP", "Forecaster", "Rescaled", "Sine",
+    "VectorFieldNet", "rk4_rollout",
 ]
