@@ -166,6 +166,17 @@ def test_registry_rows_are_complete():
         get("li2017-maml-k6")
 
 
+def test_registry_rows_match_families_that_exist():
+    """A row matched on a family the registry does not know would never be shown."""
+    from scimeta import registry
+
+    known = set(registry.names())
+    for p in PUBLISHED.values():
+        fam = p.match.get("family")
+        if fam is not None:
+            assert fam in known, (p.key, fam)
+
+
 def test_folder_without_status_and_a_bad_report_table(results, tmp_path):
     import json
     import shutil

@@ -95,7 +95,7 @@ PUBLISHED: dict[str, Published] = {p.key: p for p in (
     _li("Meta-SGD", "metasgd", "learned", 20, 0.31, 0.05),
     _leads("lotka-volterra", "lotka_volterra", 1.16e-3, 0.99e-3,
            "Lotka–Volterra, 10 environments × 1 trajectory"),
-    _leads("gray-scott", "gray_scott", 2.08e-3, 2.88e-3,
+    _leads("gray-scott", "gray_scott_leads", 2.08e-3, 2.88e-3,
            "Gray–Scott, 3 environments × 1 trajectory"),
     _leads("navier-stokes", "navier_stokes", 5.95e-3, 3.65e-3,
            "Navier–Stokes, 4 environments × 8 trajectories"),
