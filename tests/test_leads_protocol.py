@@ -96,3 +96,26 @@ def test_gray_scott_refuses_the_published_preset(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "not available for --system gray-scott" in out.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_every_system_with_a_leads_figure_names_the_family_the_report_matches():
+    """The report puts LEADS's figure beside a results.json by its family: the
+    protocol's family of each system must be the registry row's."""
+    import importlib.util
+
+    from scimeta.report.published import PUBLISHED
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        spec = importlib.util.spec_from_file_location("leads_protocol",
+                                                      ROOT / "bench" / "leads_protocol.py")
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for system, cfg in mod.SYSTEMS.items():
+        row = PUBLISHED.get(f"leads2021-{system}")
+        if row is not None:
+            assert row.match["family"] == cfg["family"], system
+    assert "leads2021-gray-scott" in PUBLISHED and "gray-scott" in mod.SYSTEMS
