@@ -1,6 +1,8 @@
-"""bench/meta_pinn.py --smoke runs the meta-learned-PINN protocol end to end (a pipeline
-check at tiny sizes, not the numbers; ~15 s on one core), and the maths of its helpers
-(scimeta.train.pinn) is exact."""
+"""bench/meta_pinn.py --smoke runs the meta-learned-PINN protocol end to end for Burgers
+and Allen-Cahn (a pipeline check at tiny sizes, not the numbers; ~15 s each on one
+core), the IC/BC targets it fits are the families' reference solutions at t = 0 and at
+the boundary, and the maths of its helpers (scimeta.train.pinn, .pinn_periodic) is
+exact."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -126,3 +129,186 @@ def test_pinn_batch_rejects_too_many_points() -> None:
         pinn_batch(batch, ic_bc_support(4, 2), n_data=100)
     with pytest.raises(ConfigError):
         ic_bc_support(1, 2)
+
+
+# ---- families other than Burgers (allen_cahn: periodic, IC from the family's rule) ----
+
+def test_allen_cahn_smoke_runs_end_to_end(tmp_path: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
+                          "--family", "allen_cahn", "--out", str(tmp_path / "out")], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    ds = xr.open_dataset(tmp_path / "out" / "meta_pinn.nc")
+    assert ds.attrs["family"] == "allen_cahn" and ds.attrs["boundary"] == "periodic"
+    assert set(ds["init"].values) == {"maml", "random", "joint", "conditioned"}
+    assert set(ds["split"].values) == {"extrapolate", "interpolate"}
+    rel = ds["rel_l2"].values
+    assert rel.shape == (2, 4, 2, 3, 2)
+    assert np.isfinite(rel).all() and (rel > 0).all()
+    eps = ds["eps"].sel(split="extrapolate").values
+    assert ((eps >= 0.05) & (eps <= 0.07)).all()
+    np.testing.assert_array_equal(rel[:, :, 0, 0], rel[:, :, 1, 0])
+    ds.close()
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "(ε ∈ [" in table and "| 10-points | conditioned |" in table
+
+
+def _bench_common(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import _pinn_common
+
+    return _pinn_common
+
+
+@pytest.mark.parametrize("family", ["burgers", "allen_cahn"])
+def test_protocol_ic_bc_targets_equal_the_reference(tmp_path: Path, family: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The IC (and Dirichlet BC) targets the protocol fits are the stored reference
+    solution at t = 0 (and at x = ±1), at the same points; the periodic pairs sit at the
+    two ends of the family's period, at output times."""
+    import dataclasses
+
+    from scimeta.data import TaskReader
+    from scimeta.registry import get
+
+    pc = _bench_common(monkeypatch)
+    setup = pc.SETUPS[family]
+    path = pc.make_store(setup, tmp_path / "s.h5", setup.splits["extrapolate"], 2, 0, 10)
+    reader = TaskReader(path, in_memory=True)
+    grid, times = reader.meta.space[0], reader.meta.time
+    # n_ic, n_bc chosen so that every target point is a grid point (or its periodic image)
+    n_ic = 65 if setup.boundary == "dirichlet" else 64
+    problem = pc.Problem(setup, dataclasses.replace(pc.SMOKE, n_ic=n_ic, n_bc=20))
+    x, y = (v.double().numpy() for v in problem.ic_bc)
+    (lo, hi), = get(family).domain.values()
+    period = hi - lo
+    ic = x[:, 0] == times[0]
+    assert ic.sum() == n_ic
+    col = np.rint((x[ic, 1] - lo) / (grid[1] - grid[0])).astype(int)
+    np.testing.assert_array_equal(grid[col % len(grid)] + period * (col // len(grid)), x[ic, 1])
+    y0 = get(family).initial_state(setup.rule, np.random.default_rng(0))[:, 0]
+    for i in range(len(reader)):
+        ref = reader.fields(i)[..., 0].astype(np.float64)
+        # to round-off: the stored t = 0 field passes through the solver's FFTs
+        # (allen_cahn: -2.8e-17 where u0 = 1.5e-17), Burgers' sin(±π) = ±1.2e-16
+        np.testing.assert_allclose(y[ic, 0], ref[0, col % len(grid)], rtol=0, atol=1e-15)
+        if setup.boundary == "dirichlet":
+            bc = ~ic
+            k = np.rint((x[bc, 0] - times[0]) / (times[1] - times[0])).astype(int)
+            np.testing.assert_allclose(times[k], x[bc, 0], rtol=0, atol=1e-7)
+            assert set(x[bc, 1]) == {lo, hi}
+            np.testing.assert_allclose(ref[k, 0], y[bc, 0], rtol=0, atol=1e-15)  # x = ±1
+    # the family's own initial_state, rounded as the (float32) targets are
+    y0 = y0[col % len(grid)].astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(y[ic, 0], y0, rtol=0, atol=1e-15)
+    if setup.boundary == "periodic":
+        assert problem.pairs is not None
+        p = problem.pairs.double().numpy()
+        m = len(p) // 2
+        np.testing.assert_array_equal(p[:m, 0], p[m:, 0])
+        assert (p[:m, 1] == lo).all() and (p[m:, 1] == hi).all()
+        k = np.rint(p[:m, 0] / (times[1] - times[0])).astype(int)
+        np.testing.assert_allclose(times[k], p[:m, 0], rtol=0, atol=1e-7)
+        assert p[:m, 0].min() > times[0] and p[:m, 0].max() == times[-1]
+
+
+def _periodic_problem(fast: bool | None) -> tuple[MAML, dict[str, torch.Tensor], TaskBatch]:
+    from scimeta.registry import get
+    from scimeta.train.pinn_periodic import (
+        PeriodicPhysicsLoss,
+        initial_support,
+        periodic_pairs,
+        with_pairs,
+    )
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    net = net.double()
+    phys = PeriodicPhysicsLoss("allen_cahn", 0.5, "inner", scale=[2.0], pairs=3)
+    learner = MAML(net, inner_lr=0.01, inner_steps=1, physics=phys, fast=fast)
+    box = ((0.0, 1.0), (-1.0, 1.0))
+    cx = with_pairs(uniform_collocation(np.random.default_rng(2), 2, 16, box, torch.float64),
+                    periodic_pairs(3, 1.0, -1.0, 1.0, torch.float64))
+    q = uniform_collocation(np.random.default_rng(1), 2, 20, box, torch.float64)
+    base = TaskBatch(q[:, :4], q[:, :4, :1], q, q[..., :1], cx,
+                     torch.tensor([[0.05, 5.0], [0.1, 5.0]], dtype=torch.float64))
+    ic = initial_support(get("allen_cahn"), "x2cos", 8, torch.float64)
+    return learner, learner.init_params(), pinn_batch(base, ic, n_data=2)
+
+
+def test_periodic_loss_same_on_both_paths_and_adds_the_jumps() -> None:
+    """The hand-batched (Taylor) path and the generic torch.func path give the same
+    support loss, gradient and meta-loss; the loss is the interior residual term plus
+    the jumps of u and u_x across the period, computed here by autograd."""
+    got = []
+    for fast in (None, False):
+        learner, params, batch = _periodic_problem(fast)
+        assert (learner._fast is None) == (fast is False)
+        b = batch.num_tasks
+        per = {k: v.detach().unsqueeze(0).expand(b, *v.shape).clone() for k, v in params.items()}
+        loss, g = learner.support_grads(per, {}, batch)
+        got.append((loss, g, learner.meta_loss(params, batch).detach()))
+    for a, c in zip(got[0][1].values(), got[1][1].values(), strict=True):
+        assert torch.allclose(a, c, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(got[0][0], got[1][0], rtol=1e-12)
+    assert torch.allclose(got[0][2], got[1][2], rtol=1e-12)
+    # by hand: support MSE + λ·mean((r/s)²) over the interior + jumps at the 3 pairs
+    learner, params, batch = _periodic_problem(False)
+    phys = learner.physics
+    assert phys is not None
+    net = learner.model
+    for i in range(batch.num_tasks):
+        cx = batch.collocation_x[i]
+        r = phys.residual(net, dict(params), cx[:16], batch.params[i])
+        xb = cx[16:].clone().requires_grad_(True)
+        u = net(xb)
+        ux = torch.autograd.grad(u.sum(), xb)[0][:, 1:]
+        jump = (u[:3] - u[3:]).square().mean() + (ux[:3] - ux[3:]).square().mean()
+        mse = (net(batch.support_x[i]) - batch.support_y[i]).square().mean()
+        want = mse + 0.5 * r.square().mean() + jump
+        assert float(jump.detach()) > 1e-6
+        assert torch.allclose(got[1][0][i], want.detach(), rtol=1e-12)
+
+
+def test_initial_support_is_the_family_rule_on_its_grid() -> None:
+    from scimeta.errors import ConfigError
+    from scimeta.registry import get
+    from scimeta.train.pinn_periodic import initial_support, periodic_pairs
+
+    fam = get("allen_cahn")
+    x, y = initial_support(fam, "x2cos", 64, torch.float64)
+    full = fam.initial_state("x2cos", np.random.default_rng(0))[:, 0]
+    np.testing.assert_array_equal(x[:, 1].numpy(), fam.space["x"][::16])
+    assert (x[:, 0] == 0).all()
+    np.testing.assert_array_equal(y[:, 0].numpy(), full[::16])  # bitwise: the same code
+    with pytest.raises(ConfigError):
+        initial_support(fam, None, 64)
+    with pytest.raises(ConfigError):
+        periodic_pairs(0, 1.0, -1.0, 1.0)
+
+
+def test_periodic_loss_without_slope_term() -> None:
+    """slope=False: the boundary term is the jump of u only, on both paths."""
+    from scimeta.train.pinn_periodic import PeriodicPhysicsLoss
+
+    learner, params, batch = _periodic_problem(None)
+    with_slope = learner.physics
+    assert isinstance(with_slope, PeriodicPhysicsLoss)
+    phys = PeriodicPhysicsLoss("allen_cahn", 0.5, "inner", scale=[2.0], pairs=3, slope=False)
+    net = learner.model
+    b = batch.num_tasks
+    per = {k: v.detach().unsqueeze(0).expand(b, *v.shape).clone() for k, v in params.items()}
+    losses = [MAML(net, inner_lr=0.01, inner_steps=1, physics=phys, fast=fast)
+              .support_grads(per, {}, batch)[0] for fast in (None, False)]
+    assert torch.allclose(losses[0], losses[1], rtol=1e-12)
+    full = learner.support_grads(per, {}, batch)[0]
+    for i in range(b):
+        cx = batch.collocation_x[i]
+        u = net(cx[16:]).detach()
+        xb = cx[16:].clone().requires_grad_(True)
+        ux = torch.autograd.grad(net(xb).sum(), xb)[0][:, 1:]
+        slope = (ux[:3] - ux[3:]).square().mean()
+        assert float((u[:3] - u[3:]).square().mean()) > 0
+        assert torch.allclose(full[i] - losses[0][i], slope.detach(), rtol=1e-10)
