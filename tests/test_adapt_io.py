@@ -164,3 +164,40 @@ def test_support_from_a_store_and_points_outside_the_grid(run, tmp_path, caplog)
         ds = adapt(run / "run", run / "train.h5", steps=1, at=np.array([[1.0], [12.0]]))
     assert ds["prediction"].shape == (2, 2)
     assert any("extrapolations" in r.message for r in caplog.records)
+
+
+# ---- a chosen test-time optimizer --------------------------------------------------
+
+def test_chosen_sgd_at_the_inner_rate_is_the_runs_own_data_only_inner_loop(run):
+    own = adapt(run / "run", run / "obs.csv", steps=3)  # no params: data-only inner SGD
+    sgd = adapt(run / "run", run / "obs.csv", steps=3, optimizer="sgd")
+    np.testing.assert_allclose(sgd["prediction"], own["prediction"], rtol=1e-12, atol=1e-14)
+    assert sgd.attrs["optimizer"] == "sgd" and own.attrs["optimizer"] == "inner"
+
+
+def test_lbfgs_with_the_residual_lowers_the_loss_and_uses_the_equation(run):
+    params = parse_assignments(PARAMS[1::2])
+    data = adapt(run / "run", run / "obs.csv", steps=20, optimizer="lbfgs")
+    phys = adapt(run / "run", run / "obs.csv", steps=20, optimizer="lbfgs+physics",
+                 params=params, physics_weight=1.0)
+    assert data.attrs["support_loss_after"] <= data.attrs["support_loss_before"]
+    assert phys.attrs["physics_informed"] == 1 and phys.attrs["steps"] == 20
+    assert not np.allclose(phys["prediction"], data["prediction"])  # the residual acted
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"optimizer": "lbfgs+physics"}, "needs the task's physical parameters"),
+    ({"optimizer": "adam", "physics_weight": 1.0}, "only applies to a '\\+physics'"),
+    ({"optimizer": "learned"}, "leave optimizer unset"),
+    ({"optimizer": "newton"}, "optimizer='newton' is not allowed"),
+    ({"optimizer": "adam", "rate": -1.0}, "rate=-1.0 is not allowed"),
+])
+def test_bad_optimizer_choices_are_refused_before_any_work(run, kw, match):
+    with pytest.raises(ConfigError, match=match):
+        adapt(run / "run", run / "obs.csv", **kw)
+
+
+def test_cli_optimizer_error_names_the_flag(run, capsys):
+    assert main(["adapt", str(run / "run"), "--support", str(run / "obs.csv"),
+                 "--optimizer", "lbfgs+physics"]) == 2
+    assert "needs the task's physical parameters" in capsys.readouterr().err

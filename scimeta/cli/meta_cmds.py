@@ -11,7 +11,8 @@ from .common import add_parser, keyword_flags
 
 #: library keyword -> flag, for rewording the library's errors (see common.as_flags)
 ADAPT_FLAGS = {"support": "--support", "at": "--at", "params": "--param", "steps": "--steps",
-               "init": "--init", "out": "--out", "uncertainty": "--uncertainty"}
+               "init": "--init", "out": "--out", "uncertainty": "--uncertainty",
+               "optimizer": "--optimizer", "rate": "--rate", "physics_weight": "--physics-weight"}
 
 
 def add_commands(sub) -> None:
@@ -89,6 +90,15 @@ def add_commands(sub) -> None:
                         "for runs whose inner loop uses the equation residual")
     a.add_argument("--uncertainty", action="store_true",
                    help="add pred_std, the Laplace predictive standard deviation (.nc output)")
+    a.add_argument("--optimizer", default=None,
+                   help="adapt with a test-time optimizer instead of the run's inner rule: "
+                        "sgd, adam, lbfgs, or sgd+physics, adam+physics, lbfgs+physics (data "
+                        "plus the residual at --param; best outside the training range: "
+                        "lbfgs+physics); then --steps defaults to 50")
+    a.add_argument("--rate", type=float, default=None,
+                   help="its rate (default: sgd meta.inner_lr, adam 1e-3, lbfgs 1)")
+    a.add_argument("--physics-weight", type=float, default=None,
+                   help="λ of the normalized residual for a +physics optimizer (default 0.1)")
     a.set_defaults(func=cmd_adapt)
 
 
@@ -193,9 +203,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
         check_output(args.out)  # before any work
         params = parse_assignments(args.param) if args.param else None
         ds = adapt(args.run_dir, args.support, init=args.init, steps=args.steps, at=args.at,
-                   params=params, uncertainty=args.uncertainty)
+                   params=params, uncertainty=args.uncertainty, optimizer=args.optimizer,
+                   rate=args.rate, physics_weight=args.physics_weight)
         save_predictions(ds, args.out)
     a = ds.attrs
     print(f"support loss {a['support_loss_before']:.4g} -> {a['support_loss_after']:.4g} after "
-          f"{a['steps']} step(s) on {a['observed']}", file=sys.stderr)
+          f"{a['steps']} {a['optimizer']} step(s) on {a['observed']}", file=sys.stderr)
     return 0

@@ -42,7 +42,15 @@ from .adapt_io import (
     save_predictions,
     write_predictions_csv,
 )
+from .adapt_optim import (
+    DEFAULT_PHYSICS_WEIGHT,
+    DEFAULT_RATES,
+    DEFAULT_STEPS,
+    adapt_with,
+    check_adapt_optimizer,
+)
 from .conditioned import refuse_conditioned
+from .eval_inits import base_optimizer, is_physics, physics_norm
 from .models import build_learner, build_model
 from .run_dir import RunDir
 from .setup import load_init
@@ -58,6 +66,8 @@ def adapt(
     run_dir: str | os.PathLike, support: str | os.PathLike, *, init: str = "maml",
     steps: int | None = None, at: np.ndarray | str | os.PathLike | None = None,
     params: np.ndarray | Mapping[str, float] | None = None, uncertainty: bool = False,
+    optimizer: str | None = None, rate: float | None = None,
+    physics_weight: float | None = None,
 ) -> xr.Dataset:
     """Adapt ``init`` of a run to the support data; predictions on ``at``.
 
@@ -75,6 +85,14 @@ def adapt(
     ``pred_std`` ``(point, channel)``: the Laplace predictive standard deviation (K-FAC
     posterior around φ with the init as prior mean, noise per channel and prior
     precision fitted by the evidence; :func:`scimeta.bayes.fit_laplace`).
+
+    ``optimizer`` (default: the run's own inner rule) adapts instead with one of the
+    evaluation's test-time optimizers (:mod:`.adapt_optim`): ``sgd``, ``adam``,
+    ``lbfgs`` or their ``+physics`` versions (data plus ``physics_weight`` × the
+    normalized residual at ``data.n_collocation`` points, default λ = 0.1; needs
+    ``params``), for ``steps`` steps (default 50) at ``rate`` (default: ``sgd`` the
+    run's ``meta.inner_lr``, ``adam`` 1e-3, ``lbfgs`` 1). Outside the training range
+    ``lbfgs+physics`` adapted best in the evaluation (docs/results.md).
     """
     rd = RunDir(run_dir)
     info = rd.load_info()
@@ -90,6 +108,9 @@ def adapt(
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
                               or steps < 0):
         raise ConfigError(f"steps={steps!r} is not allowed; it must be an integer >= 0")
+    if optimizer is not None:
+        check_adapt_optimizer(optimizer, rate, physics_weight, params is not None,
+                              bool(family.space))
     if isinstance(at, str | os.PathLike):
         at = read_points_csv(at, inputs)
     elif at is None and family.space:
@@ -127,8 +148,13 @@ def adapt(
         log.warning("this run adapts with the equation residual but no params were given: "
                     "adapting on the data only (give the task's %s to use the equation)",
                     ", ".join(family.param_names))
-    learner = build_learner(cfg, model, family if params is not None else None, "maml",
-                            loss=loss, norm=info["norm"])
+    if optimizer is not None and is_physics(optimizer):
+        weight = DEFAULT_PHYSICS_WEIGHT if physics_weight is None else physics_weight
+        learner = build_learner(cfg, model, family, "maml", loss=loss,
+                                norm=physics_norm(info, cfg), physics_weight=weight)
+    else:
+        learner = build_learner(cfg, model, family if params is not None and optimizer is None
+                                else None, "maml", loss=loss, norm=info["norm"])
     path = rd.init_path(init)
     raw = load_init(rd, init)
     check_params(path, {k: v for k, v in raw.items() if k in learner.names},
@@ -144,7 +170,13 @@ def adapt(
         extra = {"collocation_x": torch.linspace(family.time.t0, family.time.t1, n,
                                                  device=device, dtype=torch.float64)[:, None],
                  "task_params": torch.as_tensor(params, device=device)}
-    phi = learner.adapt(theta, sx, sy, steps=steps, **extra)
+    if optimizer is None:
+        phi = learner.adapt(theta, sx, sy, steps=steps, **extra)
+    else:
+        steps = DEFAULT_STEPS if steps is None else steps
+        rate = rate if rate is not None else DEFAULT_RATES.get(base_optimizer(optimizer),
+                                                                cfg.meta.inner_lr)
+        phi = adapt_with(learner, optimizer, theta, sx, sy, steps, rate, **extra)
     with torch.no_grad():
         points = torch.as_tensor(at, device=device)
         pred = learner.predict(phi, points).cpu().numpy()
@@ -178,7 +210,9 @@ def adapt(
         attrs={"run_dir": str(rd.path), "init": init, "family": info["family"],
                "physics_informed": int(learner.physics is not None),
                "steps": cfg.meta.inner_steps if steps is None else steps,
-               "inner_lr": cfg.meta.inner_lr, "support_loss_before": loss_before,
+               "optimizer": optimizer or "inner",
+               "inner_lr": cfg.meta.inner_lr if rate is None else rate,
+               "support_loss_before": loss_before,
                "support_loss_after": loss_after,
                "observed": f"{int(mask.sum())} of {mask.numel()} support values"},
     )

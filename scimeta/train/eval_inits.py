@@ -108,6 +108,21 @@ class Contender:
         return condition_batches(batches, info) if self.conditioned else batches
 
 
+def physics_norm(info: dict, cfg: TrainConfig) -> dict:
+    """The run's ``norm`` with ``dydt_scale`` (the residual's per-channel scale); a run
+    saved without it gets it from its training store, which must still exist."""
+    norm = dict(info["norm"] or {})
+    if cfg.meta.physics_normalize and "dydt_scale" not in norm:
+        from ..data import TaskReader
+
+        path = info.get("train_store")
+        if not path:
+            raise ConfigError("this run's run.json has no norm.dydt_scale nor train_store: "
+                              "physics-informed optimizers cannot normalize the residual")
+        norm["dydt_scale"] = derivative_scale(TaskReader(path))
+    return norm
+
+
 def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
                names: Sequence[str], device: torch.device, dtype: torch.dtype,
                physics: bool) -> list[Contender]:
@@ -116,15 +131,7 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
     ``physics``: physics-informed optimizers will be used; a run saved without
     ``norm.dydt_scale`` then gets it from its training store (which must still exist).
     """
-    norm = dict(info["norm"] or {})
-    if physics and cfg.meta.physics_normalize and "dydt_scale" not in norm:
-        from ..data import TaskReader
-
-        path = info.get("train_store")
-        if not path:
-            raise ConfigError("this run's run.json has no norm.dydt_scale nor train_store: "
-                              "physics-informed optimizers cannot normalize the residual")
-        norm["dydt_scale"] = derivative_scale(TaskReader(path))
+    norm = physics_norm(info, cfg) if physics else dict(info["norm"] or {})
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=dtype)
     plain = build_learner(cfg, model, family, "maml", norm=norm)
