@@ -77,6 +77,7 @@ def _save(path: Path, sel: Selection) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the group
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, grid=sel.grid, mse=sel.mse, median=sel.median,
                      diverged=sel.diverged, rate=np.float64(sel.rate),
