@@ -99,7 +99,7 @@ class BatchedLBFGS:
         x, g = self._flat(fast), self._flat(grads)
         if self._x is None:  # the first evaluation: the init itself
             self._x, self._g, self._f = x, g, loss
-            self._gamma = self._first_scale(g)
+            self._gamma = torch.zeros_like(loss)  # read only where a pair was kept
             return fast, grads, loss
         assert self._g is not None and self._f is not None and self._slope is not None
         ok = torch.isfinite(loss) & torch.isfinite(g).all(-1) & (
@@ -158,11 +158,12 @@ class BatchedLBFGS:
         """The next candidate ``x + α d`` of every task (call after :meth:`accept`)."""
         assert self._x is not None and self._g is not None and self._gamma is not None
         g = self._g
+        first = self._first_scale(g)
         # H₀ = γ I: γ from each task's newest pair, else the first-step scale
-        gamma = torch.where(self._count > 0, self._gamma, self._first_scale(g))
+        gamma = torch.where(self._count > 0, self._gamma, first)
         d = -two_loop(g, *self._pairs(), gamma)
         slope = _dot(g, d)
-        steep = -self._first_scale(g)[:, None] * g
+        steep = -first[:, None] * g
         bad = ~(slope < 0) | ~torch.isfinite(slope)  # not a descent direction: fall back
         d = torch.where(bad[:, None], steep, d)
         self._slope = torch.where(bad, _dot(g, steep), slope)

@@ -17,10 +17,9 @@ key, so a stale entry is never read; deleting the folder is always safe.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 from .._version import __version__
 from ..batch import TaskBatch
 from .selection import Selection
+from .suite_status import write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +74,11 @@ def _load(path: Path) -> Selection | None:
 
 
 def _save(path: Path, sel: Selection) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, grid=sel.grid, mse=sel.mse, median=sel.median, diverged=sel.diverged,
+             rate=np.float64(sel.rate), eligible=np.bool_(sel.eligible))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the group
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, grid=sel.grid, mse=sel.mse, median=sel.median,
-                     diverged=sel.diverged, rate=np.float64(sel.rate),
-                     eligible=np.bool_(sel.eligible))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(path, buf.getvalue())
 
 
 def run_settings(config: Path, info: Mapping[str, Any], budget: int, max_diverged: float,

@@ -24,17 +24,28 @@ from typing import Any
 _PASSIVE = ("skipped", "to run")
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a unique temporary file + ``os.replace``)."""
+def _write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` (text or bytes) to ``path`` atomically: a unique temporary file in
+    the same folder, readable by the group, renamed over ``path`` (``os.replace``)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the group
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a unique temporary file + ``os.replace``)."""
+    _write_atomic(path, text)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (a unique temporary file + ``os.replace``)."""
+    _write_atomic(path, data)
 
 
 def write_json(path: Path, obj: Any) -> None:
