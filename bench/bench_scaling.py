@@ -4,10 +4,17 @@
 
 Trains the unforced oscillator (MLP 1-64-64-2 tanh, second-order MAML, 5 inner steps,
 K = 10, Q = 100) with one process and with ``--ranks`` processes under ``torchrun``
-(each rank one thread), each twice: ``--short`` and ``--long`` meta-iterations, so the
-start-up (imports, store, process group) cancels in the difference. Prints
-meta-iterations/s, the speed-up and the scaling efficiency = speed-up / ranks, for a
-meta-batch split across the ranks. Then generation: ``--gen-tasks`` tasks of
+(each rank one thread), alternating, ``--repeats`` times each. The rate is read from
+the run's own metrics.csv (rank 0 logs the wall seconds every ``--log-every``
+iterations): meta-iterations per second between the first logged row (warm-up and
+start-up excluded) and the last, so interpreter start-up, store loading and the
+process group's rendezvous do not enter it. Prints each pair's efficiency =
+speed-up / ranks and their median, for a meta-batch split across the ranks, and a
+ceiling without communication: ``--ranks`` independent single-process runs of
+B / ranks tasks each, side by side (what the cores give when nothing is exchanged;
+on a VM whose cores share caches or a host, this is below 100 %), and the all-reduce
+latency of one step's message (``_allreduce_latency.py``). Then generation:
+``--gen-tasks`` tasks of
 ``--gen-family`` in one process vs ``--ranks`` concurrent ``scimeta generate --shard
 I/N`` processes followed by ``scimeta merge`` (tasks/s, wall time including the merge).
 Run it on an idle machine: other load on the cores makes the figures meaningless.
@@ -16,8 +23,10 @@ Run it on an idle machine: other load on the cores makes the figures meaningless
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +57,7 @@ iterations = {iterations}
 seed = 0
 checkpoint_every = 100000
 validate_every = 100000
-log_every = 100000
+log_every = {log_every}
 """
 
 
@@ -62,8 +71,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ranks", type=int, default=2)
     ap.add_argument("--meta-batch", type=int, default=100)
-    ap.add_argument("--short", type=int, default=10)
-    ap.add_argument("--long", type=int, default=110)
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--gen-family", default="lotka_volterra")
     ap.add_argument("--gen-tasks", type=int, default=200)
     args = ap.parse_args()
@@ -76,32 +86,70 @@ def main() -> None:
         d = Path(tmp)
         generate(GenerationConfig("oscillator", "unforced-train", tasks=200, seed=0),
                  d / "train.h5")
-        speed = {}
-        for ranks in (1, args.ranks):
-            secs = []
-            for iters in (args.short, args.long):
-                cfg = d / f"r{ranks}-{iters}.toml"
+        speed: dict[int | str, list[float]] = {1: [], args.ranks: [], "free": []}
+        for rep in range(args.repeats):
+            speed["free"].append(side_by_side(d, scimeta, env, args, rep))
+            for ranks in (1, args.ranks):
+                cfg = d / f"r{ranks}.toml"
                 cfg.write_text(CONFIG.format(store=d / "train.h5", batch=args.meta_batch,
-                                             iterations=iters))
-                run = ["--run-dir", str(d / f"run-{ranks}-{iters}")]
-                cmd = ([scimeta, "train", str(cfg), *run] if ranks == 1 else
-                       [torchrun, "--standalone", f"--nproc-per-node={ranks}", "--no-python",
-                        scimeta, "train", str(cfg), *run])
-                secs.append(timed(cmd, env))
-            speed[ranks] = (args.long - args.short) / (secs[1] - secs[0])
+                                             iterations=args.iterations,
+                                             log_every=args.log_every))
+                run = d / f"run-{ranks}-{rep}"
+                cmd = ([scimeta, "train", str(cfg), "--run-dir", str(run)] if ranks == 1
+                       else [torchrun, "--standalone", f"--nproc-per-node={ranks}",
+                             "--no-python", scimeta, "train", str(cfg), "--run-dir", str(run)])
+                subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+                speed[ranks].append(steady_rate(run / "metrics.csv"))
         gen = generation(d, scimeta, env, args)
-    s1, sn = speed[1], speed[args.ranks]
-    print(f"meta-batch {args.meta_batch}, iterations {args.short} and {args.long} "
-          "(difference), oscillator, MLP 1-64-64-2 tanh, second-order MAML")
-    print("| ranks (gloo) | meta-iterations/s | speed-up | scaling efficiency |")
-    print("|---|---|---|---|")
-    print(f"| 1 | {s1:.2f} | 1.00 | 100 % |")
-    print(f"| {args.ranks} | {sn:.2f} | {sn / s1:.2f} | {100 * sn / s1 / args.ranks:.0f} % |")
+        latency = subprocess.run(
+            [torchrun, "--standalone", f"--nproc-per-node={args.ranks}",
+             str(Path(__file__).with_name("_allreduce_latency.py"))],
+            check=True, env=env, capture_output=True, text=True).stdout
+    print(f"meta-batch {args.meta_batch}, {args.iterations} iterations (rate after the "
+          f"first {args.log_every}), oscillator, MLP 1-64-64-2 tanh, second-order MAML")
+    print(f"| run | 1 rank it/s | {args.ranks} ranks it/s | speed-up | scaling efficiency "
+          f"| ceiling: {args.ranks} independent runs of B/{args.ranks} |")
+    print("|---|---|---|---|---|---|")
+    eff, ceil = [], []
+    rows = zip(speed[1], speed[args.ranks], speed["free"], strict=True)
+    for rep, (s1, sn, sf) in enumerate(rows):
+        eff.append(sn / s1 / args.ranks)
+        ceil.append(sf / s1 / args.ranks)
+        print(f"| {rep + 1} | {s1:.2f} | {sn:.2f} | {sn / s1:.2f} | {100 * eff[-1]:.0f} % "
+              f"| {100 * ceil[-1]:.0f} % |")
+    print(f"| median | {statistics.median(speed[1]):.2f} | "
+          f"{statistics.median(speed[args.ranks]):.2f} | | "
+          f"**{100 * statistics.median(eff):.0f} %** | {100 * statistics.median(ceil):.0f} % |")
+    print(f"\n{latency.strip()}")
     print(f"\ngeneration: {args.gen_tasks} tasks of {args.gen_family} (regime train)")
     print("| processes | wall s (incl. merge) | tasks/s | speed-up |")
     print("|---|---|---|---|")
     for k, secs in gen.items():
         print(f"| {k} | {secs:.1f} | {args.gen_tasks / secs:.1f} | {gen[1] / secs:.2f} |")
+
+
+def side_by_side(d: Path, scimeta: str, env: dict, args: argparse.Namespace,
+                 rep: int) -> float:
+    """Meta-iterations/s of ``args.ranks`` independent runs of B / ranks tasks each,
+    started together (the slowest one's rate: a synchronous run waits for it)."""
+    cfg = d / "free.toml"
+    cfg.write_text(CONFIG.format(store=d / "train.h5", batch=args.meta_batch // args.ranks,
+                                 iterations=args.iterations, log_every=args.log_every))
+    runs = [d / f"free-{rep}-{i}" for i in range(args.ranks)]
+    procs = [subprocess.Popen([scimeta, "train", str(cfg), "--run-dir", str(r)], env=env,
+                              stdout=subprocess.DEVNULL) for r in runs]
+    if any(p.wait() for p in procs):
+        sys.exit("an independent run failed")
+    return min(steady_rate(r / "metrics.csv") for r in runs)
+
+
+def steady_rate(metrics: Path) -> float:
+    """Meta-iterations/s between the first and the last train_loss row of a run."""
+    with metrics.open() as f:
+        rows = [(int(r["iteration"]), float(r["seconds"])) for r in csv.DictReader(f)
+                if r["metric"] == "train_loss"]
+    (i0, s0), (i1, s1) = rows[0], rows[-1]
+    return (i1 - i0) / (s1 - s0)
 
 
 def generation(d: Path, scimeta: str, env: dict, args: argparse.Namespace) -> dict[int, float]:
