@@ -9,21 +9,21 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from _pinn_common import INITS, SETTINGS, THRESHOLD, Setup, Size
 
 
 def hardware() -> dict[str, str]:
-    return {"platform": platform.platform(), "python": sys.version.split()[0],
-            "cpu_count": str(os.cpu_count()), "torch": str(torch.__version__),
-            "torch_threads": str(torch.get_num_threads()),
-            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "")}
+    """The run's machine (scimeta.runtime.describe_machine) and its OMP_NUM_THREADS, as
+    strings for netCDF attributes."""
+    from scimeta.runtime.machine import describe_machine
+
+    facts = {**describe_machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS", "")}
+    return {k: str(v) for k, v in facts.items()}
 
 
 def write_outputs(out: Path, args: argparse.Namespace, setup: Setup, size: Size,

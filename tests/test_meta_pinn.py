@@ -52,7 +52,7 @@ def test_smoke_runs_end_to_end(tmp_path: Path) -> None:
     nu = ds["nu"].sel(split="extrapolate").values
     assert ((nu >= 0.04) & (nu <= 0.07)).all()
     for key in ("command", "seeds", "wall_times", "hardware_platform", "hardware_torch",
-                "hardware_cpu_count"):
+                "hardware_cpus"):
         assert key in ds.attrs
     # step 0 of every init is the same for both settings (adaptation has not started)
     np.testing.assert_array_equal(rel[:, :, 0, 0], rel[:, :, 1, 0])
