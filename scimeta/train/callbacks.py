@@ -72,16 +72,20 @@ class LossLog(Callback):
 
 
 class Validation(Callback):
-    """Every ``every`` iterations, ``evaluate(label) -> mse`` for each held-out label."""
+    """Every ``every`` iterations, ``evaluate(label) -> mse`` for each held-out label;
+    ``observe(iteration, mean mse over labels)`` after each round, if given."""
 
     def __init__(self, every: int, labels: list[str], evaluate: Callable[[str], float],
-                 sink: RowSink) -> None:
+                 sink: RowSink, observe: Callable[[int, float], None] | None = None) -> None:
         self.every, self.labels, self.evaluate, self.sink = every, labels, evaluate, sink
+        self.observe = observe
 
     def on_step(self, info: StepInfo) -> None:
         if self.labels and info.due(self.every):
-            self.sink([info.row(f"val_mse/{label}", self.evaluate(label))
-                       for label in self.labels])
+            mse = {label: self.evaluate(label) for label in self.labels}
+            self.sink([info.row(f"val_mse/{label}", v) for label, v in mse.items()])
+            if self.observe is not None:
+                self.observe(info.iteration, sum(mse.values()) / len(mse))
 
 
 class Checkpointer(Callback):

@@ -102,6 +102,9 @@ class RunConfig:
     #: ``scimeta diagnose`` reads them to follow meta-overfitting over training
     snapshot_every: int = 0
     validate_every: int = 200
+    #: the init a phase writes: its last iterate, or ("best-validation") the validated
+    #: iterate with the least mean validation MSE (stopping chosen on data.validation)
+    keep: Literal["last", "best-validation"] = "last"
     log_every: int = 50
     deterministic: bool = False
 
@@ -143,6 +146,9 @@ class TrainConfig:
         get_learner(m.algorithm, "algorithm", "for meta.algorithm")
         for b in m.baselines:
             get_learner(b, "baseline", "in meta.baselines")
+        if r.keep == "best-validation" and not self.data.validation:
+            raise ConfigError("run.keep = 'best-validation' needs data.validation: at least "
+                              "one held-out store to choose the stopping iteration on")
         if m.physics_weight > 0 and self.data.n_collocation < 1:
             raise ConfigError("meta.physics_weight > 0 needs data.n_collocation >= 1")
 

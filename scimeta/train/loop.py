@@ -48,6 +48,7 @@ from .callbacks import (
 from .conditioned import check_box, phase_model, phase_setup
 from .config import TrainConfig
 from .distributed import allreduce_mean, barrier, collective_errors
+from .keep_best import KeepBest
 from .models import build_learner
 from .run_dir import RunDir
 from .setup import normalization, open_reader, phases, resolve_paths, validation_mse
@@ -218,9 +219,11 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         return validation_mse(learner, params, val[label], cfg.meta.meta_batch, device, dtype)
 
     iterations, env = cfg.optim.iterations, ctx.env
+    keep = (KeepBest(rd.best_path(name), params, start)
+            if cfg.run.keep == "best-validation" and env.is_main else None)
     callbacks: list[Callback] = [
         LossLog(cfg.run.log_every, rd.append_metrics),
-        Validation(cfg.run.validate_every, list(ctx.val), validate, rd.append_metrics),
+        Validation(cfg.run.validate_every, list(ctx.val), validate, rd.append_metrics, keep),
         Checkpointer(cfg.run.checkpoint_every, save),
         Snapshots(cfg.run.snapshot_every, snapshot),
         Progress(name, iterations, start, ctx.show),
@@ -271,8 +274,13 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
     for cb in callbacks:
         cb.on_end(info)
     if env.is_main:
-        save_checkpoint(rd.init_path(name), {"init": name, "params": {
-            n: v.detach().cpu() for n, v in params.items()}})
+        last = {n: v.detach().cpu() for n, v in params.items()}
+        kept_at, kept = keep.kept(iterations) if keep is not None else (iterations, last)
+        save_checkpoint(rd.init_path(name), {"init": name, "params": kept,
+                                             "iteration": kept_at, "keep": cfg.run.keep})
+        if keep is not None:
+            rd.append_metrics([info.row("kept_iteration", kept_at)])
+            rd.best_path(name).unlink(missing_ok=True)
         rd.checkpoint.unlink(missing_ok=True)
     barrier()  # the next phase starts from what rank 0 wrote
     return True

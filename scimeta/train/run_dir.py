@@ -83,6 +83,10 @@ class RunDir:
     def init_path(self, name: str) -> Path:
         return self.inits / f"{name}.pt"
 
+    def best_path(self, name: str) -> Path:
+        """The best-validation record of phase ``name`` while it trains (run.keep)."""
+        return self.path / f"best-{name}.pt"
+
     @property
     def snapshots(self) -> Path:
         return self.path / "snapshots"
