@@ -68,7 +68,7 @@ def test_keep_last_is_the_default_and_best_needs_a_validation_store(stores, tmp_
     train(config(*stores), tmp_path / "run")
     init = load_checkpoint(RunDir(tmp_path / "run").init_path("maml"))
     assert init["iteration"] == 12 and init["keep"] == "last"
-    with pytest.raises(ConfigError, match="run.keep = 'best-validation' needs data.validation"):
+    with pytest.raises(ConfigError, match=r"run\.keep = 'best-validation' needs data\.validation"):
         config(stores[0], keep="best-validation")
     with pytest.raises(ConfigError, match="keep"):
         config(*stores, keep="best")
