@@ -77,10 +77,10 @@ def published_solver_error(reader: EnvironmentReader, family: str, preset: str) 
 
     With accurate stores, RK45 is solved from each stored test trajectory's y0 and
     compared with it; with published stores, the family's accurate solver is.
-    Gray-Scott (``gray_scott_leads``, accurate stores only): RK45 on LEADS's grid model.
+    Gray-Scott (``gray_scott_leads``): the same on LEADS's grid model.
     """
     if family == GRAY_SCOTT:
-        return gray_scott_solver_error(reader)
+        return gray_scott_solver_error(reader, preset)
     fam = problems.get(family)
     t = reader.time.double().numpy()
     other = {} if preset != "accurate" else RK45_DEFAULTS

@@ -12,7 +12,7 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectory and 32 test trajectories each; t in [0, 1], dt = 0.05). ``--system
    gray-scott``: ``datasets/gray_scott_leads`` (LEADS's grid model, 9-point Laplacian
    at dx = 1 on 32 x 32 points; 3 environments (F, k), 1 training and 32 test
-   trajectories each; 10 frames t = 0, 40, ..., 360; accurate data only). ``--solver-preset``
+   trajectories each; 10 frames t = 0, 40, ..., 360). ``--solver-preset``
    chooses the data: ``accurate`` (scimeta's reference solver, the default) or
    ``published`` (RK45 at scipy's default tolerances, as the LEADS/CoDA generators).
    The MSE between the two solvers on the test sets is measured and printed.
@@ -209,11 +209,6 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--grids: {sorted(unknown)} not available for {args.system}; "
                          f"use {', '.join(system['datasets'])}")
-    if family == "gray_scott_leads" and preset != "accurate":
-        raise SystemExit("--solver-preset published is not available for --system "
-                         "gray-scott: scimeta's published preset (RK45 through solve_ivp) "
-                         "covers the ODE families only; the script reports the RK45 data's "
-                         "distance from the accurate data instead (leads/test)")
     torch.set_num_threads(1)
     start = time.perf_counter()
     log: dict = {"system": args.system, "family": family, "solver_preset": preset,

@@ -189,6 +189,36 @@ class GrayScott(RefinedSpectralFamily):
         return dydt - torch.cat(torch.broadcast_tensors(du, dv), dim=-1)
 
 
+_EDGES = ((1, 0), (-1, 0), (0, 1), (0, -1))
+_CORNERS = ((1, 1), (1, -1), (-1, 1), (-1, -1))
+
+
+def fd9_laplacian(a, roll, h2: float = 1.0):
+    """LEADS/CoDA's 9-point periodic Laplacian (centre -3, edges 1/2, corners 1/4, over
+    ``h2`` = dx dy) over the grid axes (-3, -2) of ``a`` ``[..., H, W, C]``; ``roll`` is
+    ``np.roll`` or ``torch.roll``, so one definition serves numpy and torch."""
+    edges = sum(roll(a, s, (-3, -2)) for s in _EDGES)
+    corners = sum(roll(a, s, (-3, -2)) for s in _CORNERS)
+    return (-3.0 * a + 0.5 * edges + 0.25 * corners) / h2
+
+
+def grid_field(y, f, kill, roll, cat, h2: float = 1.0):
+    """The semi-discrete Gray-Scott field on ``y`` ``[..., H, W, 2]`` (u, v): the 9-point
+    Laplacian plus the reaction; ``f``, ``kill`` broadcastable; ``cat`` joins the two
+    ``[..., 1]`` channels (numpy or torch)."""
+    u, v = y[..., 0:1], y[..., 1:2]
+    lap = fd9_laplacian(y, roll, h2)
+    uv2 = u * v * v
+    return cat([D_U * lap[..., 0:1] - uv2 + f * (1.0 - u),
+                D_V * lap[..., 1:2] + uv2 - (f + kill) * v])
+
+
+def grid_spacing(family) -> tuple[float, float]:
+    """(dx, dy) of a family's stored periodic grid (length / points per axis)."""
+    (x0, x1), (y0, y1) = family.domain["x"], family.domain["y"]
+    return (x1 - x0) / family.shape["x"], (y1 - y0) / family.shape["y"]
+
+
 class GrayScottLeads(GrayScott):
     """LEADS/CoDA's own semi-discrete model: the 9-point Laplacian at dx = 1 on the 32^2
     grid, no dealiasing (pointwise products are exact for a grid ODE system). ETDRK4
@@ -210,3 +240,18 @@ class GrayScottLeads(GrayScott):
 
     def laplacian_symbol(self, grid):
         return fd9_symbol(grid)[None]
+
+    def published_rhs(self, params, shape):
+        """``f(t, y)`` of the semi-discrete system as LEADS/CoDA wrote it, for the
+        ``published`` solver preset (scipy RK45 at its defaults): the 9-point stencil by
+        periodic shifts (not through Fourier space), on the state ``[32, 32, 2]``
+        flattened; params ``[F, k]``."""
+        f, kill = float(params[0]), float(params[1])
+        dx, dy = grid_spacing(self)
+
+        def rhs(t, y):
+            out = grid_field(y.reshape(shape), f, kill, np.roll,
+                             lambda xs: np.concatenate(xs, axis=-1), dx * dy)
+            return out.reshape(-1)
+
+        return rhs

@@ -4,9 +4,12 @@
 (``family.solve_batch``, recorded as ``family.solver``). ``"published"`` reproduces the
 data generators of LEADS (Yin et al. 2021) and CoDA (Kirchmeyer et al. 2022): scipy's
 ``solve_ivp`` with method ``"RK45"`` at its default tolerances (``rtol = 1e-3``,
-``atol = 1e-6``), for families solved with ``solve_ivp`` (:class:`~scimeta.family.OdeFamily`).
-Its global error is of order 1e-3 relative: use it to compare with published numbers,
-not as a reference solution.
+``atol = 1e-6``), for families solved with ``solve_ivp`` (:class:`~scimeta.family.OdeFamily`)
+and for grid families whose published data came from such a call on their
+semi-discrete system: those define ``published_rhs(params, shape) -> f(t, y)`` on the
+flattened state ``[*space, C]`` (``gray_scott_leads``: LEADS/CoDA's 9-point
+finite-difference Laplacian). Its global error is of order 1e-3 relative: use it to
+compare with published numbers, not as a reference solution.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
-from ..family import OdeFamily, ProblemFamily
+from ..family import STATUS_NON_FINITE, STATUS_SOLVER_FAILED, OdeFamily, ProblemFamily
 
 DEFAULT = "accurate"
 PRESETS = ("accurate", "published")
@@ -26,7 +29,8 @@ PUBLISHED: dict[str, object] = {"name": "scipy.integrate.solve_ivp", "method": M
 
 def supported(family: ProblemFamily, preset: str) -> bool:
     """Whether ``family`` can be solved with ``preset``."""
-    return preset == DEFAULT or isinstance(family, OdeFamily)
+    return (preset == DEFAULT or isinstance(family, OdeFamily)
+            or callable(getattr(family, "published_rhs", None)))
 
 
 def check(family: ProblemFamily, preset: str) -> None:
@@ -40,7 +44,7 @@ def check(family: ProblemFamily, preset: str) -> None:
     raise ConfigError(
         f"solver_preset={preset!r} is not available for family {family.name!r}: its solver "
         f"is {family.solver.name} ({family.solver.method}), not scipy's solve_ivp; it is "
-        f"available for the ODE families solved with solve_ivp "
+        f"available for the families solved with solve_ivp "
         f"({', '.join(ode_families()) or 'none installed'}); use the 'accurate' preset")
 
 
@@ -51,7 +55,7 @@ def ode_families() -> list[str]:
     out = []
     for name in registry.names():
         try:
-            if isinstance(registry.get(name), OdeFamily):
+            if supported(registry.get(name), "published"):
                 out.append(name)
         except Exception:  # a broken plugin must not hide this message
             continue
@@ -69,7 +73,8 @@ def solver_record(family: ProblemFamily, preset: str) -> dict[str, object]:
     own = dict(family.solver.__dict__)
     if preset == DEFAULT:
         return own
-    tol = ", ".join(f"{k}={own[k]:g}" for k in ("rtol", "atol") if own.get(k) is not None)
+    tol = ", ".join(f"{k}={own[k]:g}" for k in ("rtol", "atol", "dt")
+                    if own.get(k) is not None)
     return {**PUBLISHED, "dt": None, "preset": preset,
             "note": f"preset {preset!r} (LEADS/CoDA generators: solve_ivp defaults); the "
                     f"family's own solver is {own['method']} ({tol})"}
@@ -86,5 +91,29 @@ def solve_batch(family: ProblemFamily, preset: str, params: np.ndarray, y0: np.n
     if preset == DEFAULT:
         return family.solve_batch(params, y0, t)
     check(family, preset)
-    assert isinstance(family, OdeFamily)  # checked above
-    return family.solve_batch(params, y0, t, rtol=RTOL, atol=ATOL, method=METHOD)
+    if isinstance(family, OdeFamily):
+        return family.solve_batch(params, y0, t, rtol=RTOL, atol=ATOL, method=METHOD)
+    return _solve_grid(family, params, y0, t)
+
+
+def _solve_grid(family: ProblemFamily, params: np.ndarray, y0: np.ndarray,
+                t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``published`` for a grid family: its ``published_rhs`` through solve_ivp, one
+    call per task on the flattened state (RK45's error norm is over all components,
+    so the order of the flattening does not change the steps it takes)."""
+    from scipy.integrate import solve_ivp
+
+    shape = y0.shape[1:]
+    out = np.full((len(y0), len(t), *shape), np.nan)
+    status = np.zeros(len(y0), dtype=np.int8)
+    for i in range(len(y0)):
+        rhs = family.published_rhs(params[i], shape)  # type: ignore[attr-defined]
+        sol = solve_ivp(rhs, (float(t[0]), float(t[-1])), y0[i].reshape(-1), t_eval=t,
+                        method=METHOD, rtol=RTOL, atol=ATOL)
+        if not sol.success or sol.y.shape[1] != len(t):
+            status[i] = STATUS_SOLVER_FAILED
+            continue
+        out[i] = sol.y.T.reshape(len(t), *shape)
+        if not np.all(np.isfinite(out[i])):
+            status[i] = STATUS_NON_FINITE
+    return out, status
