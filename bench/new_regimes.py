@@ -8,6 +8,7 @@ physics-informed ones, and among all; its test median at ``--budget`` is printed
 the ratio to ``random``, ``joint`` and ``conditioned`` (each at its own
 validation-chosen optimizer; paired bootstrap 95% interval over tasks) and the
 physics gain (best data-only over best physics-informed, both chosen on validation).
+Then, per file, every cell: init x optimizer, the test median (diverged tasks).
 
     python bench/new_regimes.py osc-extra/runs/maml/evaluation/*.nc [--budget 50]
 """
@@ -94,6 +95,28 @@ def main() -> None:
                   f"{r['median']:.3g} ({r['diverged']}) | {refs} | {fmt(r.get('gain'))} |")
     print("\n†k: the reference cell has k diverged tasks, counted as +inf (ratios against "
           "it favour the other side)")
+    for f in args.files:
+        print("\n" + matrix(f, args.budget))
+
+
+def matrix(path: Path, budget: int) -> str:
+    """Every cell of one evaluation file: median test query MSE (diverged tasks, counted
+    as +inf) per init and optimizer, each at its validation-chosen rate and λ."""
+    ds = xr.open_dataset(path, engine="h5netcdf").load()
+    opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
+    b = max(int(v) for v in ds["budget"].values if int(v) <= budget)
+    lines = [f"{ds.attrs['family']} / {path.stem}: median query MSE after {b} steps "
+             f"(diverged tasks), {ds.sizes['task']} tasks", "",
+             "| init | " + " | ".join(opts) + " |", "|---|" + "---|" * len(opts)]
+    for init in ds["init"].values:
+        cells = []
+        for opt in opts:
+            a = ds["query_mse"].sel(budget=b, init=init, optimizer=opt).values
+            n = int(np.isnan(a).sum())
+            med = float(np.median(np.where(np.isnan(a), np.inf, a)))
+            cells.append(f"{med:.3g}" + (f" ({n})" if n else ""))
+        lines.append(f"| {init} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
