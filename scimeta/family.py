@@ -11,7 +11,7 @@ and torch.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -190,6 +190,25 @@ class ProblemFamily(abc.ABC):
         }
 
 
+def solve_each(n: int, shape: tuple[int, ...],
+               solve_one: Callable[[int], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Fields ``[n, *shape]`` float64 and status ``[n]`` int8 of ``n`` independent
+    solves: ``solve_one(i)`` returns task i's field of ``shape`` or raises
+    :class:`SolverFailed` (its row stays NaN, status ``STATUS_SOLVER_FAILED``); a field
+    with a non-finite value gets ``STATUS_NON_FINITE``."""
+    out = np.full((n, *shape), np.nan)
+    status = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        try:
+            out[i] = solve_one(i)
+        except SolverFailed:
+            status[i] = STATUS_SOLVER_FAILED
+            continue
+        if not np.all(np.isfinite(out[i])):
+            status[i] = STATUS_NON_FINITE
+    return out, status
+
+
 class OdeFamily(ProblemFamily):
     """A family of ODE systems ``dy/dt = f(t, y; p)`` solved with ``solve_ivp``.
 
@@ -235,18 +254,9 @@ class OdeFamily(ProblemFamily):
 
     def solve_batch(self, params, y0, t, **solve_kw):
         """One :meth:`solve` per task; ``solve_kw`` (rtol, atol, method) go to each."""
-        n = len(params)
-        out = np.full((n, len(t), len(self.state_names)), np.nan)
-        status = np.zeros(n, dtype=np.int8)
-        for i in range(n):
-            try:
-                out[i] = self.solve(params[i], y0[i], t, **solve_kw)
-            except SolverFailed:
-                status[i] = STATUS_SOLVER_FAILED
-                continue
-            if not np.all(np.isfinite(out[i])):
-                status[i] = STATUS_NON_FINITE
-        return out, status
+        return solve_each(len(params), (len(t), len(self.state_names)),
+                          lambda i: self.solve(params[i], y0[i], t, **solve_kw))
+
 
     def rhs_torch(self, t: torch.Tensor, y: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """``f(t, y; p)`` on tensors: t ``[...]``, y ``[..., C]``, params ``[..., P]``."""

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..family import STATUS_NON_FINITE, STATUS_SOLVER_FAILED, OdeFamily, ProblemFamily
+from ..errors import ConfigError, SolverFailed
+from ..family import OdeFamily, ProblemFamily, solve_each
 
 DEFAULT = "accurate"
 PRESETS = ("accurate", "published")
@@ -104,16 +104,13 @@ def _solve_grid(family: ProblemFamily, params: np.ndarray, y0: np.ndarray,
     from scipy.integrate import solve_ivp
 
     shape = y0.shape[1:]
-    out = np.full((len(y0), len(t), *shape), np.nan)
-    status = np.zeros(len(y0), dtype=np.int8)
-    for i in range(len(y0)):
+
+    def solve_one(i: int) -> np.ndarray:
         rhs = family.published_rhs(params[i], shape)  # type: ignore[attr-defined]
         sol = solve_ivp(rhs, (float(t[0]), float(t[-1])), y0[i].reshape(-1), t_eval=t,
                         method=METHOD, rtol=RTOL, atol=ATOL)
         if not sol.success or sol.y.shape[1] != len(t):
-            status[i] = STATUS_SOLVER_FAILED
-            continue
-        out[i] = sol.y.T.reshape(len(t), *shape)
-        if not np.all(np.isfinite(out[i])):
-            status[i] = STATUS_NON_FINITE
-    return out, status
+            raise SolverFailed(f"{family.name} with params {list(params[i])}: {sol.message}")
+        return sol.y.T.reshape(len(t), *shape)
+
+    return solve_each(len(y0), (len(t), *shape), solve_one)
