@@ -84,16 +84,16 @@ def test_keep_best_tracks_the_minimum_and_survives_a_resume(tmp_path):
         with torch.no_grad():
             w.fill_(value)
         keep(it, mse)
-    it, kept = keep.kept(4)
+    it, kept = keep.kept(4, {})
     assert it == 2 and torch.equal(kept["w"], torch.full((3,), 2.0))
     # resumed from a checkpoint at iteration 3: the record (iteration 2) carries over
     again = KeepBest(path, params, start=3)
     again(4, 0.25)  # worse than 0.2: not kept
-    assert again.kept(4)[0] == 2
+    assert again.kept(4, {})[0] == 2
     # resumed from iteration 1: the record of iteration 2 is stale and dropped
     stale = KeepBest(path, params, start=1)
-    assert not path.exists() and stale.kept(4)[0] == 4
+    assert not path.exists() and stale.kept(4, {})[0] == 4
     # a fresh phase (start 0) never inherits a record
     KeepBest(path, params, start=0)(2, 0.2)
     assert path.exists()
-    assert KeepBest(path, params, start=0).kept(4)[0] == 4 and not path.exists()
+    assert KeepBest(path, params, start=0).kept(4, {})[0] == 4 and not path.exists()

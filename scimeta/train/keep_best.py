@@ -20,9 +20,6 @@ from ..typing import Params
 
 log = logging.getLogger(__name__)
 
-KEEP_CHOICES = ("last", "best-validation")
-
-
 class KeepBest:
     """Track the least validation MSE of a phase and keep those parameters.
 
@@ -51,12 +48,12 @@ class KeepBest:
                 "params": {n: v.detach().cpu() for n, v in self.params.items()}})
             self.best, self.iteration = val_mse, iteration
 
-    def kept(self, last: int) -> tuple[int, Params]:
-        """(iteration, parameters) to write as the phase's init: the best record, or
-        the live parameters after ``last`` if none was finite."""
+    def kept(self, last: int, params: Params) -> tuple[int, Params]:
+        """(iteration, parameters) to write as the phase's init: the best record, or the
+        last iterate (``last``, ``params``) if no finite validation MSE was seen."""
         if self.iteration < 0:
             log.warning("no finite validation MSE was recorded; keeping the last iterate")
-            return last, {n: v.detach().cpu() for n, v in self.params.items()}
+            return last, params
         ck = load_checkpoint(self.path, required=("params",))
         log.info("keeping iteration %d (validation MSE %.4g) of %d", self.iteration,
                  self.best, last)

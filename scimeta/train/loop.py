@@ -275,7 +275,8 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
         cb.on_end(info)
     if env.is_main:
         last = {n: v.detach().cpu() for n, v in params.items()}
-        kept_at, kept = keep.kept(iterations) if keep is not None else (iterations, last)
+        kept_at, kept = (keep.kept(iterations, last) if keep is not None
+                         else (iterations, last))
         save_checkpoint(rd.init_path(name), {"init": name, "params": kept,
                                              "iteration": kept_at, "keep": cfg.run.keep})
         if keep is not None:
