@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from numbers import Real
 
@@ -13,10 +14,12 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 
 
-def check_positive(name: str, value: object) -> float:
-    """A real number > 0 (learning rates)."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not float(value) > 0:
-        raise ConfigError(f"{name}={value!r} is not allowed; it must be a number > 0")
+def check_positive(name: str, value: object, finite: bool = False) -> float:
+    """A real number > 0 (learning rates); with ``finite`` also < inf."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not float(value) > 0 or (
+            finite and not math.isfinite(float(value))):
+        what = "a finite number > 0" if finite else "a number > 0"
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be {what}")
     return float(value)
 
 

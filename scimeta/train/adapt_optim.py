@@ -10,13 +10,12 @@ same batched code (:func:`~.adaptation.adapt_curve`), so what a user gets from
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from ..batch import TaskBatch
 from ..errors import ConfigError, RunError
 from ..meta import MAML
+from ..meta._validate import check_positive
 from ..typing import Params
 from .adaptation import adapt_curve
 from .eval_inits import base_optimizer, check_eval_optimizer, is_physics
@@ -37,9 +36,8 @@ def check_adapt_optimizer(optimizer: str, rate: float | None, physics_weight: fl
         raise ConfigError("optimizer='learned' is not allowed here; leave optimizer unset "
                           "for the run's own inner rule")
     for name, value in (("rate", rate), ("physics_weight", physics_weight)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not (math.isfinite(value) and value > 0)):
-            raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number > 0")
+        if value is not None:
+            check_positive(name, value, finite=True)
     if physics_weight is not None and not is_physics(optimizer):
         raise ConfigError(f"physics_weight={physics_weight!r} only applies to a '+physics' "
                           f"optimizer, not {optimizer!r}")
