@@ -29,6 +29,7 @@ from .._version import __version__
 from ..errors import CheckpointError, ConfigError, RunError
 from ..runtime.config import dump_toml, from_dict, load_toml, to_dict
 from .config import TrainConfig
+from .suite_status import write_text
 
 RUN_FORMAT = 1
 METRIC_FIELDS = ("phase", "iteration", "metric", "value", "seconds")
@@ -59,12 +60,6 @@ def config_changes(old: TrainConfig, new: TrainConfig) -> dict[str, tuple[Any, A
 def _describe(changes: dict[str, tuple[Any, Any]], keys: list[str]) -> str:
     return ", ".join(f"{k} {changes[k][0]!r} -> {changes[k][1]!r}" for k in keys[:6]) + (
         f" and {len(keys) - 6} more" if len(keys) > 6 else "")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class RunDir:
@@ -114,8 +109,8 @@ class RunDir:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self.inits.mkdir(exist_ok=True)
-            atomic_write_text(self.config, dump_toml(to_dict(cfg)))
-            atomic_write_text(self.info, json.dumps(
+            write_text(self.config, dump_toml(to_dict(cfg)))
+            write_text(self.info, json.dumps(
                 {"format": RUN_FORMAT, "scimeta_version": __version__, **info}, indent=2))
         except OSError as exc:
             if not existed:
@@ -182,8 +177,8 @@ class RunDir:
         info.setdefault("config_changes", []).extend(
             {"key": k, "old": old, "new": new, "time": stamp} for k, (old, new) in
             changes.items())
-        atomic_write_text(self.config, dump_toml(to_dict(cfg)))
-        atomic_write_text(self.info, json.dumps(info, indent=2))
+        write_text(self.config, dump_toml(to_dict(cfg)))
+        write_text(self.info, json.dumps(info, indent=2))
 
     # ---- metrics ---------------------------------------------------------
     def append_metrics(self, rows: list[dict]) -> None:
@@ -208,7 +203,7 @@ class RunDir:
         w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS)
         w.writeheader()
         w.writerows(rows)
-        atomic_write_text(self.metrics, buf.getvalue())
+        write_text(self.metrics, buf.getvalue())
 
     # ---- resume checks -------------------------------------------------------
     def has_work(self) -> bool:
