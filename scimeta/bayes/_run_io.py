@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
 
+from ..runtime.atomic import save_figure, write_netcdf
 from . import metrics
 
 log = logging.getLogger(__name__)
@@ -178,9 +178,7 @@ def write_posterior(folder: Path, ds: xr.Dataset, label: str, n_tasks: int = 3) 
     """
     folder.mkdir(exist_ok=True)
     path = folder / f"{label}.nc"
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
+    write_netcdf(ds, path)
     try:
         import matplotlib
 
@@ -198,9 +196,7 @@ def write_posterior(folder: Path, ds: xr.Dataset, label: str, n_tasks: int = 3) 
     plot_calibration(ds, ax=axes[0, k])
     axes[0, k].set_title(f"{ds.attrs.get('family', '')} / {label}", fontsize=9)
     fig.tight_layout()
-    tmp_png = folder / f"{label}.tmp.png"
-    fig.savefig(tmp_png, dpi=110)
-    os.replace(tmp_png, folder / f"{label}.png")
+    save_figure(fig, folder / f"{label}.png", dpi=110)
     plt.close(fig)
     return path
 

@@ -37,6 +37,7 @@ from pathlib import Path
 import h5py
 
 from ..errors import ConfigError, StoreError
+from ..runtime.atomic import write_json
 from ..runtime.config import load_toml
 from ..runtime.names import safe_name
 from . import schema
@@ -155,12 +156,9 @@ def build(folder: str | os.PathLike, workers: int = 1, overwrite: bool = False,
                              "record the new hashes")
         return path
     manifest = {"name": cfg.get("name", folder.name), "content": content}
-    tmp = folder / "manifest.json.tmp"
     try:
-        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        write_json(path, manifest, sort_keys=True)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {str(path)!r} ({exc.strerror})") from None
     return path
 

@@ -7,11 +7,12 @@ when omitted), draws and returns the Axes; none calls ``plt.show()``.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from ..runtime.atomic import save_figure
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +154,7 @@ def render(draw, ds: xr.Dataset, path: Path, width: float) -> Path | None:
         return None
     fig = Figure(figsize=(width, 4), layout="constrained")
     draw(ds, fig)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 __all__ = ["plot_density", "plot_diagnostics", "plot_landscape", "plot_slices",

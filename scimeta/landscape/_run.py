@@ -20,6 +20,7 @@ import torch
 
 from ..errors import ConfigError
 from ..meta import MAML, learner_names
+from ..runtime.atomic import write_netcdf
 from ..runtime.names import safe_name
 from ..typing import Params
 
@@ -227,10 +228,7 @@ def _stable(ctx: RunContext, params: Params, batch, label: str, steps: int, seed
 def write_dataset(ds, path: Path) -> Path:
     """Write a Dataset atomically (h5netcdf)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
-    return path
+    return write_netcdf(ds, path)
 
 
 def write_landscape(run_dir: str | os.PathLike, ds, label: str) -> Path:

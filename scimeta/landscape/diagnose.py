@@ -36,6 +36,7 @@ from torch.func import grad, vmap
 from ..batch import TaskBatch
 from ..errors import ConfigError, RunError
 from ..meta import MAML
+from ..runtime.atomic import write_text
 from ..typing import ParamsLike
 from ._ops import objective_batch, physics_args
 
@@ -304,9 +305,7 @@ def write_report(run_dir: str | os.PathLike, ds) -> Path:
     out = Path(run_dir) / "diagnose"
     path = write_dataset(ds, out / f"{name}.nc")
     md = out / f"{name}.md"
-    tmp = md.with_name(md.name + ".tmp")
-    tmp.write_text(report_markdown(ds))
-    os.replace(tmp, md)
+    write_text(md, report_markdown(ds))
     render(plot_diagnostics, ds, out / f"{name}.png", 16)
     return path
 

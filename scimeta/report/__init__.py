@@ -46,7 +46,7 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
         no results; a :class:`ConfigError` for an unknown ``fmt``.
     """
     from .._version import __version__
-    from ..train.suite_status import write_text
+    from ..runtime.atomic import write_text
     from ._collect import collect, find_results
     from ._document import header_blocks, suite_blocks
     from ._forecast import find_forecasts, forecast_blocks

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..errors import CheckpointError
+from .atomic import atomic_path
 
 FORMAT_KEY = "scimeta_checkpoint"
 FORMAT_VERSION = 1
@@ -20,15 +21,10 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` to ``path`` atomically (temp file, fsync, rename); a failed write
     leaves the previous file as it was."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with atomic_path(path, fsync=True) as tmp, open(tmp, "wb") as fh:
             torch.save({FORMAT_KEY: FORMAT_VERSION, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # disk full, read-only: the old file is kept
-        tmp.unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
         raise CheckpointError(f"cannot write checkpoint {str(path)!r} ({reason}); the "
                               "previous one, if any, is unchanged") from None

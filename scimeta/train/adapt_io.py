@@ -21,6 +21,7 @@ import xarray as xr
 
 from ..errors import ConfigError
 from ..family import ProblemFamily
+from ..runtime.atomic import atomic_path
 
 
 def _read_csv(path: str | os.PathLike, what: str) -> list[list[str]]:
@@ -221,15 +222,13 @@ def save_predictions(ds: xr.Dataset, out: str | os.PathLike | None = None) -> No
         return
     check_output(out)
     path = Path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
-        if path.suffix.lower() == ".csv":
-            with open(tmp, "w", newline="") as fh:
-                write_predictions_csv(ds, fh)
-        else:
-            ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            if path.suffix.lower() == ".csv":
+                with open(tmp, "w", newline="") as fh:
+                    write_predictions_csv(ds, fh)
+            else:
+                ds.to_netcdf(tmp, engine="h5netcdf")
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ConfigError(f"out {str(path)!r}: cannot be written "
                           f"({getattr(exc, 'strerror', None) or exc})") from None

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import xarray as xr
 
+from ..runtime.atomic import save_figure, write_netcdf
 from .run_dir import RunDir
 
 log = logging.getLogger(__name__)
@@ -16,9 +16,7 @@ log = logging.getLogger(__name__)
 def write_evaluation(rd: RunDir, ds: xr.Dataset, label: str) -> Path:
     rd.evaluation.mkdir(exist_ok=True)
     path = rd.evaluation / f"{label}.nc"
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="h5netcdf")
-    os.replace(tmp, path)
+    write_netcdf(ds, path)
     try:
         import matplotlib
 
@@ -36,8 +34,6 @@ def write_evaluation(rd: RunDir, ds: xr.Dataset, label: str) -> Path:
         plot_adaptation(xr.Dataset({"query_mse": curves}), ax=ax)
         ax.set_title(f"{ds.attrs['family']} / {label} / {opt}")
     fig.tight_layout()
-    tmp_png = rd.evaluation / f"{label}.tmp.png"
-    fig.savefig(tmp_png, dpi=120)
-    os.replace(tmp_png, rd.evaluation / f"{label}.png")
+    save_figure(fig, rd.evaluation / f"{label}.png", dpi=120)
     plt.close(fig)
     return path

@@ -27,9 +27,9 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import CheckpointError, ConfigError, RunError
+from ..runtime.atomic import write_text
 from ..runtime.config import dump_toml, from_dict, load_toml, to_dict
 from .config import TrainConfig
-from .suite_status import write_text
 
 RUN_FORMAT = 1
 METRIC_FIELDS = ("phase", "iteration", "metric", "value", "seconds")

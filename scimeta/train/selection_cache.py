@@ -29,8 +29,8 @@ import torch
 
 from .._version import __version__
 from ..batch import TaskBatch
+from ..runtime.atomic import write_bytes
 from .selection import Selection
-from .suite_status import write_bytes
 
 log = logging.getLogger(__name__)
 

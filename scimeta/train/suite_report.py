@@ -17,7 +17,8 @@ import os
 from pathlib import Path
 
 from ..errors import RunError
-from .suite_status import suite_status, write_text
+from ..runtime.atomic import write_text
+from .suite_status import suite_status
 
 COLUMNS = ("evaluation", "run", "init", "optimizer", "budget", "median MSE", "diverged",
            "vs random", "vs joint", "vs data-only", "eval s", "run s")

@@ -14,12 +14,12 @@ dimension ``posterior`` with coordinates ``posterior_run``, ``posterior_init``,
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ..runtime.atomic import write_netcdf
 
 #: the string coordinates of a cell
 CELL_COORDS = ("evaluation", "run", "init", "optimizer")
@@ -75,15 +75,5 @@ def report_dataset(cells: list[dict], posteriors: list[dict] | None = None) -> A
 
 
 def write_dataset(ds: Any, path: Path) -> Path:
-    """Write ``ds`` to ``path`` atomically (h5netcdf; a unique temporary file in the
-    same folder renamed over it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="h5netcdf")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``ds`` to ``path`` atomically (h5netcdf)."""
+    return write_netcdf(ds, path)

@@ -15,42 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+
+from ..runtime.atomic import write_json
 
 #: statuses of a record that did not do the step
 _PASSIVE = ("skipped", "to run")
-
-
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    """Write ``data`` (text or bytes) to ``path`` atomically: a unique temporary file in
-    the same folder, readable by the group, renamed over ``path`` (``os.replace``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide it from the group
-        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (a unique temporary file + ``os.replace``)."""
-    _write_atomic(path, text)
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (a unique temporary file + ``os.replace``)."""
-    _write_atomic(path, data)
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically."""
-    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _read(path: Path) -> list[dict]:
