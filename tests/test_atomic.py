@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from scimeta.runtime.atomic import (atomic_path, save_figure, write_bytes, write_json,
-                                    write_netcdf, write_text)
+from scimeta.runtime.atomic import (
+    atomic_path,
+    save_figure,
+    write_bytes,
+    write_json,
+    write_netcdf,
+    write_text,
+)
 
 
 def _leftovers(folder):

@@ -164,3 +164,52 @@ def test_variant_argument_errors():
         Reptile(mlp()).update(Reptile(mlp()).init_params(), batch_of(), epsilon=0)
     with pytest.raises(ConfigError, match="fast=True"):
         MAML(nn.Sequential(nn.Linear(1, 3), nn.Softplus(), nn.Linear(3, 2)), fast=True)
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+@pytest.mark.parametrize("make", [
+    lambda fast, chunk: MAML(mlp(), inner_lr=0.1, inner_steps=3, fast=fast, chunk_size=chunk),
+    lambda fast, chunk: ANIL(mlp(), inner_lr=0.1, inner_steps=3, fast=fast, chunk_size=chunk),
+    lambda fast, chunk: MetaSGD(mlp(), inner_lr=0.1, inner_steps=3, fast=fast,
+                                chunk_size=chunk),
+    lambda fast, chunk: Reptile(mlp(act="relu"), inner_lr=0.1, inner_steps=3, fast=fast,
+                                chunk_size=chunk),
+])
+def test_adapt_batch_hand_batched_equals_vmap(make, chunk):
+    """adapt_batch on the hand-batched path = the torch.func path, every parameter
+    [B, *shape] (shared ones too), at the default steps and at 0 steps."""
+    fast, slow = make(None, chunk), make(False, chunk)
+    assert fast._fast is not None and slow._fast is None
+    params = fast.init_params()
+    with torch.no_grad():  # learned rates that differ per entry
+        for k in params:
+            if k.startswith(RATE_PREFIX):
+                params[k].mul_(torch.linspace(0.5, 1.5, params[k].numel(),
+                                              dtype=DT).view_as(params[k]))
+    batch = batch_of(n_tasks=5)
+    for steps in (None, 0):
+        a, b = fast.adapt_batch(params, batch, steps), slow.adapt_batch(params, batch, steps)
+        assert set(a) == set(b) == set(fast.names)
+        for n in fast.names:
+            assert a[n].shape == (5, *params[n].shape), n
+        assert_same(a, b, fast.names)
+    if isinstance(fast, MAML) and type(fast) is not Reptile:  # differentiable through it
+        x = batch.query_x
+        ga = torch.autograd.grad(fast.predict(fast.adapt_batch(params, batch), x).sum(),
+                                 params[fast.names[0]])[0]
+        gb = torch.autograd.grad(slow.predict(slow.adapt_batch(params, batch), x).sum(),
+                                 params[fast.names[0]])[0]
+        assert torch.allclose(ga, gb, rtol=1e-10, atol=1e-12)
+
+
+def test_reptile_one_adaptation_matches_the_two_call_form():
+    """meta_gradient (one adaptation) = (meta_loss, meta_grad) on the torch.func path."""
+    fast, slow = (Reptile(mlp(), inner_lr=0.05, inner_steps=4, fast=f) for f in (None, False))
+    params, batch = fast.init_params(), batch_of(n_tasks=6)
+    loss, grads = fast.meta_gradient(params, batch)
+    assert torch.allclose(loss, slow.meta_loss(params, batch), rtol=1e-12, atol=0)
+    assert_same(grads, slow.meta_grad(params, batch), fast.names)
+    q_loss, q_grads = Reptile(mlp(), inner_lr=0.05, inner_steps=4,
+                              use_query=True).meta_gradient(params, batch)
+    assert torch.allclose(q_loss, slow.meta_loss(params, batch), rtol=1e-12, atol=0)
+    assert not torch.allclose(q_grads[fast.names[0]], grads[fast.names[0]])

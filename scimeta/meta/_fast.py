@@ -13,7 +13,7 @@ transforms, which dominates for tiny networks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -184,6 +184,13 @@ class SequentialPlan:
         The same inner loop as :meth:`MAML.inner_loop <scimeta.meta.MAML.inner_loop>`:
         the update is ``loop.rule``; only the gradient is computed by hand.
         """
+        return unroll(loop, p, rates, self._support_step(loop, sx, sy),
+                      lambda state: self.task_mse(state, qx, qy), sx)
+
+    def _support_step(self, loop: InnerLoop, sx: torch.Tensor,
+                      sy: torch.Tensor) -> Callable[[Params], tuple[Params, float]]:
+        """``grads(state)`` for :func:`inner_states`: the support MSE's gradients of the
+        adapted layers (detached when first-order) and the factor on them."""
         lowest = self.lowest(loop.adapted)
         fixed_lr = not loop.rule.learned
         # fixed rate: the MSE factor 2 / (K d_out) is folded into the fused update
@@ -193,7 +200,7 @@ class SequentialPlan:
             src = {n: v.detach() for n, v in state.items()} if loop.first_order else state
             return self.grads(src, sx, sy, lowest, scaled=not fixed_lr), scale
 
-        return unroll(loop, p, rates, grads, lambda state: self.task_mse(state, qx, qy), sx)
+        return grads
 
     def meta_loss(self, loop: InnerLoop, p: Params, rates: Params, b: TaskBatch,
                   chunk_size: int | None = None) -> torch.Tensor:
@@ -202,25 +209,51 @@ class SequentialPlan:
             loop, p, rates, part.support_x, part.support_y, part.query_x, part.query_y),
             b, chunk_size)
 
+    def adapt(self, loop: InnerLoop, p: Params, rates: Params, sx: torch.Tensor,
+              sy: torch.Tensor, steps: int) -> Params:
+        """Model parameters after ``steps`` steps of ``loop`` on the support sets
+        (x ``[B, K, d]``), each ``[B, *shape]``; the same updates as :meth:`task_losses`."""
+        state = dict(p)
+        for after in inner_states(loop, p, rates, self._support_step(loop, sx, sy), steps):
+            state = after
+        b = sx.shape[0]
+        return {n: v if v.dim() > p[n].dim() else v.expand(b, *v.shape)
+                for n, v in state.items()}
+
+
+def inner_states(loop: InnerLoop, p: Params, rates: Params,
+                 grads: Callable[[Params], tuple[Params, float]],
+                 steps: int | None = None) -> Iterator[Params]:
+    """The hand-batched inner loop: the parameters after each of ``steps`` steps
+    (default ``loop.steps``).
+
+    ``grads(state)`` gives the support-loss gradients of the adapted parameters (each
+    ``[B, *shape]``) and a factor on them; ``loop.rule`` takes the steps (one fused
+    multi-tensor update for a fixed rate). Adapted entries become ``[B, *shape]`` at
+    the first step; the others stay shared.
+    """
+    adapted = set(loop.adapted)
+    names = [n for n in p if n in adapted]
+    state = dict(p)
+    for k in range(loop.steps if steps is None else steps):
+        g, scale = grads(state)
+        state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
+                                             grad_scale=scale, fused=not loop.rule.learned)}
+        yield state
+
 
 def unroll(loop: InnerLoop, p: Params, rates: Params,
            grads: Callable[[Params], tuple[Params, float]],
            query: Callable[[Params], torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     """The inner loop of the hand-batched paths: per-task meta-objective ``[B]``.
 
-    ``grads(state)`` gives the support-loss gradients of the adapted parameters (each
-    ``[B, *shape]``) and a factor on them; ``loop.rule`` takes the steps (one fused
-    multi-tensor update for a fixed rate); ``query(state)`` is the per-task query loss,
-    after the last step or weighted after each (MAML++'s multi-step loss). ``like``:
-    a ``[B, ...]`` tensor whose dtype and device the all-zero-weights result takes.
+    :func:`inner_states` takes the steps; ``query(state)`` is the per-task query
+    loss, after the last step or weighted after each (MAML++'s multi-step loss).
+    ``like``: a ``[B, ...]`` tensor whose dtype and device the all-zero-weights
+    result takes.
     """
-    adapted = set(loop.adapted)
-    names = [n for n in p if n in adapted]
     state, terms, weights = dict(p), [], loop.step_weights
-    for k in range(loop.steps):
-        g, scale = grads(state)
-        state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
-                                             grad_scale=scale, fused=not loop.rule.learned)}
+    for k, state in enumerate(inner_states(loop, p, rates, grads)):
         if weights is not None and weights[k] != 0:
             terms.append(weights[k] * query(state))
     if weights is None:

@@ -286,10 +286,23 @@ class MAML(TaskFunctions):
 
     def adapt_batch(self, params: ParamsLike, batch: TaskBatch,
                     steps: int | None = None) -> Params:
-        """Adapted parameters for every task of ``batch``: each value ``[B, *shape]``."""
+        """Adapted parameters for every task of ``batch``: each value ``[B, *shape]``.
+
+        The hand-batched path runs the same inner loop when it applies (a data-only
+        inner loss on an eligible MLP), ``chunk_size`` tasks at a time.
+        """
         params, b = self._prepare(params, batch)
-        (cx, tp), (cd, pd) = self._physics_args(b)
         n = self._steps(steps)
+        plan = self._fast
+        if isinstance(plan, SequentialPlan):
+            p, rates = self.split(params)
+            step = self.chunk_size or b.num_tasks
+            parts = [plan.adapt(self.loop, p, rates, part.support_x, part.support_y, n)
+                     for part in (b.tasks(slice(s, s + step))
+                                  for s in range(0, b.num_tasks, step))]
+            return parts[0] if len(parts) == 1 else {
+                k: torch.cat([q[k] for q in parts]) for k in parts[0]}
+        (cx, tp), (cd, pd) = self._physics_args(b)
 
         def one(sx, sy, c, t):
             return self.inner_loop(params, sx, sy, c, t, steps=n)

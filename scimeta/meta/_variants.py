@@ -12,6 +12,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..typing import Grads, Params, ParamsLike
 from . import _validate as V
+from ._fast import SequentialPlan
 from ._maml import MAML, _detached
 
 
@@ -132,10 +133,12 @@ class Reptile(MAML):
 
     def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
                  use_query: bool = False, **kwargs: Any) -> None:
-        for key in ("first_order", "multi_step_loss", "per_step_lrs", "step_weights"):
+        # compile: the pseudo-gradient is an eager adaptation, not the compiled meta-loss
+        for key in ("first_order", "multi_step_loss", "per_step_lrs", "step_weights",
+                    "compile"):
             if kwargs.get(key):
                 raise ConfigError(f"{key} is not a Reptile option")
-        super().__init__(model, inner_lr, inner_steps, first_order=True, fast=False, **kwargs)
+        super().__init__(model, inner_lr, inner_steps, first_order=True, **kwargs)
         self.use_query = bool(use_query)
 
     def _task_data(self, b: TaskBatch) -> TaskBatch:
@@ -148,8 +151,22 @@ class Reptile(MAML):
 
     def meta_gradient(self, params: ParamsLike,
                       batch: TaskBatch) -> tuple[torch.Tensor, Grads]:
-        """(mean query loss after adaptation, pseudo-gradient ``θ − mean_i φ_i``)."""
-        return self.meta_loss(params, batch), dict(self.meta_grad(params, batch))
+        """(mean query loss after adaptation, pseudo-gradient ``θ − mean_i φ_i``).
+
+        Without ``use_query`` one adaptation serves both: the loss is the query MSE
+        at the φ_i of the pseudo-gradient (with a custom loss or a physics term, the
+        loss comes from :meth:`meta_loss`)."""
+        if self.use_query or self.loss != "mse" or self.physics is not None:
+            return self.meta_loss(params, batch), dict(self.meta_grad(params, batch))
+        theta = _detached(params)
+        b = V.check_batch(batch, False)
+        phi = self.adapt_batch(theta, b)
+        with torch.no_grad():
+            if isinstance(self._fast, SequentialPlan):
+                loss = self._fast.task_mse(phi, b.query_x, b.query_y).mean()
+            else:
+                loss = (self.predict(phi, b.query_x) - b.query_y).square().mean()
+        return loss, {n: theta[n] - phi[n].mean(0) for n in self.names}
 
     def meta_grad(self, params: Mapping[str, torch.Tensor], batch: TaskBatch) -> Params:
         """Pseudo-gradient ``θ − mean_i φ_i`` for every model parameter (no graph)."""
