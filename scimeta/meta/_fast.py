@@ -234,11 +234,15 @@ def inner_states(loop: InnerLoop, p: Params, rates: Params,
     """
     adapted = set(loop.adapted)
     names = [n for n in p if n in adapted]
+    # the task dimension matters to a clipping rule only (whose norm is per task); a
+    # rule without a clip keeps the plain update signature
+    extra = {"task_dims": 1} if getattr(loop.rule, "max_norm", 0) > 0 else {}
     state = dict(p)
     for k in range(loop.steps if steps is None else steps):
         g, scale = grads(state)
         state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
-                                             grad_scale=scale, fused=not loop.rule.learned)}
+                                             grad_scale=scale, fused=not loop.rule.learned,
+                                             **extra)}
         yield state
 
 

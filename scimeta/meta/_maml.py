@@ -52,9 +52,11 @@ class MAML(TaskFunctions):
     evaluates at once. MAML++ options: ``multi_step_loss=True`` uses
     ``sum_k w_k * L_query(φ_k)`` over steps k = 1..K with ``step_weights`` (default
     uniform); ``per_step_lrs=True`` learns one rate per step and per parameter
-    tensor. ``fast`` selects the hand-batched path for plain ``nn.Sequential``
-    MLPs with the MSE loss (``None``: when eligible; see :mod:`._fast`); both
-    paths run the same :class:`~scimeta.meta.InnerLoop` (:attr:`loop`).
+    tensor. ``inner_grad_clip > 0`` clips each task's inner gradient to that norm
+    (:class:`~scimeta.meta.InnerRule`'s ``max_norm``). ``fast`` selects the
+    hand-batched path for plain ``nn.Sequential`` MLPs with the MSE loss
+    (``None``: when eligible; see :mod:`._fast`); both paths run the same
+    :class:`~scimeta.meta.InnerLoop` (:attr:`loop`).
 
     The per-task functions :meth:`support_loss`, :meth:`inner_loop`,
     :meth:`query_loss` and :meth:`task_meta_loss` are public and pure, for code
@@ -81,6 +83,7 @@ class MAML(TaskFunctions):
         per_step_lrs: bool = False,
         fast: bool | None = None,
         compile: bool = False,
+        inner_grad_clip: float = 0.0,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -101,7 +104,8 @@ class MAML(TaskFunctions):
         self.step_weights = V.check_step_weights(step_weights, self.multi_step_loss,
                                                   self.inner_steps)
         mode = "per_step" if per_step_lrs else self.rate_mode
-        self.rule = InnerRule(self.inner_lr, mode, self.inner_steps)
+        self.rule = InnerRule(self.inner_lr, mode, self.inner_steps,
+                              V.check_nonneg_float("inner_grad_clip", inner_grad_clip))
         self.names = [n for n, _ in model.named_parameters()]
         bad = [n for n in self.names if n.startswith(RATE_PREFIX)]
         if bad:

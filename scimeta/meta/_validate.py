@@ -23,6 +23,15 @@ def check_positive(name: str, value: object, finite: bool = False) -> float:
     return float(value)
 
 
+def check_nonneg_float(name: str, value: object) -> float:
+    """A finite real number >= 0 (0 switches an option off)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not (
+            float(value) >= 0 and math.isfinite(float(value))):
+        raise ConfigError(f"{name}={value!r} is not allowed; it must be a finite number "
+                          ">= 0 (0: off)")
+    return float(value)
+
+
 def check_nonneg_int(name: str, value: object) -> int:
     """An int >= 0 (step counts)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -27,6 +27,7 @@ Example ``run.toml``::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -76,6 +77,9 @@ class MetaConfig:
     #: divide the residual of each channel by the spread of its dy/dt over the training
     #: store (run.json ``norm.dydt_scale``), so one physics_weight serves every family
     physics_normalize: bool = True
+    #: clip each task's inner gradient to this Euclidean norm (0: off); steadies an
+    #: inner loop whose physics term is much stiffer than the data misfit
+    inner_grad_clip: float = 0.0
     #: ``torch.compile`` the hand-batched meta-loss (MAML(compile=True)): faster per
     #: iteration after a compile of seconds to minutes; learners or models without a
     #: hand-batched path train eagerly (a warning says so)
@@ -125,6 +129,8 @@ class TrainConfig:
             (m.meta_batch >= 1, f"meta.meta_batch must be >= 1, got {m.meta_batch}"),
             (m.chunk_size >= 0, f"meta.chunk_size must be >= 0, got {m.chunk_size}"),
             (m.physics_weight >= 0, f"meta.physics_weight must be >= 0, got {m.physics_weight}"),
+            (m.inner_grad_clip >= 0 and math.isfinite(m.inner_grad_clip),
+             f"meta.inner_grad_clip must be a finite number >= 0, got {m.inner_grad_clip}"),
             (o.lr > 0, f"optim.lr must be > 0, got {o.lr}"),
             (o.iterations >= 0, f"optim.iterations must be >= 0, got {o.iterations}"),
             (o.grad_clip >= 0, f"optim.grad_clip must be >= 0, got {o.grad_clip}"),

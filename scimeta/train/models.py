@@ -88,7 +88,8 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
         physics = PhysicsLoss(family, weight=weight, where=where,
                               scale=physics_scale(cfg, norm), extra_inputs=extra_inputs)
     kw = {"inner_lr": mc.inner_lr, "inner_steps": mc.inner_steps,
-          "chunk_size": mc.chunk_size or None, "physics": physics, "loss": loss}
+          "chunk_size": mc.chunk_size or None, "physics": physics, "loss": loss,
+          "inner_grad_clip": mc.inner_grad_clip}
     if mc.compile:
         try:
             return entry.build(model, compile=True, **kw)
