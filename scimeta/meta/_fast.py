@@ -57,11 +57,24 @@ def _activate(kind: str | None, z: torch.Tensor, om: float) -> tuple[torch.Tenso
         return h, h  # the backward uses threshold_backward(d, h, 0), as autograd does
     if kind == "tanh":
         h = torch.tanh(z)
-        return h, 1 - h * h
+        return h, h  # the backward uses tanh_backward(d, h) = d (1 - h²), as autograd does
     if kind == "silu":
         s = torch.sigmoid(z)
         return z * s, s * (1 + z * (1 - s))
     return torch.sin(om * z), om * torch.cos(om * z)
+
+
+def _activate_only(kind: str | None, z: torch.Tensor, om: float) -> torch.Tensor:
+    """act(z) alone (a forward pass that needs no derivative factors)."""
+    if kind is None:
+        return z
+    if kind == "relu":
+        return torch.relu(z)
+    if kind == "tanh":
+        return torch.tanh(z)
+    if kind == "silu":
+        return torch.nn.functional.silu(z)
+    return torch.sin(om * z)
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
@@ -117,20 +130,28 @@ class SequentialPlan:
             i += 2 if act else 1
         return cls(layers) if layers else None
 
-    def forward(self, p: Mapping[str, torch.Tensor],
-                x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        """x ``[B, N, d_in]``; weights ``[out, in]`` (shared) or ``[B, out, in]``."""
-        cache = []
+    def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, *,
+                cache: bool = True,
+                ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """x ``[B, N, d_in]``; weights ``[out, in]`` (shared) or ``[B, out, in]``.
+
+        Returns the output and, per layer, (its input, what :meth:`grads` needs of its
+        activation's derivative); ``cache=False`` (a forward whose gradient is left to
+        autograd) skips the derivative factors and returns an empty list."""
+        out = []
         a = self.affine
         h = x if a is None else x * a.x_scale + a.x_shift
         for layer in self.layers:
             z = _linear(h, p[layer.weight], None if layer.bias is None else p[layer.bias])
+            if not cache:
+                h = _activate_only(layer.act, z, layer.omega0)
+                continue
             h_out, prime = _activate(layer.act, z, layer.omega0)
-            cache.append((h, prime))
+            out.append((h, prime))
             h = h_out
         if a is not None:
             h = h * a.y_scale + a.y_shift
-        return h, cache
+        return h, out
 
     def grads(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
               lowest: int, scaled: bool = True) -> Params:
@@ -151,6 +172,8 @@ class SequentialPlan:
             h_in, prime = cache[i]
             if layer.act == "relu":
                 d = torch.ops.aten.threshold_backward(d, prime, 0.0)
+            elif layer.act == "tanh":
+                d = torch.ops.aten.tanh_backward(d, prime)
             elif layer.act is not None:
                 d = d * prime
             g[layer.weight] = torch.bmm(d.mT, h_in)
@@ -167,7 +190,7 @@ class SequentialPlan:
     def task_mse(self, p: Mapping[str, torch.Tensor], x: torch.Tensor,
                  y: torch.Tensor) -> torch.Tensor:
         """Per-task MSE ``[B]``."""
-        pred, _ = self.forward(p, x)
+        pred, _ = self.forward(p, x, cache=False)
         return (pred - y).square().mean(dim=(-2, -1))
 
     def lowest(self, names: Iterable[str]) -> int:
