@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..data import GenerationConfig, generate
 from ..errors import ConfigError
+from ..runtime.atomic import write_json, write_text
 from ..runtime.config import from_dict
 from .config import TrainConfig
 from .evaluate import evaluate, format_table, summary_table
@@ -84,6 +85,6 @@ def quickstart(out: str | os.PathLike = "scimeta-quickstart", *, iterations: int
         format_table(rows, f"oscillator / {split} (query MSE after {BUDGET} steps; rates "
                            "chosen on the validation store)")
         for split, rows in tables.items())
-    (out / "summary.txt").write_text(text + "\n")
-    (out / "summary.json").write_text(json.dumps(tables, indent=2))
+    write_text(out / "summary.txt", text + "\n")
+    write_json(out / "summary.json", tables)
     return tables
