@@ -10,7 +10,13 @@ validation-chosen optimizer; paired bootstrap 95% interval over tasks) and the
 physics gain (best data-only over best physics-informed, both chosen on validation).
 Then, per file, every cell: init x optimizer, the test median (diverged tasks).
 
+``--versus OTHER.nc`` compares two runs evaluated on the same test tasks (e.g. MAML
+meta-trained with and without the residual): the ``maml`` init of each file at its
+own validation-chosen optimizer, their validation medians (the adoption criterion)
+and the paired bootstrap ratio of the test MSEs.
+
     python bench/new_regimes.py osc-extra/runs/maml/evaluation/*.nc [--budget 50]
+    python bench/new_regimes.py A.nc --versus B.nc
 """
 
 from __future__ import annotations
@@ -27,19 +33,49 @@ from scimeta.train.selection import bootstrap_ratio
 REFS = ("random", "joint", "conditioned")
 
 
+def _validation_median(ds: xr.Dataset, init: str, opt: str) -> float:
+    """The validation median of (init, opt) at its chosen rate (NaN if off the grid)."""
+    grid = ds["grid_rate"].sel(optimizer=opt).values
+    hit = np.flatnonzero(np.isclose(grid, float(ds["chosen_rate"].sel(init=init,
+                                                                    optimizer=opt))))
+    if not len(hit):
+        return math.nan
+    return float(ds["validation_median"].sel(init=init, optimizer=opt).values[hit[0]])
+
+
 def chosen(ds: xr.Dataset, init: str, optimizers: list[str]) -> str | None:
     """The optimizer of ``optimizers`` with the least validation median at its rate."""
     best, best_v = None, math.inf
     for opt in optimizers:
-        grid = ds["grid_rate"].sel(optimizer=opt).values
-        rate = float(ds["chosen_rate"].sel(init=init, optimizer=opt))
-        hit = np.flatnonzero(np.isclose(grid, rate))
-        if not len(hit):
-            continue
-        v = float(ds["validation_median"].sel(init=init, optimizer=opt).values[hit[0]])
+        v = _validation_median(ds, init, opt)
         if v < best_v:
             best, best_v = opt, v
     return best
+
+
+def versus(path: Path, other: Path, budget: int, init: str = "maml") -> dict:
+    """``init`` of ``path`` against ``init`` of ``other`` on the same test tasks, each at
+    its validation-chosen optimizer: validation medians, test medians and the paired
+    bootstrap ratio (path over other)."""
+    a_ds, b_ds = (xr.open_dataset(f, engine="h5netcdf").load() for f in (path, other))
+    if not (np.array_equal(a_ds["task"].values, b_ds["task"].values) and (
+            "params" not in a_ds or np.array_equal(a_ds["params"].values,
+                                                   b_ds["params"].values))):
+        raise SystemExit(f"{path} and {other} were not evaluated on the same test tasks")
+    out: dict = {"init": init}
+    tests = []
+    for key, ds in (("a", a_ds), ("b", b_ds)):
+        opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
+        opt = chosen(ds, init, opts)
+        if opt is None:
+            raise SystemExit(f"{key}: no validation-chosen optimizer for {init!r}")
+        b = max(int(v) for v in ds["budget"].values if int(v) <= budget)
+        t = ds["query_mse"].sel(budget=b, init=init, optimizer=opt).values
+        tests.append(t)
+        out[key] = {"optimizer": opt, "budget": b, "validation": _validation_median(ds, init, opt),
+                    "median": float(np.median(np.where(np.isnan(t), np.inf, t)))}
+    out["ratio"] = bootstrap_ratio(tests[0], tests[1])
+    return out
 
 
 def rows(path: Path, budget: int) -> list[dict]:
@@ -84,7 +120,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", type=Path, help="evaluation .nc files")
     ap.add_argument("--budget", type=int, default=50, help="largest budget to report")
+    ap.add_argument("--versus", type=Path, default=None,
+                    help="another run's evaluation of the same test tasks: compare the "
+                         "maml inits")
     args = ap.parse_args()
+    if args.versus is not None:
+        for f in args.files:
+            v = versus(f, args.versus, args.budget)
+            print(f"| file | init | optimizer (chosen on validation) | validation median | "
+                  f"test median (budget {v['a']['budget']}) |\n|---|---|---|---|---|")
+            for key, name in (("a", f), ("b", args.versus)):
+                c = v[key]
+                print(f"| {name} | {v['init']} | {c['optimizer']} | {c['validation']:.3g} | "
+                      f"{c['median']:.3g} |")
+            print(f"\ntest ratio {f.stem} / {args.versus.stem}: {fmt(v['ratio'])}\n")
+        return
     print("| family / regime | init | optimizer (chosen on validation) | budget | median MSE "
           "(diverged) | /random | /joint | /conditioned | data-only / physics |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -52,3 +52,27 @@ def test_cells_and_headline(tmp_path):
     assert rows["maml"]["optimizer"] == "sgd+physics" and rows["maml"]["median"] == 0.03
     assert rows["random"]["optimizer"] == "sgd+physics"  # 0.8 < 3.0 on validation
     assert np.isclose(rows["maml"]["random"][0], 0.03 / 0.7)  # ratio of medians
+
+
+def test_versus_pairs_two_runs_on_the_same_tasks(tmp_path):
+    mod = _module()
+    a, b = tmp_path / "a.nc", tmp_path / "b.nc"
+    _evaluation(a)
+    _evaluation(b)
+    ds = xr.open_dataset(b, engine="h5netcdf").load()
+    ds["query_mse"].loc[{"budget": 50, "init": "maml", "optimizer": "sgd+physics"}] = (
+        [0.02, 0.04, 0.06, 0.08, 0.10])  # twice a's on every task
+    b.unlink()
+    ds.to_netcdf(b, engine="h5netcdf")
+    v = mod.versus(a, b, 50)
+    assert v["a"]["optimizer"] == v["b"]["optimizer"] == "sgd+physics"
+    assert v["a"]["validation"] == 0.05 and v["a"]["median"] == 0.03
+    assert np.isclose(v["b"]["median"], 0.06) and np.allclose(v["ratio"], 0.5)
+    other = tmp_path / "other.nc"
+    ds.assign_coords(task=range(10, 15)).to_netcdf(other, engine="h5netcdf")
+    try:
+        mod.versus(a, other, 50)
+    except SystemExit as exc:
+        assert "same test tasks" in str(exc)
+    else:
+        raise AssertionError("tasks that differ must be refused")
