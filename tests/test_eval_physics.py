@@ -255,3 +255,40 @@ def test_a_repeated_selection_is_read_from_the_cache_and_a_changed_one_is_not(
     evaluate(tmp_path / "run", run / "test.h5", label="d",
              **{**kw, "physics_weights": (0.5,)})  # a new λ: new selections
     assert len(calls) == 1 + 4
+
+
+@pytest.fixture(scope="module")
+def physics_run(run, tmp_path_factory):
+    """A run meta-trained with the residual in its inner loss (λ = 0.01)."""
+    d = tmp_path_factory.mktemp("physrun")
+    cfg = from_dict(TrainConfig, {
+        "data": {"train": str(run / "train.h5"), "n_collocation": 4},
+        "model": {"hidden": [8]},
+        "meta": {"inner_lr": 0.05, "inner_steps": 2, "meta_batch": 4, "baselines": [],
+                 "physics_weight": 0.01},
+        "optim": {"lr": 1e-2, "iterations": 5},
+        "run": {"seed": 3, "checkpoint_every": 100, "validate_every": 100, "log_every": 100}})
+    assert train(cfg, d / "run").completed
+    return d / "run"
+
+
+def test_data_only_optimizers_ignore_the_runs_training_residual(run, physics_run):
+    """A run meta-trained with the residual: sgd adapts on the data alone (= sgd+physics
+    at a vanishing λ), while 'learned' runs the trained rule, residual included (=
+    sgd+physics at the run's λ and inner rate, without backtracking)."""
+    kw = {"budgets": (0, 1, 3), "bootstrap": 0, "n_collocation": 4, "backtrack": "none",
+          "write": False}
+    tiny = evaluate(physics_run, run / "test.h5", optimizers=("sgd", "sgd+physics"),
+                    physics_weights=(1e-30,), **kw)
+    q = tiny["query_mse"].sel(init="maml")
+    np.testing.assert_allclose(q.sel(optimizer="sgd+physics"), q.sel(optimizer="sgd"),
+                               rtol=1e-5, atol=0)
+    own = evaluate(physics_run, run / "test.h5", optimizers=("learned", "sgd+physics"),
+                   physics_weights=(0.01,), **kw)
+    q = own["query_mse"].sel(init="maml", budget=3)
+    assert np.isfinite(q).all()
+    np.testing.assert_allclose(q.sel(optimizer="learned"), q.sel(optimizer="sgd+physics"),
+                               rtol=1e-5, atol=0)
+    assert not np.allclose(q.sel(optimizer="learned"),
+                           tiny["query_mse"].sel(init="maml", budget=3, optimizer="sgd"),
+                           rtol=1e-4)

@@ -134,7 +134,9 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
     norm = physics_norm(info, cfg) if physics else dict(info["norm"] or {})
     model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
     model = model.to(device=device, dtype=dtype)
-    plain = build_learner(cfg, model, family, "maml", norm=norm)
+    # data-only optimizers adapt on the data alone, also for a run meta-trained with the
+    # residual in its inner loss (its own rule, residual included, is "learned")
+    plain = build_learner(cfg, model, family, "maml", norm=norm, physics_weight=0.0)
     out = []
     for name in names:
         cond = name == CONDITIONED
