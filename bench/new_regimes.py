@@ -28,9 +28,14 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from scimeta.train.selection import bootstrap_ratio
+from scimeta.train.selection import bootstrap_ratio, failures_as_inf
 
 REFS = ("random", "joint", "conditioned")
+
+
+def _budget(ds: xr.Dataset, budget: int) -> int:
+    """The largest recorded budget not above ``budget``."""
+    return max(int(v) for v in ds["budget"].values if int(v) <= budget)
 
 
 def _validation_median(ds: xr.Dataset, init: str, opt: str) -> float:
@@ -69,11 +74,11 @@ def versus(path: Path, other: Path, budget: int, init: str = "maml") -> dict:
         opt = chosen(ds, init, opts)
         if opt is None:
             raise SystemExit(f"{key}: no validation-chosen optimizer for {init!r}")
-        b = max(int(v) for v in ds["budget"].values if int(v) <= budget)
+        b = _budget(ds, budget)
         t = ds["query_mse"].sel(budget=b, init=init, optimizer=opt).values
         tests.append(t)
         out[key] = {"optimizer": opt, "budget": b, "validation": _validation_median(ds, init, opt),
-                    "median": float(np.median(np.where(np.isnan(t), np.inf, t)))}
+                    "median": float(np.median(failures_as_inf(t)))}
     out["ratio"] = bootstrap_ratio(tests[0], tests[1])
     return out
 
@@ -83,7 +88,7 @@ def rows(path: Path, budget: int) -> list[dict]:
     opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
     data = [o for o in opts if not o.endswith("+physics")]
     phys = [o for o in opts if o.endswith("+physics")]
-    b = max(int(v) for v in ds["budget"].values if int(v) <= budget)
+    b = _budget(ds, budget)
     mse = ds["query_mse"].sel(budget=b)
     pick = {str(i): {"data": chosen(ds, str(i), data), "physics": chosen(ds, str(i), phys),
                      "all": chosen(ds, str(i), opts)} for i in ds["init"].values}
@@ -95,7 +100,7 @@ def rows(path: Path, budget: int) -> list[dict]:
         a = mse.sel(init=init, optimizer=opt).values
         row = {"file": f"{ds.attrs['family']} / {path.stem}", "init": init,
                "optimizer": opt, "budget": b, "diverged": int(np.isnan(a).sum()),
-               "median": float(np.median(np.where(np.isnan(a), np.inf, a)))}
+               "median": float(np.median(failures_as_inf(a)))}
         for ref in REFS:
             if ref in pick and pick[ref]["all"] is not None:
                 r = mse.sel(init=ref, optimizer=pick[ref]["all"]).values
@@ -154,7 +159,7 @@ def matrix(path: Path, budget: int) -> str:
     as +inf) per init and optimizer, each at its validation-chosen rate and λ."""
     ds = xr.open_dataset(path, engine="h5netcdf").load()
     opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
-    b = max(int(v) for v in ds["budget"].values if int(v) <= budget)
+    b = _budget(ds, budget)
     lines = [f"{ds.attrs['family']} / {path.stem}: median query MSE after {b} steps "
              f"(diverged tasks), {ds.sizes['task']} tasks", "",
              "| init | " + " | ".join(opts) + " |", "|---|" + "---|" * len(opts)]
@@ -163,7 +168,7 @@ def matrix(path: Path, budget: int) -> str:
         for opt in opts:
             a = ds["query_mse"].sel(budget=b, init=init, optimizer=opt).values
             n = int(np.isnan(a).sum())
-            med = float(np.median(np.where(np.isnan(a), np.inf, a)))
+            med = float(np.median(failures_as_inf(a)))
             cells.append(f"{med:.3g}" + (f" ({n})" if n else ""))
         lines.append(f"| {init} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -259,7 +259,7 @@ def inner_states(loop: InnerLoop, p: Params, rates: Params,
     names = [n for n in p if n in adapted]
     # the task dimension matters to a clipping rule only (whose norm is per task); a
     # rule without a clip keeps the plain update signature
-    extra = {"task_dims": 1} if getattr(loop.rule, "max_norm", 0) > 0 else {}
+    extra = {"task_dims": 1} if loop.rule.max_norm > 0 else {}
     state = dict(p)
     for k in range(loop.steps if steps is None else steps):
         g, scale = grads(state)

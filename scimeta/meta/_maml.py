@@ -104,8 +104,8 @@ class MAML(TaskFunctions):
         self.step_weights = V.check_step_weights(step_weights, self.multi_step_loss,
                                                   self.inner_steps)
         mode = "per_step" if per_step_lrs else self.rate_mode
-        self.rule = InnerRule(self.inner_lr, mode, self.inner_steps,
-                              V.check_nonneg_float("inner_grad_clip", inner_grad_clip))
+        # InnerRule refuses a bad inner_grad_clip (negative, non-finite, not a number)
+        self.rule = InnerRule(self.inner_lr, mode, self.inner_steps, inner_grad_clip)
         self.names = [n for n, _ in model.named_parameters()]
         bad = [n for n in self.names if n.startswith(RATE_PREFIX)]
         if bad:

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from ..errors import RunError
-from ..runtime.atomic import write_text
+from ..runtime.atomic import write_netcdf, write_text
 from .suite_status import suite_status
 
 COLUMNS = ("evaluation", "run", "init", "optimizer", "budget", "median MSE", "diverged",
@@ -165,7 +165,7 @@ def write_report(out: str | os.PathLike) -> str:
         suite has posterior steps), the commands. A :class:`RunError` when ``out``
         holds no status. ``report.nc``: :func:`.suite_report_nc.report_dataset`.
     """
-    from .suite_report_nc import report_dataset, write_dataset
+    from .suite_report_nc import report_dataset
 
     out = Path(out)
     if not (out / "status").is_dir() and not (out / "suite.json").is_file():
@@ -188,6 +188,6 @@ def write_report(out: str | os.PathLike) -> str:
         lines += ["## Commands", ""]
         lines += [f"- `{name}`: `{cmd}`" for name, cmd in (*commands, *post_commands)]
     text = "\n".join(lines).rstrip("\n") + "\n"
-    write_dataset(report_dataset(cells, posteriors), out / "report.nc")
+    write_netcdf(report_dataset(cells, posteriors), out / "report.nc")
     write_text(out / "report.md", text)
     return text

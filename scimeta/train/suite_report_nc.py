@@ -14,12 +14,9 @@ dimension ``posterior`` with coordinates ``posterior_run``, ``posterior_init``,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from ..runtime.atomic import write_netcdf
 
 #: the string coordinates of a cell
 CELL_COORDS = ("evaluation", "run", "init", "optimizer")
@@ -72,8 +69,3 @@ def report_dataset(cells: list[dict], posteriors: list[dict] | None = None) -> A
                       attrs={"title": "scimeta suite report",
                              "ratios": "median MSE over the reference's; NaN where there "
                                        "is none or either side has a diverged task"})
-
-
-def write_dataset(ds: Any, path: Path) -> Path:
-    """Write ``ds`` to ``path`` atomically (h5netcdf)."""
-    return write_netcdf(ds, path)
