@@ -62,7 +62,8 @@ def _load(run_dir, init: str):
         raise RunError(f"init={init!r}: run {str(rd.path)!r} has no trained init {init!r}; "
                        f"trained inits: {', '.join(trained) or 'none (finish training)'}")
     family = registry.get(info["family"])
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
+                        periods=info.get("periods"))
     model = model.to(dtype=torch.float64).eval()
     learner = build_learner(cfg, model, family, "maml", norm=info["norm"])
     raw = load_init(rd, init)

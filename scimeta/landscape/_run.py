@@ -110,7 +110,8 @@ def load_run(run_dir: str | os.PathLike, learner: str | None = None,
         raise ConfigError(f"dtype={dt!r} is not allowed; use one of {', '.join(DTYPES)}")
     device, torch_dtype = resolve_device(cfg.run.device), getattr(torch, dt)
     family = registry.get(info["family"])
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
+                        periods=info.get("periods"))
     model = model.to(device=device, dtype=torch_dtype)
     built = build_learner(cfg, model, family, name, norm=info["norm"])
     return RunContext(rd, info, cfg, family, built, name, device, torch_dtype)

@@ -1,10 +1,11 @@
 """Hand-batched meta-loss for plain MLPs (the hot path of MAML on small networks).
 
 For an ``nn.Sequential`` of ``Linear`` layers each followed by at most one
-tanh/ReLU/SiLU/sine activation (or a :class:`~scimeta.nn.CoordinateMLP` without
-Fourier features), the per-task forward pass is written with batched matrix
-products over the task dimension and the inner gradient of the MSE loss by its
-analytic backward pass, in ordinary differentiable torch ops. Autograd then
+tanh/ReLU/SiLU/sine activation (or a :class:`~scimeta.nn.CoordinateMLP`, whose
+fixed input map, Fourier features or periodic embedding, comes first), the per-task
+forward pass is written with batched matrix products over the task dimension and
+the inner gradient of the MSE loss by its analytic backward pass, in ordinary
+differentiable torch ops. Autograd then
 differentiates through those ops, so the meta-gradient is the same exact
 second-order gradient as the generic ``torch.func`` path (the tests compare
 both to round-off); it only saves the per-op overhead of the function
@@ -24,7 +25,7 @@ from ..typing import Params
 from ._update import InnerLoop
 
 if TYPE_CHECKING:
-    from ..nn import Rescaled
+    from ..nn import CoordinateMLP, Rescaled
 
 
 class _Layer(NamedTuple):
@@ -91,10 +92,14 @@ def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.T
 class SequentialPlan:
     """The layer list of an eligible MLP; build with :meth:`build` (None if ineligible)."""
 
-    def __init__(self, layers: list[_Layer], affine: Rescaled | None = None) -> None:
+    def __init__(self, layers: list[_Layer], affine: Rescaled | None = None,
+                 embed: CoordinateMLP | None = None) -> None:
         self.layers = layers
         #: a :class:`~scimeta.nn.Rescaled` wrapper whose fixed maps surround the MLP
         self.affine = affine
+        #: a :class:`~scimeta.nn.CoordinateMLP` whose fixed input map
+        #: (:meth:`~scimeta.nn.CoordinateMLP.features`) feeds the first layer
+        self.embed = embed
 
     @classmethod
     def build(cls, model: nn.Module) -> SequentialPlan | None:
@@ -107,14 +112,17 @@ class SequentialPlan:
             prefix = "net."
             return cls([_Layer(prefix + lay.weight,
                                None if lay.bias is None else prefix + lay.bias,
-                               lay.act, lay.omega0) for lay in inner.layers], affine=model)
+                               lay.act, lay.omega0) for lay in inner.layers], affine=model,
+                       embed=inner.embed)
+        embed = None
         if isinstance(model, nn.Sequential):
             seq, prefix = model, ""
-        elif type(model) is CoordinateMLP and not model.fourier_features:
+        elif type(model) is CoordinateMLP:
             seq, prefix = model.net, "net."
+            embed = model if model.embedding() is not None else None
         else:
             return None
-        if any(True for _ in model.buffers()):
+        if any(True for _ in seq.buffers()):
             return None
         layers: list[_Layer] = []
         mods = list(seq.named_children())
@@ -128,7 +136,13 @@ class SequentialPlan:
             layers.append(_Layer(f"{prefix}{name}.weight", bias,
                                  act[0] if act else None, act[1] if act else 1.0))
             i += 2 if act else 1
-        return cls(layers) if layers else None
+        return cls(layers, embed=embed) if layers else None
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The first layer's input: x ``[..., d_in]`` through the fixed input maps."""
+        a = self.affine
+        h = x if a is None else x * a.x_scale + a.x_shift
+        return h if self.embed is None else self.embed.features(h)
 
     def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, *,
                 cache: bool = True,
@@ -140,7 +154,7 @@ class SequentialPlan:
         autograd) skips the derivative factors and returns an empty list."""
         out = []
         a = self.affine
-        h = x if a is None else x * a.x_scale + a.x_shift
+        h = self.inputs(x)
         for layer in self.layers:
             z = _linear(h, p[layer.weight], None if layer.bias is None else p[layer.bias])
             if not cache:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 import torch
 
 from ._fast import SequentialPlan, _linear
+from ._input_jets import input_jets
 
 #: highest derivative order propagated (the built-in families need at most 3)
 MAX_ORDER = 4
@@ -118,12 +119,16 @@ class TaylorMLP:
                 x: torch.Tensor) -> tuple[torch.Tensor, dict[tuple[int, int], torch.Tensor]]:
         """x ``[B, N, d_in]`` -> (y ``[B, N, C]``, derivatives along the input columns)."""
         plan, a = self.plan, self.plan.affine
-        h = x if a is None else x * a.x_scale + a.x_shift
         streams = self._streams()
         n = x.shape[-2]
-        # first layer: z^(1) along column c is the weight column (times the input map's
-        # scale); higher input derivatives vanish, so z^(k >= 2) = 0
+        # first layer without an input map: z^(1) along column c is the weight column
+        # (times the affine map's scale); higher input derivatives vanish, z^(k >= 2) = 0.
+        # With one (Fourier features, periodic embedding), its derivatives come first.
         derivs: dict[tuple[int, int], torch.Tensor] | None = None
+        if plan.embed is None:
+            h = x if a is None else x * a.x_scale + a.x_shift
+        else:
+            h, derivs = input_jets(plan, x, streams)
         last = len(plan.layers) - 1
         for i, layer in enumerate(plan.layers):
             w = p[layer.weight]

@@ -15,7 +15,8 @@ the *value rows* ``[B, K + N, width]``; the derivative streams ``(column c,
 order k)`` of the collocation points are the *stream rows* ``[B, S·N, width]``
 (stream-major). A Linear layer maps both with the same weights (the bias only
 on value rows); the first layer's stream inputs are constant (``e_c`` times the
-input map's scale for k = 1, zero for k >= 2), so the weight gradient is
+input map's scale for k = 1, zero for k >= 2; through a Fourier or periodic input
+map, its derivatives, :mod:`._input_jets`), so the weight gradient is
 ``dZ_vᵀ V_in + dZ_sᵀ S_in`` in every layer alike.
 
 Activation, reverse. With ``s_j = σ^(j)(z⁰)`` and Faà di Bruno's
@@ -37,6 +38,7 @@ import torch
 
 from ..typing import Params
 from ._fast import SequentialPlan, _linear
+from ._input_jets import input_jets
 from ._physics import PhysicsLoss
 from ._taylor import activation_derivatives, compose
 
@@ -101,6 +103,10 @@ class TaylorGrad:
         """First-layer value rows ``[B, K + N, d]`` (support, then collocation) and
         stream rows ``[B, S·N, d]`` (collocation points only)."""
         a = self.plan.affine
+        if self.plan.embed is not None:  # an input map: its derivative rows vary
+            _, jets = input_jets(self.plan, cx, self.streams)
+            v = self.plan.inputs(torch.cat([sx, cx], dim=-2))
+            return v, torch.cat([jets[s] for s in self.streams], dim=-2)
         v = torch.cat([sx, cx], dim=-2)
         if a is not None:
             v = v * a.x_scale + a.x_shift

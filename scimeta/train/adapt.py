@@ -140,7 +140,8 @@ def adapt(
         x, y = read_support_csv(support, inputs, states)
     check_support(x, y, inputs, lo, hi)
     device = check_device(cfg.run.device)
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
+                        periods=info.get("periods"))
     model = model.to(device=device, dtype=torch.float64)
     mask = torch.as_tensor(~np.isnan(y), device=device)
     loss = support_loss(model, mask)

@@ -157,7 +157,7 @@ def phase_model(cfg: TrainConfig, info: Mapping[str, Any], name: str) -> nn.Modu
     inputs, plus ``P`` for ``conditioned`` (seeded with ``run.seed``)."""
     extra = len(box_of(info)[0]) if name == CONDITIONED else 0
     return build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
-                       extra_inputs=extra)
+                       extra_inputs=extra, periods=info.get("periods"))
 
 
 def phase_setup(cfg: TrainConfig, info: Mapping[str, Any], name: str, reader: TaskReader,

@@ -51,6 +51,10 @@ class ModelConfig:
     activation: Literal["tanh", "silu", "relu", "sine"] = "tanh"
     fourier_features: int = 0
     fourier_scale: float = 1.0
+    #: M > 0: each spatial input of a PDE family (periodic domains) enters as
+    #: sin/cos(2π k x / L), k = 1..M, with L the domain's length, so the surrogate is
+    #: periodic in x as the solutions are; time passes through (run.json ``periods``)
+    periodic_modes: int = 0
     #: fixed affine maps around the network (scimeta.nn.Rescaled): "outputs" scales
     #: each state channel by its spread over the training store, "both" also maps the
     #: inputs to [-1, 1] over the grid box. "none" by default: on the oscillator
@@ -138,6 +142,12 @@ class TrainConfig:
             (r.snapshot_every >= 0, f"run.snapshot_every must be >= 0, got {r.snapshot_every}"),
             (min(r.checkpoint_every, r.validate_every, r.log_every) >= 1,
              "run.checkpoint_every, validate_every and log_every must be >= 1"),
+            (self.model.periodic_modes >= 0 and self.model.fourier_features >= 0,
+             "model.periodic_modes and model.fourier_features must be >= 0, got "
+             f"{self.model.periodic_modes} and {self.model.fourier_features}"),
+            (not (self.model.periodic_modes and self.model.fourier_features),
+             "model.periodic_modes and model.fourier_features exclude each other, got "
+             f"{self.model.periodic_modes} and {self.model.fourier_features}; set one to 0"),
             (len(self.model.hidden) >= 1 and all(h >= 1 for h in self.model.hidden),
              f"model.hidden must list one or more positive layer widths, got "
              f"{list(self.model.hidden)} (an empty list would be a linear model)"),

@@ -132,7 +132,8 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
     ``norm.dydt_scale`` then gets it from its training store (which must still exist).
     """
     norm = physics_norm(info, cfg) if physics else dict(info["norm"] or {})
-    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed)
+    model = build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
+                        periods=info.get("periods"))
     model = model.to(device=device, dtype=dtype)
     # data-only optimizers adapt on the data alone, also for a run meta-trained with the
     # residual in its inner loss (its own rule, residual included, is "learned")

@@ -49,7 +49,7 @@ from .conditioned import check_box, phase_model, phase_setup
 from .config import TrainConfig
 from .distributed import allreduce_mean, barrier, collective_errors
 from .keep_best import KeepBest
-from .models import build_learner
+from .models import build_learner, input_periods
 from .run_dir import RunDir
 from .setup import normalization, open_reader, phases, resolve_paths, validation_mse
 from .step import meta_step
@@ -141,6 +141,7 @@ def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, e
             "state_names": list(reader.meta.state_names),
             "param_names": list(reader.meta.param_names),
             "norm": normalization(reader), "train_store": str(reader.path),
+            "periods": input_periods(family, reader.in_dim),
             "machine": {**describe_machine(device), "ranks": env.world_size}}
     if continuing:
         saved = rd.load_info()

@@ -17,8 +17,20 @@ from .config import TrainConfig
 log = logging.getLogger(__name__)
 
 
+def input_periods(family: ProblemFamily, in_dim: int) -> list[float | None]:
+    """The period of each input column in physical units (None: not periodic).
+
+    Column 0 is time; a PDE family's spatial axes follow, periodic with the length of
+    its domain (its grids exclude the right end); an ODE family has time only.
+    """
+    lengths = getattr(family, "lengths", ())
+    periods: list[float | None] = [None, *(float(v) for v in lengths)]
+    return (periods + [None] * in_dim)[:in_dim]
+
+
 def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
-                seed: int, extra_inputs: int = 0) -> nn.Module:
+                seed: int, extra_inputs: int = 0,
+                periods: list[float | None] | None = None) -> nn.Module:
     """The surrogate: a CoordinateMLP, wrapped in :class:`Rescaled` when normalizing.
 
     ``norm`` holds ``lo``, ``hi`` (inputs) and ``y_shift``, ``y_scale`` (outputs),
@@ -26,16 +38,30 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
     columns follow the ``in_dim`` coordinates (the parameter-conditioned baseline's
     task parameters, already scaled to [-1, 1] by its batches): the network takes
     ``[..., in_dim + extra_inputs]`` and their input box is [-1, 1], the identity.
+    ``periods`` (run.json ``periods``, :func:`input_periods`) is needed when
+    ``model.periodic_modes > 0``; they are converted to the units the network sees.
     """
     m = cfg.model
     n_in = in_dim + extra_inputs
+    rescale = m.normalize != "none" and norm is not None
+    both = rescale and m.normalize == "both"
+    seen = None
+    if m.periodic_modes:
+        if periods is None:
+            raise ConfigError("model.periodic_modes needs the run's input periods "
+                              "(run.json 'periods'), which this run does not record")
+        seen = [None if per is None else
+                per * (2.0 / (norm["hi"][c] - norm["lo"][c]) if both else 1.0)  # type: ignore[index]
+                for c, per in enumerate(periods[:in_dim])] + [None] * extra_inputs
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = CoordinateMLP(n_in, out_dim, hidden=m.hidden, activation=m.activation,
-                            fourier_features=m.fourier_features, fourier_scale=m.fourier_scale)
-    if m.normalize != "none" and norm is not None:
+                            fourier_features=m.fourier_features, fourier_scale=m.fourier_scale,
+                            periods=seen, periodic_modes=m.periodic_modes)
+    if rescale:
+        assert norm is not None
         lo, hi = ([*norm["lo"], *[-1.0] * extra_inputs], [*norm["hi"], *[1.0] * extra_inputs]
-                  ) if m.normalize == "both" else ([-1.0] * n_in, [1.0] * n_in)  # identity
+                  ) if both else ([-1.0] * n_in, [1.0] * n_in)  # identity
         return Rescaled(net, lo, hi, norm["y_shift"], norm["y_scale"])
     return net
 
