@@ -72,7 +72,7 @@ def test_batch_mse_and_errors(task):
     mse, sec, ok = sysid_query_mse(fam, batch, known=True)
     assert mse.shape == sec.shape == ok.shape == (1,)
     assert mse[0] <= 1e-10 and sec[0] > 0 and ok[0]
-    with pytest.raises(ConfigError, match=r"family='burgers'.*not supported for PDE"):
+    with pytest.raises(ConfigError, match=r"family='burgers'.*sysid_pde"):
         fit_system(registry.get("burgers"), ts, ys)
     with pytest.raises(ConfigError, match=r"y_support has shape \(10, 1\)"):
         fit_system(fam, ts, ys[:, :1])

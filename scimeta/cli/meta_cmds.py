@@ -70,7 +70,8 @@ def add_commands(sub) -> None:
                    help="evaluate on the first M ok tasks only (default: all)")
     e.add_argument("--reference", choices=("sysid", "sysid-known"), default=None,
                    help="add the system-identification reference row: the family's own "
-                        "equation fitted to each support set by least squares (ODE families; "
+                        "equation fitted to each support set by least squares (ODE and "
+                        "periodic spectral PDE families; "
                         "sysid-known holds the task's true parameters) (default: none)")
     e.set_defaults(func=cmd_evaluate)
 

@@ -7,7 +7,8 @@ both to the support points by bounded nonlinear least squares
 (``scipy.optimize.least_squares``) from a few seeded starts, keeping the best. It
 is reported beside the learned surrogates as a reference row — with its wall time
 per task, so a user sees where a surrogate pays — not as a competitor to beat.
-PDE families are not supported yet.
+Periodic spectral PDE families fit the initial *field* in the finite basis their
+regime draws it from (:mod:`.sysid_pde`).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class SysIdFit:
 def _ode(family: ProblemFamily) -> OdeFamily:
     if not isinstance(family, OdeFamily):
         raise ConfigError(f"family={family.name!r}: the system-identification reference is not "
-                          "supported for PDE families yet; it needs an ODE family (OdeFamily)")
+                          "done by fit_system for PDE families; see scimeta.train.sysid_pde")
     return family
 
 
@@ -247,13 +248,16 @@ def sysid_query_mse(family: ProblemFamily, batch: TaskBatch, *, known: bool = Fa
 
 def check_reference(family: ProblemFamily, reference: str | None) -> None:
     """Raise ConfigError unless ``reference`` is None or one of :data:`REFERENCES` and,
-    when given, ``family`` is an ODE family."""
+    when given, ``family`` is an ODE family or a periodic spectral PDE family."""
     if reference is None:
         return
     if reference not in REFERENCES:
         raise ConfigError(f"reference={reference!r} is not allowed; use None or one of "
                           f"{', '.join(REFERENCES)}")
-    _ode(family)
+    if not isinstance(family, OdeFamily):
+        from .sysid_pde import spectral_family
+
+        spectral_family(family)
 
 
 def sysid_variables(family: ProblemFamily, store: str, n: int, reference: str,
@@ -285,11 +289,25 @@ def sysid_variables(family: ProblemFamily, store: str, n: int, reference: str,
         f"fitted within regime {reader.meta.regime!r}" if regime is not None
         else "fitted within the physical domains")
     log.info("sysid reference on %d tasks, parameters %s", n, what)
-    mse, sec, ok = sysid_query_mse(family, reader.batch(range(n)), known=known, regime=regime,
-                                   t0=float(reader.meta.time[0]), y_scale=y_scale, seed=seed)
-    note = (f"the family's reference ODE fitted to the support points by least squares "
-            f"(scipy least_squares, 4 seeded starts, solver rtol 1e-8); initial state "
-            f"fitted, parameters {what}")
+    batch, t0 = reader.batch(range(n)), float(reader.meta.time[0])
+    if isinstance(family, OdeFamily):
+        mse, sec, ok = sysid_query_mse(family, batch, known=known, regime=regime, t0=t0,
+                                       y_scale=y_scale, seed=seed)
+        note = (f"the family's reference ODE fitted to the support points by least squares "
+                f"(scipy least_squares, 4 seeded starts, solver rtol 1e-8); initial state "
+                f"fitted, parameters {what}")
+    else:
+        from .sysid_pde import pde_query_mse
+
+        sx, sy, qx, qy = (a.detach().cpu().double().numpy() for a in batch[:4])
+        tp = None if batch.params is None else batch.params.detach().cpu().double().numpy()
+        scale = np.ones(sy.shape[-1]) if y_scale is None else np.asarray(y_scale, float)
+        mse, sec, ok = pde_query_mse(family, sx, sy, qx, qy, tp, known=known, regime=regime,
+                                     t0=t0, scale=scale, seed=seed)
+        note = (f"the family's reference spectral solver fitted to the support points by "
+                f"least squares (scipy least_squares, 2 seeded starts, forward-difference "
+                f"Jacobian in one batched solve); initial field fitted in its regime's "
+                f"basis, parameters {what}")
     return xr.Dataset({
         "sysid_mse": ("task", mse, {"long_name": "query MSE of the system-identification "
                                     "reference (NaN: not integrable)", "protocol": note}),
