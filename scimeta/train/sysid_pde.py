@@ -129,7 +129,8 @@ class _Points:
 
     def take(self, fields: np.ndarray) -> np.ndarray:
         """Values ``[R, N, C]`` at the points from solver fields ``[R, T, *space, C]``."""
-        return fields[:, self.t_index, *self.x_index]
+        index: tuple = (slice(None), self.t_index, *self.x_index)
+        return fields[index]
 
 
 def fit_pde(family: ProblemFamily, x_support: np.ndarray, y_support: np.ndarray, *,
