@@ -12,15 +12,18 @@ import math
 
 import pytest
 import torch
-from meta_checks import assert_same_meta_gradient, physics_batch
-from torch.func import functional_call, jvp
+from meta_checks import (
+    assert_hand_grads_equal_autograd,
+    assert_same_meta_gradient,
+    assert_taylor_equals_nested,
+    physics_batch,
+)
 
 from scimeta import problems
 from scimeta.errors import ConfigError
 from scimeta.meta import MAML, MetaSGD, PhysicsLoss, TaskBatch
 from scimeta.meta._fast import SequentialPlan
 from scimeta.meta._fast_physics import PhysicsPlan
-from scimeta.meta._taylor import TaylorMLP
 from scimeta.nn import CoordinateMLP, Rescaled
 from scimeta.runtime.config import from_dict
 from scimeta.train.config import TrainConfig
@@ -94,42 +97,13 @@ def test_bad_periodic_arguments_are_refused_by_name(kw, match):
         CoordinateMLP(2, 1, **kw)
 
 
-def nested(u, x, col, order):
-    e = torch.zeros_like(x)
-    e[col] = 1.0
-    f = u
-    for _ in range(order):
-        f = (lambda g: (lambda xi: jvp(g, (xi,), (e,))[1]))(f)
-    return f(x)
-
-
 @pytest.mark.parametrize("kind", ["periodic", "fourier"])
 @pytest.mark.parametrize("rescaled", [False, True])
 def test_taylor_derivatives_through_the_map_equal_nested_jvp(kind, rescaled):
     model = net(kind, dout=2, rescaled=rescaled, act="silu")
     plan = SequentialPlan.build(model)
     assert plan is not None and plan.embed is not None
-    taylor = TaylorMLP(plan, {0: 2, 1: 4})
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(2, 4, 2, generator=g, dtype=DT)
-    p = dict(model.named_parameters())
-    pb = {k: torch.stack([v, v + 0.1 * torch.randn(v.shape, generator=g, dtype=DT)])
-          for k, v in p.items()}
-    y, d = taylor.forward(pb, x)
-    for b in range(2):
-        pt = {k: v[b] for k, v in pb.items()}
-
-        def u(xi, pt=pt):
-            return functional_call(model, pt, (xi.unsqueeze(0),)).squeeze(0)
-
-        for i in range(4):
-            assert torch.allclose(y[b, i], u(x[b, i]).detach(), rtol=0, atol=1e-13)
-            for col, top in ((0, 2), (1, 4)):
-                for k in range(1, top + 1):
-                    want = nested(u, x[b, i], col, k).detach()
-                    scale = max(1.0, float(want.abs().max()))
-                    assert torch.allclose(d[(col, k)][b, i], want, rtol=0,
-                                          atol=1e-12 * scale), (col, k)
+    assert_taylor_equals_nested(model, 2, {0: 2, 1: 4}, n_points=4)
 
 
 def data_batch(n=4, seed=0):
@@ -179,10 +153,4 @@ def test_hand_physics_inner_gradient_through_the_map_equals_autograd():
     p = {k: v.detach().unsqueeze(0).repeat(3, *[1] * v.dim())
          + 0.05 * torch.randn(3, *v.shape, generator=g, dtype=DT)
          for k, v in model.named_parameters()}
-    leaves = {k: v.clone().requires_grad_() for k, v in p.items()}
-    want = torch.autograd.grad(plan.stage_loss(leaves, sx, sy, cx, tp, "inner").sum(),
-                               list(leaves.values()))
-    got = plan.hand.grads(p, plan.hand.inputs(sx, cx), sy, cx, tp, 0, create_graph=False)
-    for name, gw in zip(leaves, want, strict=True):
-        scale = max(1.0, float(gw.abs().max()))
-        assert torch.allclose(got[name], gw, rtol=0, atol=1e-12 * scale), name
+    assert_hand_grads_equal_autograd(plan, p, (sx, sy, cx, tp), per_task=True)

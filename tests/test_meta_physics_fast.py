@@ -14,15 +14,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from meta_checks import assert_same_meta_gradient, physics_batch
+from meta_checks import assert_same_meta_gradient, assert_taylor_equals_nested, physics_batch
 from torch import nn
-from torch.func import functional_call, jvp
 
 from scimeta import problems
 from scimeta.meta import ANIL, MAML, MAMLPlusPlus, MetaSGD, PhysicsLoss
-from scimeta.meta._fast import SequentialPlan
 from scimeta.meta._fast_physics import PhysicsPlan, derivative_orders
-from scimeta.meta._taylor import TaylorMLP
 from scimeta.nn import Rescaled, Sine
 
 DT = torch.float64
@@ -35,16 +32,6 @@ def mlp(din, dout, act, seed=0, width=6):
                          nn.Linear(width, dout)).to(DT)
 
 
-def nested(u, x, col, order):
-    """d^order u / dx_col^order at one point by nested jvp."""
-    e = torch.zeros_like(x)
-    e[col] = 1.0
-    f = u
-    for _ in range(order):
-        f = (lambda g: (lambda xi: jvp(g, (xi,), (e,))[1]))(f)
-    return f(x)
-
-
 @pytest.mark.parametrize("act", [nn.Tanh, nn.SiLU, lambda: Sine(1.7), nn.ReLU])
 @pytest.mark.parametrize("rescaled", [False, True])
 def test_taylor_derivatives_equal_nested_jvp(act, rescaled):
@@ -52,30 +39,7 @@ def test_taylor_derivatives_equal_nested_jvp(act, rescaled):
     if rescaled:
         model = Rescaled(model, [0.0, -1.0], [2.0, 3.0], [0.1, 0.2, 0.3], [2.0, 0.5, 3.0],
                          dtype=DT)
-    plan = SequentialPlan.build(model)
-    assert plan is not None
-    taylor = TaylorMLP(plan, {0: 4, 1: 3})
-    g = torch.Generator().manual_seed(1)
-    x = torch.rand(2, 5, 2, generator=g, dtype=DT)
-    p = dict(model.named_parameters())
-    # per-task weights for the second task: perturb every parameter
-    pb = {k: torch.stack([v, v + 0.1 * torch.randn(v.shape, generator=g, dtype=DT)])
-          for k, v in p.items()}
-    y, d = taylor.forward(pb, x)
-    for b in range(2):
-        pt = {k: v[b] for k, v in pb.items()}
-
-        def u(xi, pt=pt):
-            return functional_call(model, pt, (xi.unsqueeze(0),)).squeeze(0)
-
-        for i in range(5):
-            assert torch.allclose(y[b, i], u(x[b, i]).detach(), rtol=1e-13, atol=1e-13)
-            for col, top in ((0, 4), (1, 3)):
-                for k in range(1, top + 1):
-                    want = nested(u, x[b, i], col, k).detach()
-                    scale = max(1.0, float(want.abs().max()))
-                    assert torch.allclose(d[(col, k)][b, i], want, rtol=0,
-                                          atol=1e-12 * scale), (col, k)
+    assert_taylor_equals_nested(model, 2, {0: 4, 1: 3}, n_points=5)
 
 
 CASES = [("oscillator", 1, 2), ("burgers", 2, 1), ("kdv", 2, 1)]
