@@ -32,6 +32,7 @@ from scimeta.meta import (
     register_learner,
 )
 from scimeta.meta._learners import _LEARNERS
+from scimeta.nn import CoordinateMLP
 from scimeta.train.callbacks import Callback, Checkpointer, StepInfo
 from scimeta.train.step import meta_step
 
@@ -154,8 +155,8 @@ def test_task_meta_gradient_closed_form(steps):
 
 # ---- one registry of learners --------------------------------------------
 def test_registry_declares_every_learner():
-    assert learner_names("algorithm") == ("maml", "fomaml", "metasgd", "anil", "mamlpp",
-                                          "reptile")
+    assert learner_names("algorithm") == ("maml", "fomaml", "metasgd", "anil", "cavia",
+                                          "mamlpp", "reptile")
     assert learner_names("baseline") == ("fomaml", "joint", "conditioned")
     assert [n for n in learner_names() if not get_learner(n).differentiable] == ["reptile"]
     assert isinstance(get_learner("anil").build(mlp()), ANIL)
@@ -170,7 +171,8 @@ def test_registry_declares_every_learner():
 @pytest.mark.parametrize("name", learner_names())
 def test_meta_gradient_of_every_learner(name):
     """(loss, gradient) for every learner: autograd of meta_loss, or Reptile's θ − mean φ."""
-    learner = get_learner(name).build(mlp(), inner_lr=0.2, inner_steps=2)
+    model = mlp() if name != "cavia" else CoordinateMLP(1, 2, (6, 6), context_dim=2).to(DT)
+    learner = get_learner(name).build(model, inner_lr=0.2, inner_steps=2)
     b = mlp_batch()
     p = learner.init_params()
     loss, g = learner.meta_gradient(p, b)

@@ -117,7 +117,7 @@ class SequentialPlan:
         embed = None
         if isinstance(model, nn.Sequential):
             seq, prefix = model, ""
-        elif type(model) is CoordinateMLP:
+        elif type(model) is CoordinateMLP and not model.context_dim:
             seq, prefix = model.net, "net."
             embed = model if model.embedding() is not None else None
         else:

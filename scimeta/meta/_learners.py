@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, unknown_name
 from ._maml import MAML
-from ._variants import ANIL, Conditioned, Joint, MAMLPlusPlus, MetaSGD, Reptile
+from ._variants import ANIL, CAVIA, Conditioned, Joint, MAMLPlusPlus, MetaSGD, Reptile
 
 ROLES = ("algorithm", "baseline")
 
@@ -88,6 +88,8 @@ for _entry in (
     LearnerEntry("metasgd", MetaSGD, "Meta-SGD: learned per-parameter inner rates "
                  "(Li et al. 2017)"),
     LearnerEntry("anil", ANIL, "ANIL: only the last layer adapts (Raghu et al. 2020)"),
+    LearnerEntry("cavia", CAVIA, "CAVIA: only the context vector adapts (Zintgraf et al. "
+                 "2019); needs model.context_dim > 0"),
     LearnerEntry("mamlpp", MAMLPlusPlus, "MAML++: per-step rates, multi-step loss "
                  "(Antoniou et al. 2019)"),
     LearnerEntry("reptile", Reptile, "Reptile: pseudo-gradient θ − mean φ "

@@ -74,6 +74,29 @@ class ANIL(MAML):
         return [n for n in self.names if n not in self.adapted]
 
 
+def is_context(name: str) -> bool:
+    """Whether parameter ``name`` is a CoordinateMLP's context vector."""
+    return name == "context" or name.endswith(".context")
+
+
+class CAVIA(ANIL):
+    """Context adaptation (CAVIA, Zintgraf et al., 2019): the inner loop adapts only the
+    model's context vector (``CoordinateMLP(context_dim=d)``, zeros at first), a
+    per-task code fed to the first layer beside the inputs; everything else, the
+    context's starting value included, is meta-learned through the query loss."""
+
+    def __init__(self, model: nn.Module, inner_lr: float = 0.01, inner_steps: int = 5,
+                 **kwargs: Any) -> None:
+        super().__init__(model, inner_lr, inner_steps, head=is_context, **kwargs)
+
+    def _select_adapted(self) -> list[str]:
+        pick = [n for n in self.names if is_context(n)]
+        if not pick:
+            raise ConfigError("cavia adapts the model's context vector, and this model has "
+                              "none: set model.context_dim > 0 (CoordinateMLP(context_dim=d))")
+        return pick
+
+
 class MAMLPlusPlus(MAML):
     """MAML++ (Antoniou et al., 2019): learned per-step, per-tensor inner rates and
     the multi-step query loss ``sum_k w_k L_query(φ_k)`` (uniform weights by default).

@@ -30,7 +30,10 @@ class CoordinateMLP(nn.Module):
     the network is then exactly periodic in x_c, as the solutions of the periodic PDE
     families are (a fixed map, not trained). Both maps have the form
     ``[x[keep], sin(x F), cos(x F)]`` (:meth:`embedding`), which the hand-batched
-    paths differentiate with respect to the inputs. ``activation="sine"`` gives a
+    paths differentiate with respect to the inputs. ``context_dim = d > 0`` appends a
+trained vector ``context`` ``[d]`` (zeros at first) to the first layer's input: the
+per-task code that context adaptation (CAVIA, Zintgraf et al. 2019) adapts alone in
+its inner loop. ``activation="sine"`` gives a
     SIREN: ``sin(omega0 z)`` activations with the initialisation of Sitzmann et
     al. (2020), first layer ``U(-1/n, 1/n)`` and later ones
     ``U(-sqrt(6/n)/omega0, sqrt(6/n)/omega0)`` for fan-in ``n``.
@@ -50,6 +53,7 @@ class CoordinateMLP(nn.Module):
         omega0: float = 30.0,
         periods: Sequence[float | None] | None = None,
         periodic_modes: int = 0,
+        context_dim: int = 0,
     ) -> None:
         super().__init__()
         self.in_dim = check_dim("in_dim", in_dim)
@@ -82,6 +86,10 @@ class CoordinateMLP(nn.Module):
             self.register_buffer("periodic_F", freq)
             self.keep = tuple(c for c in range(in_dim) if not freq[c].any())
             first = len(self.keep) + 2 * freq.shape[1]
+        self.context_dim = check_dim("context_dim", context_dim, minimum=0)
+        if self.context_dim:
+            self.context = nn.Parameter(torch.zeros(self.context_dim))
+            first += self.context_dim
         layers: list[nn.Module] = []
         prev = first
         for w in widths:
@@ -120,7 +128,10 @@ class CoordinateMLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[..., in_dim]`` -> ``[..., out_dim]``."""
-        return self.net(self.features(x))
+        h = self.features(x)
+        if self.context_dim:
+            h = torch.cat([h, self.context.to(h.dtype).expand(*h.shape[:-1], -1)], dim=-1)
+        return self.net(h)
 
 
 def _periodic_frequencies(in_dim: int, periods: Sequence[float | None] | None,

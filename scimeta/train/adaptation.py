@@ -162,7 +162,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 optimizer: str, rate: float | torch.Tensor | None,
                 budgets: Sequence[int] = DEFAULT_BUDGETS, *,
                 factor: float = DIVERGENCE_FACTOR, keep_params: bool = False,
-                backtrack: bool = False) -> Curve:
+                backtrack: bool = False, names: Sequence[str] | None = None) -> Curve:
     """Adapt every task of ``batch`` from ``params`` and record its query MSE at ``budgets``.
 
     ``params``: the init (model parameters and, for ``"learned"``, the
@@ -176,6 +176,11 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     it — and that task's rate halved; the step still counts towards the budget, so a
     budget stays a number of gradient evaluations. The support loss then never
     grows, so such a task cannot diverge.
+
+    ``names``: the parameters to adapt (default: every one; ``"learned"`` always
+    adapts the learner's inner-loop set, ``learner.loop.adapted``); the rest stay at
+    the init. Passing an init's own inner-loop set (ANIL's head, CAVIA's context)
+    adapts it as its algorithm does, with any optimizer.
     """
     check_optimizer(optimizer)
     budgets = check_budgets(budgets)
@@ -191,7 +196,13 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     missing = [n for n in learner.names if n not in model_p]
     if missing:
         raise ConfigError(f"params lacks model parameters {missing}")
-    names = learner.loop.adapted if optimizer == "learned" else tuple(learner.names)
+    if optimizer == "learned":
+        names = learner.loop.adapted
+    elif names is None:
+        names = tuple(learner.names)
+    elif not names or any(n not in learner.names for n in names):
+        raise ConfigError(f"names={list(names)!r} must be a non-empty subset of the "
+                          f"model's parameters {list(learner.names)}")
     fixed = {n: v for n, v in model_p.items() if n not in names}
     b = batch.num_tasks
     fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}

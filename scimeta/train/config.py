@@ -55,6 +55,9 @@ class ModelConfig:
     #: sin/cos(2π k x / L), k = 1..M, with L the domain's length, so the surrogate is
     #: periodic in x as the solutions are; time passes through (run.json ``periods``)
     periodic_modes: int = 0
+    #: d > 0: a trained context vector [d] enters the first layer beside the inputs (the
+    #: code the ``cavia`` learner adapts alone in its inner loop)
+    context_dim: int = 0
     #: fixed affine maps around the network (scimeta.nn.Rescaled): "outputs" scales
     #: each state channel by its spread over the training store, "both" also maps the
     #: inputs to [-1, 1] over the grid box. "none" by default: on the oscillator

@@ -103,6 +103,13 @@ class Contender:
                 physics_weight=weight, extra_inputs=self.extra_inputs)
         return self._physics[weight]
 
+    @property
+    def inner_set(self) -> tuple[str, ...] | None:
+        """The parameters this init's own learner adapts in its inner loop, when that is
+        a strict subset of the model's (ANIL's head, CAVIA's context), else None."""
+        adapted = tuple(self.own.loop.adapted)
+        return adapted if set(adapted) < set(self.plain.names) else None
+
     def batches(self, batches: list[TaskBatch], info: dict) -> list[TaskBatch]:
         """``batches`` as this init's network reads them (conditioned or as they are)."""
         return condition_batches(batches, info) if self.conditioned else batches

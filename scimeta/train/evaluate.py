@@ -116,8 +116,10 @@ def evaluate(
     budget 0, then adapted like every init).
 
     Returns a Dataset with ``query_mse`` and ``diverged`` (init, optimizer, budget,
-    task), ``chosen_rate``, ``chosen_physics_weight`` and ``seconds_per_task`` (init,
-    optimizer), the validation table (``validation_*``), the summary
+    task), ``chosen_rate``, ``chosen_physics_weight``, ``adapted_inner_set`` (an init
+    whose algorithm adapts a subset of its parameters — ANIL, CAVIA — adapts either that
+    subset or everything with each optimizer, as validation chooses) and
+    ``seconds_per_task`` (init, optimizer), the validation table (``validation_*``), the summary
     (:func:`.report.summarize`, ``bootstrap`` resamples seeded by ``seed``) and
     ``params`` (task, param); with ``write`` it is saved atomically to
     ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``; with ``reference``
@@ -174,6 +176,8 @@ def evaluate(
     cons = contenders(rd, cfg, info, family, inits, device, dtype, use_physics)
     shape = (len(inits), len(optimizers))
     chosen, lam = np.full(shape, np.nan), np.full(shape, np.nan)
+    inner = np.array([[opt == "learned" and c.inner_set is not None for opt in optimizers]
+                      for c in cons], dtype=bool).reshape(shape)
     for i, c in enumerate(cons):
         for j, opt in enumerate(optimizers):
             if opt == "learned":
@@ -201,16 +205,21 @@ def evaluate(
             for j, opt in enumerate(optimizers):
                 if opt == "learned":
                     continue
-                cands = weights if is_physics(opt) else (math.nan,)
-                sels = [(w, cached_selection(
+                # an init whose algorithm adapts a subset (ANIL, CAVIA) also tries
+                # adapting just that subset with this optimizer; validation chooses
+                cands = [(w, sub) for w in (weights if is_physics(opt) else (math.nan,))
+                         for sub in dict.fromkeys((None, c.inner_set))]
+                sels = [(w, sub, cached_selection(
                     cache, {**settings, "init": c.name, "optimizer": opt, "weight": w,
-                            "grid": list(grids[opt]), "backtrack": safe(opt)},
+                            "grid": list(grids[opt]), "backtrack": safe(opt),
+                            **({"adapted": list(sub)} if sub else {})},
                     c.state, vb, partial(select_rate, c.learner(opt, w), c.state, vb,
                                          base_optimizer(opt), grids[opt], select_budget,
-                                         max_diverged=max_diverged, backtrack=safe(opt))))
-                        for w in cands]
-                w, sel = min(sels, key=lambda ws: (not ws[1].eligible, _best(ws[1])))
-                chosen[i, j], lam[i, j] = sel.rate, w
+                                         max_diverged=max_diverged, backtrack=safe(opt),
+                                         names=sub)))
+                        for w, sub in cands]
+                w, sub, sel = min(sels, key=lambda ws: (not ws[2].eligible, _best(ws[2])))
+                chosen[i, j], lam[i, j], inner[i, j] = sel.rate, w, sub is not None
                 table[c.name, opt] = sel
                 log.info("%s/%s: rate %g%s (median validation MSE %.3g at %d steps)",
                          c.name, opt, sel.rate, f", λ {w:g}" if is_physics(opt) else "",
@@ -227,7 +236,8 @@ def evaluate(
         c = cons[0]
         first = c.batches([batches[0].tasks(slice(0, 1))], info)[0]
         adapt_curve(c.learner(opt, lam[0, j]), c.state, first, base_optimizer(opt),
-                    chosen[0, j], (1,), factor=factor, backtrack=safe(opt))
+                    chosen[0, j], (1,), factor=factor, backtrack=safe(opt),
+                    names=c.inner_set if inner[0, j] else None)
     mse = np.empty((len(inits), len(optimizers), len(budgets), n))
     div = np.zeros(mse.shape, dtype=bool)
     seconds = np.zeros(shape)
@@ -237,7 +247,8 @@ def evaluate(
             learner = c.learner(opt, lam[i, j])
             for s, batch in zip(range(0, n, chunk), cb, strict=True):
                 cur = adapt_curve(learner, c.state, batch, base_optimizer(opt), chosen[i, j],
-                                  budgets, factor=factor, backtrack=safe(opt))
+                                  budgets, factor=factor, backtrack=safe(opt),
+                                  names=c.inner_set if inner[i, j] else None)
                 mse[i, j, :, s:s + chunk] = cur.query_mse.numpy()
                 div[i, j, :, s:s + chunk] = cur.diverged.numpy()
                 seconds[i, j] += cur.seconds / n
@@ -261,6 +272,10 @@ def evaluate(
             "chosen_physics_weight": (("init", "optimizer"), lam, {
                 "long_name": "test-time weight λ of the normalized equation residual "
                              "(NaN: data only)"}),
+            "adapted_inner_set": (("init", "optimizer"), inner, {
+                "long_name": "adapted only the parameters the init's algorithm adapts in "
+                             "its inner loop (ANIL's head, CAVIA's context), chosen on "
+                             "validation; else every parameter"}),
             "seconds_per_task": (("init", "optimizer"), seconds, {
                 "long_name": "wall time of adapting and predicting, per task", "units": "s"}),
             "params": (("task", "param"), reader.params[:n]),

@@ -57,7 +57,8 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
         torch.manual_seed(seed)
         net = CoordinateMLP(n_in, out_dim, hidden=m.hidden, activation=m.activation,
                             fourier_features=m.fourier_features, fourier_scale=m.fourier_scale,
-                            periods=seen, periodic_modes=m.periodic_modes)
+                            periods=seen, periodic_modes=m.periodic_modes,
+                            context_dim=m.context_dim)
     if rescale:
         assert norm is not None
         lo, hi = ([*norm["lo"], *[-1.0] * extra_inputs], [*norm["hi"], *[1.0] * extra_inputs]
