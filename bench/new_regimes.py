@@ -58,26 +58,28 @@ def chosen(ds: xr.Dataset, init: str, optimizers: list[str]) -> str | None:
     return best
 
 
-def versus(path: Path, other: Path, budget: int, init: str = "maml") -> dict:
-    """``init`` of ``path`` against ``init`` of ``other`` on the same test tasks, each at
-    its validation-chosen optimizer: validation medians, test medians and the paired
-    bootstrap ratio (path over other)."""
+def versus(path: Path, other: Path, budget: int, init: str = "maml",
+           other_init: str | None = None) -> dict:
+    """``init`` of ``path`` against ``other_init`` (default ``init``) of ``other`` on the
+    same test tasks, each at its validation-chosen optimizer: validation medians, test
+    medians and the paired bootstrap ratio (path over other)."""
     a_ds, b_ds = (xr.open_dataset(f, engine="h5netcdf").load() for f in (path, other))
     if not (np.array_equal(a_ds["task"].values, b_ds["task"].values) and (
             "params" not in a_ds or np.array_equal(a_ds["params"].values,
                                                    b_ds["params"].values))):
         raise SystemExit(f"{path} and {other} were not evaluated on the same test tasks")
-    out: dict = {"init": init}
+    out: dict = {}
     tests = []
-    for key, ds in (("a", a_ds), ("b", b_ds)):
+    for key, ds, name in (("a", a_ds, init), ("b", b_ds, other_init or init)):
         opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
-        opt = chosen(ds, init, opts)
+        opt = chosen(ds, name, opts)
         if opt is None:
-            raise SystemExit(f"{key}: no validation-chosen optimizer for {init!r}")
+            raise SystemExit(f"{key}: no validation-chosen optimizer for {name!r}")
         b = _budget(ds, budget)
-        t = ds["query_mse"].sel(budget=b, init=init, optimizer=opt).values
+        t = ds["query_mse"].sel(budget=b, init=name, optimizer=opt).values
         tests.append(t)
-        out[key] = {"optimizer": opt, "budget": b, "validation": _validation_median(ds, init, opt),
+        out[key] = {"init": name, "optimizer": opt, "budget": b,
+                    "validation": _validation_median(ds, name, opt),
                     "median": float(np.median(failures_as_inf(t)))}
     out["ratio"] = bootstrap_ratio(tests[0], tests[1])
     return out
@@ -127,16 +129,19 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=50, help="largest budget to report")
     ap.add_argument("--versus", type=Path, default=None,
                     help="another run's evaluation of the same test tasks: compare the "
-                         "maml inits")
+                         "inits named by --init and --versus-init")
+    ap.add_argument("--init", default="maml", help="the init of FILES for --versus")
+    ap.add_argument("--versus-init", default=None,
+                    help="the init of the --versus file (default: --init)")
     args = ap.parse_args()
     if args.versus is not None:
         for f in args.files:
-            v = versus(f, args.versus, args.budget)
+            v = versus(f, args.versus, args.budget, args.init, args.versus_init)
             print(f"| file | init | optimizer (chosen on validation) | validation median | "
                   f"test median (budget {v['a']['budget']}) |\n|---|---|---|---|---|")
             for key, name in (("a", f), ("b", args.versus)):
                 c = v[key]
-                print(f"| {name} | {v['init']} | {c['optimizer']} | {c['validation']:.3g} | "
+                print(f"| {name} | {c['init']} | {c['optimizer']} | {c['validation']:.3g} | "
                       f"{c['median']:.3g} |")
             print(f"\ntest ratio {f.stem} / {args.versus.stem}: {fmt(v['ratio'])}\n")
         return

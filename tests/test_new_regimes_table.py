@@ -68,6 +68,11 @@ def test_versus_pairs_two_runs_on_the_same_tasks(tmp_path):
     assert v["a"]["optimizer"] == v["b"]["optimizer"] == "sgd+physics"
     assert v["a"]["validation"] == 0.05 and v["a"]["median"] == 0.03
     assert np.isclose(v["b"]["median"], 0.06) and np.allclose(v["ratio"], 0.5)
+    # two inits of different names (e.g. a cavia run against a maml run)
+    w = mod.versus(a, b, 50, "maml", "random")
+    assert w["a"]["init"] == "maml" and w["b"]["init"] == "random"
+    assert w["b"]["median"] == float(np.median(mod.failures_as_inf(
+        ds["query_mse"].sel(budget=50, init="random", optimizer=w["b"]["optimizer"]).values)))
     other = tmp_path / "other.nc"
     ds.assign_coords(task=range(10, 15)).to_netcdf(other, engine="h5netcdf")
     try:
