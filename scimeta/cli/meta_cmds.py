@@ -67,7 +67,8 @@ def add_commands(sub) -> None:
     e.add_argument("--budget", type=int, default=None,
                    help="budget the printed table shows (default: the largest)")
     e.add_argument("--max-tasks", type=int, default=None,
-                   help="evaluate on the first M ok tasks only (default: all)")
+                   help="evaluate on the first M ok tasks only, of the test store and of "
+                        "the --validation store alike (default: all)")
     e.add_argument("--reference", choices=("sysid", "sysid-known"), default=None,
                    help="add the system-identification reference row: the family's own "
                         "equation fitted to each support set by least squares (ODE and "
