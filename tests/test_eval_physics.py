@@ -232,7 +232,7 @@ def test_a_repeated_selection_is_read_from_the_cache_and_a_changed_one_is_not(
         run, tmp_path, monkeypatch):
     import shutil
 
-    import scimeta.train.evaluate as ev
+    import scimeta.train.eval_select as ev  # where the selection calls select_rate
     from scimeta.train.selection_cache import FOLDER
 
     shutil.copytree(run / "run", tmp_path / "run")

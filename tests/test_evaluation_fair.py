@@ -30,7 +30,7 @@ from scimeta.train.selection import (
 )
 from scimeta.train.setup import load_init
 
-evaluate_mod = importlib.import_module("scimeta.train.evaluate")
+select_mod = importlib.import_module("scimeta.train.eval_select")  # calls select_rate
 D = torch.float64
 
 
@@ -229,7 +229,7 @@ def run(tmp_path_factory):
 def test_rates_are_chosen_on_validation_and_the_test_store_is_not_read_before(run,
                                                                              monkeypatch):
     events = []
-    batch, select = TaskReader.batch, evaluate_mod.select_rate
+    batch, select = TaskReader.batch, select_mod.select_rate
 
     def spy_batch(self, indices):
         events.append(("batch", self.path.name))
@@ -240,7 +240,7 @@ def test_rates_are_chosen_on_validation_and_the_test_store_is_not_read_before(ru
         return select(*args, **kwargs)
 
     monkeypatch.setattr(TaskReader, "batch", spy_batch)
-    monkeypatch.setattr(evaluate_mod, "select_rate", spy_select)
+    monkeypatch.setattr(select_mod, "select_rate", spy_select)
     kw = {"validation": run / "val.h5", "budgets": (0, 5, 10), "bootstrap": 50}
     ds = evaluate(run / "run", run / "test.h5", **kw)
     last_select = max(i for i, e in enumerate(events) if e[0] == "select")

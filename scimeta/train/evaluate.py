@@ -14,10 +14,8 @@ and the Dataset, the log and the table say so. See docs/evaluation.md.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping, Sequence
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +46,11 @@ from .eval_inits import (
     is_physics,
 )
 from .eval_io import write_evaluation
+from .eval_select import choose
 from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
-from .selection import GRIDS, MAX_DIVERGED, Selection, select_rate
-from .selection_cache import FOLDER, cached_selection, run_settings
+from .selection import GRIDS, MAX_DIVERGED
+from .selection_cache import FOLDER, run_settings
 from .setup import resolve_device
 from .sysid import check_reference, sysid_variables
 
@@ -205,25 +204,11 @@ def evaluate(
             for j, opt in enumerate(optimizers):
                 if opt == "learned":
                     continue
-                # an init whose algorithm adapts a subset (ANIL, CAVIA) also tries
-                # adapting just that subset with this optimizer; validation chooses
-                cands = [(w, sub) for w in (weights if is_physics(opt) else (math.nan,))
-                         for sub in dict.fromkeys((None, c.inner_set))]
-                sels = [(w, sub, cached_selection(
-                    cache, {**settings, "init": c.name, "optimizer": opt, "weight": w,
-                            "grid": list(grids[opt]), "backtrack": safe(opt),
-                            **({"adapted": list(sub)} if sub else {})},
-                    c.state, vb, partial(select_rate, c.learner(opt, w), c.state, vb,
-                                         base_optimizer(opt), grids[opt], select_budget,
-                                         max_diverged=max_diverged, backtrack=safe(opt),
-                                         names=sub)))
-                        for w, sub in cands]
-                w, sub, sel = min(sels, key=lambda ws: (not ws[2].eligible, _best(ws[2])))
-                chosen[i, j], lam[i, j], inner[i, j] = sel.rate, w, sub is not None
-                table[c.name, opt] = sel
-                log.info("%s/%s: rate %g%s (median validation MSE %.3g at %d steps)",
-                         c.name, opt, sel.rate, f", λ {w:g}" if is_physics(opt) else "",
-                         _best(sel), select_budget)
+                got = choose(c, vb, opt, weights=weights, grid=grids[opt],
+                             budget=select_budget, max_diverged=max_diverged,
+                             backtrack=safe(opt), cache=cache, settings=settings)
+                chosen[i, j], lam[i, j], inner[i, j] = got.rate, got.weight, got.inner_set
+                table[c.name, opt] = got.selection
         del vbatches
     else:
         log.warning("no validation store: test-time rates were NOT tuned (sgd at "
@@ -310,10 +295,6 @@ def evaluate(
         write_evaluation(rd, ds, label)
     return ds
 
-
-def _best(sel: Selection) -> float:
-    """The median validation MSE at the chosen rate."""
-    return float(sel.median[int(np.argmax(sel.grid == sel.rate))])
 
 
 def _reader(path: str | os.PathLike, cfg: TrainConfig, n_collocation: int) -> TaskReader:
