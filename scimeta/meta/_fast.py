@@ -138,10 +138,14 @@ class SequentialPlan:
             i += 2 if act else 1
         return cls(layers, embed=embed) if layers else None
 
+    def affine_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """x ``[..., d_in]`` through the affine input map of :attr:`affine` (if any)."""
+        a = self.affine
+        return x if a is None else x * a.x_scale + a.x_shift
+
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         """The first layer's input: x ``[..., d_in]`` through the fixed input maps."""
-        a = self.affine
-        h = x if a is None else x * a.x_scale + a.x_shift
+        h = self.affine_inputs(x)
         return h if self.embed is None else self.embed.features(h)
 
     def forward(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, *,

@@ -36,7 +36,7 @@ def input_jets(plan: SequentialPlan, x: torch.Tensor, streams: Sequence[tuple[in
     freq = net.embedding()
     assert freq is not None
     a = plan.affine
-    h = x if a is None else x * a.x_scale + a.x_shift
+    h = plan.affine_inputs(x)
     freq = freq.to(h.dtype)
     z = h @ freq
     sn, cs = torch.sin(z), torch.cos(z)

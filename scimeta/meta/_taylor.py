@@ -126,7 +126,7 @@ class TaylorMLP:
         # With one (Fourier features, periodic embedding), its derivatives come first.
         derivs: dict[tuple[int, int], torch.Tensor] | None = None
         if plan.embed is None:
-            h = x if a is None else x * a.x_scale + a.x_shift
+            h = plan.affine_inputs(x)
         else:
             h, derivs = input_jets(plan, x, streams)
         last = len(plan.layers) - 1

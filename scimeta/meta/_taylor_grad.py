@@ -104,12 +104,10 @@ class TaylorGrad:
         stream rows ``[B, S·N, d]`` (collocation points only)."""
         a = self.plan.affine
         if self.plan.embed is not None:  # an input map: its derivative rows vary
-            _, jets = input_jets(self.plan, cx, self.streams)
-            v = self.plan.inputs(torch.cat([sx, cx], dim=-2))
+            vc, jets = input_jets(self.plan, cx, self.streams)
+            v = torch.cat([self.plan.inputs(sx), vc], dim=-2)
             return v, torch.cat([jets[s] for s in self.streams], dim=-2)
-        v = torch.cat([sx, cx], dim=-2)
-        if a is not None:
-            v = v * a.x_scale + a.x_shift
+        v = self.plan.affine_inputs(torch.cat([sx, cx], dim=-2))
         b, r, d = cx.shape
         rows = cx.new_zeros(len(self.streams), d)
         for i, (c, k) in enumerate(self.streams):

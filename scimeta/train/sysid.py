@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,7 +36,8 @@ log = logging.getLogger(__name__)
 
 #: the ``evaluate(reference=...)`` choices: parameters unknown, or known (the task's own)
 REFERENCES = ("sysid", "sysid-known")
-_FAILED_RESIDUAL = 1e6  # where the solver fails (least_squares needs finite values)
+#: the residual where the solver fails (least_squares needs finite values)
+FAILED_RESIDUAL = 1e6
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,37 @@ def _solve_at(family: OdeFamily, params: np.ndarray, y0: np.ndarray, t0: float,
     return out[inverse.reshape(-1)]
 
 
-def _bounds(family: OdeFamily, regime: Regime | None) -> tuple[np.ndarray, np.ndarray]:
-    """Parameter bounds ``[P, 2]`` and initial-state bounds ``[C, 2]``."""
+def check_starts(starts: object) -> int:
+    """``starts`` (the number of seeded multi-starts) if it is an int >= 1."""
+    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
+        raise ConfigError(f"starts={starts!r} is not allowed; it must be an int >= 1")
+    return starts
+
+
+def param_box(family: ProblemFamily, regime: Regime | None,
+              known_params: np.ndarray | None = None) -> np.ndarray:
+    """Bounds ``[P, 2]`` of the fitted parameters: their physical domains within the
+    regime's box (the domains alone without a regime), or ``[known, known]`` for
+    ``known_params`` ``[P]`` (checked: P finite values)."""
+    if known_params is not None:
+        p = len(family.params)
+        known = np.asarray(known_params, dtype=np.float64).reshape(-1)
+        if known.shape != (p,) or not np.all(np.isfinite(known)):
+            raise ConfigError(f"known_params={known.tolist()} is not allowed; it needs {p} "
+                              f"finite values {list(family.param_names)}")
+        return np.stack([known, known], 1)
     dom = np.array([s.domain for s in family.params], dtype=np.float64)
     if regime is None:
-        c = len(family.state_names)
-        return dom, np.tile([-np.inf, np.inf], (c, 1))
+        return dom
     box = regime.bounds(family.params)
-    lo, hi = np.maximum(dom[:, 0], box[:, 0]), np.minimum(dom[:, 1], box[:, 1])
-    return np.stack([lo, hi], 1), np.asarray(family.initial_box, dtype=np.float64)
+    return np.stack([np.maximum(dom[:, 0], box[:, 0]), np.minimum(dom[:, 1], box[:, 1])], 1)
+
+
+def _initial_bounds(family: OdeFamily, regime: Regime | None) -> np.ndarray:
+    """Initial-state bounds ``[C, 2]``: the family's ``initial_box`` within a regime."""
+    if regime is None:
+        return np.tile([-np.inf, np.inf], (len(family.state_names), 1))
+    return np.asarray(family.initial_box, dtype=np.float64)
 
 
 def _starts(family: OdeFamily, regime: Regime | None, pbox: np.ndarray, starts: int,
@@ -127,13 +151,12 @@ def fit_system(family: ProblemFamily, t_support: np.ndarray, y_support: np.ndarr
     from scipy.optimize import least_squares
 
     fam = _ode(family)
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise ConfigError(f"starts={starts!r} is not allowed; it must be an int >= 1")
+    check_starts(starts)
     if not (isinstance(rtol, float | int) and 0 < rtol < 1):
         raise ConfigError(f"rtol={rtol!r} is not allowed; it must be a number in (0, 1)")
     t = np.asarray(t_support, dtype=np.float64).reshape(-1)
     y = np.asarray(y_support, dtype=np.float64)
-    c, p = len(fam.state_names), len(fam.params)
+    c = len(fam.state_names)
     if y.shape != (len(t), c):
         raise ConfigError(f"y_support has shape {y.shape}; t_support has {len(t)} times and "
                           f"family {fam.name!r} has {c} channels, so [{len(t)}, {c}] is needed")
@@ -142,13 +165,7 @@ def fit_system(family: ProblemFamily, t_support: np.ndarray, y_support: np.ndarr
         raise ConfigError(f"t_support={t.tolist()} is not allowed; it needs finite times "
                           f">= t0 = {t0:g}")
     mask = np.isfinite(y)
-    pbox, ybox = _bounds(fam, regime)
-    if known_params is not None:
-        known = np.asarray(known_params, dtype=np.float64).reshape(-1)
-        if known.shape != (p,) or not np.all(np.isfinite(known)):
-            raise ConfigError(f"known_params={known.tolist()} is not allowed; it needs {p} "
-                              f"finite values {list(fam.param_names)}")
-        pbox = np.stack([known, known], 1)
+    pbox, ybox = param_box(fam, regime, known_params), _initial_bounds(fam, regime)
     free = pbox[:, 0] < pbox[:, 1]
     if not mask.any():
         raise ConfigError("y_support has no finite value; at least one is needed")
@@ -167,9 +184,9 @@ def fit_system(family: ProblemFamily, t_support: np.ndarray, y_support: np.ndarr
         try:
             pred = _solve_at(fam, *unpack(z), t0, t, rtol)
         except SolverFailed:
-            return np.full(int(mask.sum()), _FAILED_RESIDUAL)
+            return np.full(int(mask.sum()), FAILED_RESIDUAL)
         r = (pred - y)[mask]
-        return np.where(np.isfinite(r), r, _FAILED_RESIDUAL)
+        return np.where(np.isfinite(r), r, FAILED_RESIDUAL)
 
     began = time.perf_counter()
     rng = np.random.default_rng([seed, 104729])
@@ -200,6 +217,17 @@ def predict_system(family: ProblemFamily, fit: SysIdFit, t: np.ndarray) -> np.nd
             else _solve_at(_ode(family), fit.params, fit.y0, fit.t0, t, fit.rtol))
 
 
+def batch_arrays(batch: TaskBatch, known: bool, y_scale: np.ndarray | None) -> tuple:
+    """(sx, sy, qx, qy, params or None, scale ``[C]``) of ``batch`` as float64 arrays;
+    ``known`` needs the tasks' params; ``y_scale`` None: ones (state units)."""
+    sx, sy, qx, qy = (a.detach().cpu().double().numpy() for a in batch[:4])
+    tp = batch.params.detach().cpu().double().numpy() if batch.params is not None else None
+    if known and tp is None:
+        raise ConfigError("known=True needs batch.params; got None (the tasks' parameters)")
+    scale = np.ones(sy.shape[-1]) if y_scale is None else np.asarray(y_scale, float)
+    return sx, sy, qx, qy, tp, scale
+
+
 def sysid_query_mse(family: ProblemFamily, batch: TaskBatch, *, known: bool = False,
                     regime: Regime | None = None, t0: float | None = None,
                     y_scale: np.ndarray | None = None, starts: int = 4, seed: int = 0,
@@ -224,11 +252,8 @@ def sysid_query_mse(family: ProblemFamily, batch: TaskBatch, *, known: bool = Fa
     if batch.support_x.shape[-1] != 1:
         raise ConfigError(f"batch has {batch.support_x.shape[-1]} input coordinates; the "
                           "system-identification reference needs time only (an ODE store)")
-    sx, sy, qx, qy = (np.asarray(a.detach().cpu().double().numpy()) for a in batch[:4])
-    tp = batch.params.detach().cpu().double().numpy() if batch.params is not None else None
-    if known and tp is None:
-        raise ConfigError("known=True needs batch.params; got None (the tasks' parameters)")
-    scale, b = np.ones(sy.shape[-1]) if y_scale is None else np.asarray(y_scale, float), len(sx)
+    sx, sy, qx, qy, tp, scale = batch_arrays(batch, known, y_scale)
+    b = len(sx)
     mse, seconds, ok = np.full(b, np.nan), np.zeros(b), np.zeros(b, dtype=bool)
     for i in range(b):
         began = time.perf_counter()
@@ -290,24 +315,21 @@ def sysid_variables(family: ProblemFamily, store: str, n: int, reference: str,
         else "fitted within the physical domains")
     log.info("sysid reference on %d tasks, parameters %s", n, what)
     batch, t0 = reader.batch(range(n)), float(reader.meta.time[0])
+    query_mse: Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]] = sysid_query_mse
     if isinstance(family, OdeFamily):
-        mse, sec, ok = sysid_query_mse(family, batch, known=known, regime=regime, t0=t0,
-                                       y_scale=y_scale, seed=seed)
         note = (f"the family's reference ODE fitted to the support points by least squares "
                 f"(scipy least_squares, 4 seeded starts, solver rtol 1e-8); initial state "
                 f"fitted, parameters {what}")
     else:
         from .sysid_pde import pde_query_mse
 
-        sx, sy, qx, qy = (a.detach().cpu().double().numpy() for a in batch[:4])
-        tp = None if batch.params is None else batch.params.detach().cpu().double().numpy()
-        scale = np.ones(sy.shape[-1]) if y_scale is None else np.asarray(y_scale, float)
-        mse, sec, ok = pde_query_mse(family, sx, sy, qx, qy, tp, known=known, regime=regime,
-                                     t0=t0, scale=scale, seed=seed)
+        query_mse = pde_query_mse
         note = (f"the family's reference spectral solver fitted to the support points by "
                 f"least squares (scipy least_squares, 2 seeded starts, forward-difference "
                 f"Jacobian in one batched solve); initial field fitted in its regime's "
                 f"basis, parameters {what}")
+    mse, sec, ok = query_mse(family, batch, known=known, regime=regime, t0=t0,
+                             y_scale=y_scale, seed=seed)
     return xr.Dataset({
         "sysid_mse": ("task", mse, {"long_name": "query MSE of the system-identification "
                                     "reference (NaN: not integrable)", "protocol": note}),

@@ -28,15 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..family import ProblemFamily
 from ..initial_fields import SineSeries
 from ..params import Regime
 from ..pde import SpectralPdeFamily
+from .sysid import FAILED_RESIDUAL, batch_arrays, check_starts, param_box
 
 log = logging.getLogger(__name__)
 
-_FAILED_RESIDUAL = 1e6
 #: forward-difference step, relative to each unknown's scale (the solver is accurate to
 #: about 1e-8 relative, so the step's truncation and round-off balance near 1e-4)
 _FD_STEP = 1e-4
@@ -145,24 +146,13 @@ def fit_pde(family: ProblemFamily, x_support: np.ndarray, y_support: np.ndarray,
     from scipy.optimize import least_squares
 
     fam = spectral_family(family)
-    if isinstance(starts, bool) or not isinstance(starts, int) or starts < 1:
-        raise ConfigError(f"starts={starts!r} is not allowed; it must be an int >= 1")
+    check_starts(starts)
     basis = initial_basis(fam, regime)
     pts = _Points(fam, np.asarray(x_support, float), t0)
     y = np.asarray(y_support, float)
-    p = len(fam.params)
-    if known_params is not None:
-        known = np.asarray(known_params, float).reshape(-1)
-        if known.shape != (p,) or not np.all(np.isfinite(known)):
-            raise ConfigError(f"known_params={known.tolist()} is not allowed; it needs {p} "
-                              f"finite values {list(fam.param_names)}")
-        pbox = np.stack([known, known], 1)
-    else:
-        if regime is None:
-            raise ConfigError("fitting the parameters needs a regime to bound them")
-        dom = np.array([s.domain for s in fam.params], float)
-        box = regime.bounds(fam.params)
-        pbox = np.stack([np.maximum(dom[:, 0], box[:, 0]), np.minimum(dom[:, 1], box[:, 1])], 1)
+    if known_params is None and regime is None:
+        raise ConfigError("fitting the parameters needs a regime to bound them")
+    pbox = param_box(fam, regime, known_params)
     free = pbox[:, 0] < pbox[:, 1]
     n_free, n_coef = int(free.sum()), len(basis.basis)
     lb = np.concatenate([pbox[free, 0], np.full(n_coef, -basis.bound)])
@@ -180,7 +170,7 @@ def fit_pde(family: ProblemFamily, x_support: np.ndarray, y_support: np.ndarray,
         y0 = np.stack([basis.field(c) for c in fields])
         out, status = fam.solve_batch(np.stack(params), y0, pts.times)
         r = (pts.take(out) - y).reshape(len(zs), -1)
-        r[(status != 0) | ~np.isfinite(r).all(axis=1)] = _FAILED_RESIDUAL
+        r[(status != 0) | ~np.isfinite(r).all(axis=1)] = FAILED_RESIDUAL
         return r
 
     cache: dict[bytes, np.ndarray] = {}
@@ -230,12 +220,14 @@ def predict_pde(family: ProblemFamily, fit: PdeFit, basis: InitialBasis, x: np.n
     return np.full_like(pred, np.nan) if status[0] != 0 else pred
 
 
-def pde_query_mse(family: ProblemFamily, sx: np.ndarray, sy: np.ndarray, qx: np.ndarray,
-                  qy: np.ndarray, tp: np.ndarray | None, *, known: bool,
-                  regime: Regime | None, t0: float, scale: np.ndarray, seed: int,
+def pde_query_mse(family: ProblemFamily, batch: TaskBatch, *, known: bool = False,
+                  regime: Regime | None = None, t0: float = 0.0,
+                  y_scale: np.ndarray | None = None, seed: int = 0,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-task (query MSE in units of ``scale``², seconds, converged) of the fits of
-    tasks ``sx`` ``[B, K, 1 + d]``, ``sy`` ``[B, K, C]`` scored on ``qx``, ``qy``."""
+    """:func:`~.sysid.sysid_query_mse` for a periodic PDE family: per task (query MSE,
+    scaled by ``y_scale`` as there; seconds; converged) of :func:`fit_pde` on its
+    support points (x ``[B, K, 1 + d]``), scored on its query points."""
+    sx, sy, qx, qy, tp, scale = batch_arrays(batch, known, y_scale)
     b = len(sx)
     mse, seconds, ok = np.full(b, np.nan), np.zeros(b), np.zeros(b, dtype=bool)
     for i in range(b):
