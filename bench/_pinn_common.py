@@ -7,7 +7,6 @@ see docs/meta-pinn.md for the protocol.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +16,9 @@ import torch
 from torch import nn
 
 from scimeta.data import GenerationConfig, TaskReader, generate, validate
-from scimeta.family import ProblemFamily
 from scimeta.meta import PhysicsLoss
 from scimeta.nn import CoordinateMLP, Rescaled
-from scimeta.params import Regime
-from scimeta.registry import get, registered
+from scimeta.registry import get
 from scimeta.train.pinn import ic_bc_support, relative_l2, uniform_collocation
 from scimeta.train.pinn_periodic import (
     PeriodicPhysicsLoss,
@@ -76,9 +73,9 @@ SMOKE = Size(train_tasks=8, val_tasks=2, test_tasks=2, train_query=50, n_ic=16, 
 class Setup:
     """One family's protocol: the varied parameter, its bands, the IC rule and the BC.
 
-    ``regime``: the family regime generated (``box_regime`` set: a box regime added to a
-    copy of the family for generation only, with the other parameters fixed by
-    ``fixed``). ``boundary``: ``"dirichlet"`` (u = 0 at both ends: IC/BC support set of
+    ``regime``: the family regime generated (its box, narrowed to a band of ``param``
+    by the store's bounds; ``fixed``: the other parameters, constant in that regime,
+    recorded in the output). ``boundary``: ``"dirichlet"`` (u = 0 at both ends: IC/BC support set of
     :func:`scimeta.train.pinn.ic_bc_support`) or ``"periodic"`` (IC points from the
     family's rule on its grid, periodic pairs in the physics term).
     """
@@ -93,7 +90,6 @@ class Setup:
     splits: dict[str, tuple[float, float]]
     boundary: str
     fixed: tuple[tuple[str, float], ...] = ()
-    box_regime: bool = False
 
     @property
     def column(self) -> int:
@@ -126,23 +122,8 @@ SETUPS = {
     "allen_cahn": Setup("allen_cahn", "pinn-x2cos", "x2cos", "eps", "ε", (0.1, 0.5),
                         (0.07, 0.1), {"extrapolate": (0.05, 0.07),
                                       "interpolate": (0.2, 0.3)},
-                        "periodic", fixed=(("lam", 1.0),), box_regime=True),
+                        "periodic", fixed=(("lam", 1.0),)),
 }
-
-
-def family_for_generation(setup: Setup) -> ProblemFamily:
-    """The family as the generator sees it: for ``box_regime`` a shallow copy with the
-    box regime ``setup.regime`` (the training band, ``fixed`` parameters, the IC rule)."""
-    fam = get(setup.family)
-    if not setup.box_regime:
-        return fam
-    box = {setup.param: setup.train, **{k: (v, v) for k, v in setup.fixed}}
-    regime = Regime(setup.regime, box=box, initial=setup.rule,
-                    description=f"{setup.rule} initial condition, {setup.param} varied, "
-                                + ", ".join(f"{k} = {v}" for k, v in setup.fixed))
-    out = copy.copy(fam)
-    out.regimes = {**fam.regimes, setup.regime: regime}
-    return out
 
 
 def make_store(setup: Setup, path: Path, band: tuple[float, float], tasks: int, seed: int,
@@ -150,10 +131,8 @@ def make_store(setup: Setup, path: Path, band: tuple[float, float], tasks: int, 
     """Generate a store of ``setup`` with its parameter in ``band`` and validate it."""
     cfg = GenerationConfig(setup.family, setup.regime, tasks=tasks, seed=seed, support=10,
                            query=query, bounds=((setup.param, band[0], band[1]),))
-    fam = family_for_generation(setup)
-    with registered(fam):
-        generate(cfg, path, overwrite=True)
-        problems = validate(path)
+    generate(cfg, path, overwrite=True)
+    problems = validate(path)
     if problems:
         raise SystemExit(f"{path}: store failed validation: {problems}")
     reader = TaskReader(path, in_memory=True)

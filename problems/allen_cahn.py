@@ -18,7 +18,9 @@ of the period 2, amplitudes U(0, 0.5)); rule ``"x2cos"``: u0 = x^2 cos(pi x).
 Regimes: ``train`` eps in [0.01, 0.05] without (0.02, 0.03), lam in [1, 5];
 ``test-interpolate`` eps in [0.02, 0.03]; ``test-extrapolate`` eps in [0.005, 0.01]
 (thinner interfaces), lam in [1, 5] for both; ``classic`` the single benchmark
-environment with u0 = x^2 cos(pi x).
+environment with u0 = x^2 cos(pi x); ``pinn-x2cos`` eps in [0.1, 0.5] with lam = 1 and
+u0 = x^2 cos(pi x), the box of the meta-learned PINN protocol (docs/meta-pinn.md; its
+bands narrow ``eps`` with ``bounds``).
 
 Solver: Fourier pseudo-spectral, 2/3 dealiasing (exact for the quadratic part only;
 the cubic term leaves an aliasing error below the resolution check), ETDRK4 with
@@ -58,6 +60,9 @@ class AllenCahn(SpectralPdeFamily):
                         common={"lam": (1.0, 5.0)}, note="lam in [1, 5]"),
         "classic": Regime("classic", points=((CLASSIC_EPS, 5.0),), initial="x2cos",
                           description="u_t = 1e-4 u_xx + 5u - 5u^3, u0 = x^2 cos(pi x)"),
+        "pinn-x2cos": Regime("pinn-x2cos", box={"eps": (0.1, 0.5), "lam": (1.0, 1.0)},
+                             initial="x2cos",
+                             description="x2cos initial condition, eps varied, lam = 1"),
     }
     domain = {"x": (-1.0, 1.0)}
     shape = {"x": 1024}

@@ -238,3 +238,23 @@ def test_non_finite_is_flagged():
     status = field_status(grid, fields, 1e-8, "test")
     assert status.tolist() == [STATUS_OK, STATUS_NON_FINITE, STATUS_NON_FINITE]
     assert np.all(np.isnan(fields[1:])) and np.all(fields[0] == 0)
+
+
+def test_allen_cahn_pinn_regime_generates_from_the_cli(tmp_path):
+    # the meta-learned PINN protocol's box (docs/meta-pinn.md) is a regime of the family:
+    # `scimeta generate` reproduces its stores — lam fixed at 1, eps inside the band
+    # asked for, u(0, x) = x^2 cos(pi x) on the grid exactly
+    from scimeta.cli import main
+    from scimeta.data import TaskReader
+
+    out = tmp_path / "ac.h5"
+    assert main(["generate", "allen_cahn", "--regime", "pinn-x2cos", "--tasks", "2",
+                 "--seed", "1", "--param", "eps=0.07:0.1", "--out", str(out)]) == 0
+    reader = TaskReader(out)
+    assert reader.meta.regime == "pinn-x2cos"
+    eps, lam = reader.params.T
+    assert np.all(lam == 1.0) and np.all((0.07 <= eps) & (eps <= 0.1))
+    x = AllenCahn().space["x"]
+    for i in range(len(reader)):
+        np.testing.assert_allclose(reader.fields(i)[0, :, 0], x**2 * np.cos(np.pi * x),
+                                   rtol=0, atol=1e-6)  # float32 store
