@@ -1,7 +1,8 @@
 """CAVIA (context adaptation) against a hand-written inner loop and finite differences
 (float64): the inner loop moves the context vector only; the second-order
-meta-gradient equals a plain-autograd reference to 1e-12 and central finite
-differences to 1e-6 relative; a model without a context is refused by name."""
+meta-gradient, on the hand-batched path and on the ``torch.func`` one, equals a
+plain-autograd reference to 1e-12 and central finite differences to 1e-6 relative; a
+model without a context is refused by name."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from test_meta_variants import batch_of, fd_directional, grads_of
 
 from scimeta.errors import ConfigError
 from scimeta.meta import get_learner
+from scimeta.meta._fast import SequentialPlan
 from scimeta.nn import CoordinateMLP, Rescaled
 
 DT = torch.float64
@@ -35,12 +37,14 @@ def test_context_enters_the_first_layer_beside_the_inputs():
     assert m.net[0].in_features == 1 + 3 and next(iter(dict(m.named_parameters()))) == "context"
 
 
+@pytest.mark.parametrize("fast", [True, False])
 @pytest.mark.parametrize("rescaled", [False, True])
-def test_cavia_adapts_the_context_only_and_matches_a_manual_meta_gradient(rescaled):
+def test_cavia_adapts_the_context_only_and_matches_a_manual_meta_gradient(rescaled, fast):
     model, batch = model_with_context(rescaled), batch_of(n_tasks=3)
-    cavia = get_learner("cavia").build(model, inner_lr=0.3, inner_steps=2)
+    cavia = get_learner("cavia").build(model, inner_lr=0.3, inner_steps=2, fast=fast)
     name = "net.context" if rescaled else "context"
-    assert cavia.adapted == [name] and cavia._fast is None
+    assert cavia.adapted == [name]
+    assert isinstance(cavia._fast, SequentialPlan) if fast else cavia._fast is None
     p = cavia.init_params()
     phi = cavia.adapt(p, batch.support_x[0], batch.support_y[0])
     assert all(torch.equal(phi[n], p[n]) for n in p if n != name)

@@ -49,10 +49,9 @@ def add_commands(sub) -> None:
                         "equation residual at the task's known parameters)")
     e.add_argument("--physics-weights", default="1,0.1,0.01,10",
                    help="weights of the normalized residual for the +physics optimizers, "
-                        "comma-separated; chosen on --validation (else the first) "
-                        "(default: 1,0.1,0.01,10)")
+                        "comma-separated; chosen on --validation (else the first)")
     e.add_argument("--n-collocation", type=int, default=64,
-                   help="residual points per task for the +physics optimizers (default: 64)")
+                   help="residual points per task for the +physics optimizers")
     e.add_argument("--budgets", default=None,
                    help="step budgets, comma-separated (default: 0,1,5,10,50,200)")
     e.add_argument("--steps", type=int, default=None,

@@ -2,7 +2,9 @@
 
 For an ``nn.Sequential`` of ``Linear`` layers each followed by at most one
 tanh/ReLU/SiLU/sine activation (or a :class:`~scimeta.nn.CoordinateMLP`, whose
-fixed input map, Fourier features or periodic embedding, comes first), the per-task
+fixed input map, Fourier features or periodic embedding, comes first, and whose
+context vector c enters the first layer as a bias: W [φ(x); c] + b = W_x φ(x) +
+(W_c c + b)), the per-task
 forward pass is written with batched matrix products over the task dimension and
 the inner gradient of the MSE loss by its analytic backward pass, in ordinary
 differentiable torch ops. Autograd then
@@ -14,7 +16,7 @@ transforms, which dominates for tiny networks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..batch import TaskBatch
 from ..typing import Params
+from ._hand_loop import chunked_mean, inner_states, unroll
 from ._update import InnerLoop
 
 if TYPE_CHECKING:
@@ -79,7 +82,11 @@ def _activate_only(kind: str | None, z: torch.Tensor, om: float) -> torch.Tensor
 
 
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    """h ``[B, N, in]`` times w ``[out, in]`` or ``[B, out, in]``, plus b, in one kernel."""
+    """h ``[B, N, in]`` times w ``[out, in]`` or ``[B, out, in]``, plus b ``[out]`` or
+    ``[B, out]``, in one kernel (two for shared w with a per-task b)."""
+    if w.dim() == 2 and b is not None and b.dim() == 2:
+        flat = h.reshape(-1, h.shape[-1])
+        return (flat @ w.t()).view(*h.shape[:-1], w.shape[0]) + b.unsqueeze(-2)
     if w.dim() == 2:
         flat = h.reshape(-1, h.shape[-1])
         z = flat @ w.t() if b is None else torch.addmm(b, flat, w.t())
@@ -93,13 +100,18 @@ class SequentialPlan:
     """The layer list of an eligible MLP; build with :meth:`build` (None if ineligible)."""
 
     def __init__(self, layers: list[_Layer], affine: Rescaled | None = None,
-                 embed: CoordinateMLP | None = None) -> None:
+                 embed: CoordinateMLP | None = None, context: str | None = None,
+                 context_dim: int = 0) -> None:
         self.layers = layers
         #: a :class:`~scimeta.nn.Rescaled` wrapper whose fixed maps surround the MLP
         self.affine = affine
         #: a :class:`~scimeta.nn.CoordinateMLP` whose fixed input map
         #: (:meth:`~scimeta.nn.CoordinateMLP.features`) feeds the first layer
         self.embed = embed
+        #: the name of a context vector ``[d]`` appended to the first layer's input
+        #: (:attr:`~scimeta.nn.CoordinateMLP.context_dim`), or None
+        self.context = context
+        self.context_dim = context_dim
 
     @classmethod
     def build(cls, model: nn.Module) -> SequentialPlan | None:
@@ -113,13 +125,17 @@ class SequentialPlan:
             return cls([_Layer(prefix + lay.weight,
                                None if lay.bias is None else prefix + lay.bias,
                                lay.act, lay.omega0) for lay in inner.layers], affine=model,
-                       embed=inner.embed)
-        embed = None
+                       embed=inner.embed,
+                       context=None if inner.context is None else prefix + inner.context,
+                       context_dim=inner.context_dim)
+        embed, context, context_dim = None, None, 0
         if isinstance(model, nn.Sequential):
             seq, prefix = model, ""
-        elif type(model) is CoordinateMLP and not model.context_dim:
+        elif type(model) is CoordinateMLP:
             seq, prefix = model.net, "net."
             embed = model if model.embedding() is not None else None
+            context_dim = model.context_dim
+            context = "context" if context_dim else None
         else:
             return None
         if any(True for _ in seq.buffers()):
@@ -136,7 +152,58 @@ class SequentialPlan:
             layers.append(_Layer(f"{prefix}{name}.weight", bias,
                                  act[0] if act else None, act[1] if act else 1.0))
             i += 2 if act else 1
-        return cls(layers, embed=embed) if layers else None
+        if not layers:
+            return None
+        return cls(layers, embed=embed, context=context, context_dim=context_dim)
+
+    def first_layer(self, p: Mapping[str, torch.Tensor]
+                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) that act on :meth:`inputs` in the first layer: with a context,
+        W_x ``[.., out, in]`` and W_c c + b ``[.., out]`` (c ``[d]`` or ``[B, d]``)."""
+        lay = self.layers[0]
+        w, b = p[lay.weight], None if lay.bias is None else p[lay.bias]
+        if self.context is None:
+            return w, b
+        split = w.shape[-1] - self.context_dim
+        wc = w[..., split:]
+        cb = (wc @ p[self.context].unsqueeze(-1)).squeeze(-1)
+        return w[..., :split], cb if b is None else b + cb
+
+    def layer_params(self, p: Mapping[str, torch.Tensor], i: int
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, bias) of layer ``i`` as it acts on its input rows."""
+        if i == 0:
+            return self.first_layer(p)
+        lay = self.layers[i]
+        return p[lay.weight], None if lay.bias is None else p[lay.bias]
+
+    def finish_first(self, p: Mapping[str, torch.Tensor], g: Params,
+                     dz_sum: torch.Tensor, only: Collection[str] | None = None) -> None:
+        """Complete the first layer's gradients in ``g`` when a context is present:
+        ``g[weight]`` (if there) holds the W_x part ``[B, out, in]``; dz_sum ``[B, out]``
+        is the first pre-activation's cotangent summed over points (the bias's
+        gradient). Adds the W_c columns (dz_sum ⊗ c) and, if wanted (``only``: the
+        names wanted, None: all), the context's gradient W_cᵀ dz_sum."""
+        if self.context is None:
+            return
+        lay, c = self.layers[0], p[self.context]
+        w = p[lay.weight]
+        wc = w[..., w.shape[-1] - self.context_dim:]
+        if lay.weight in g:
+            gwc = dz_sum.unsqueeze(-1) * c.unsqueeze(-2)
+            gw = g[lay.weight]
+            g[lay.weight] = torch.cat([gw, gwc.expand(*gw.shape[:-1], gwc.shape[-1])],
+                                      dim=-1)
+        if only is None or self.context in only:
+            g[self.context] = (dz_sum.unsqueeze(-2) @ wc).squeeze(-2)
+
+    def wants_sum(self, i: int, only: Collection[str] | None) -> bool:
+        """Whether layer ``i``'s summed cotangent is needed (its bias, or the context)."""
+        lay = self.layers[i]
+        if only is None:
+            return lay.bias is not None or (i == 0 and self.context is not None)
+        return lay.bias in only or (i == 0 and self.context is not None
+                                    and (self.context in only or lay.weight in only))
 
     def affine_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[..., d_in]`` through the affine input map of :attr:`affine` (if any)."""
@@ -159,8 +226,8 @@ class SequentialPlan:
         out = []
         a = self.affine
         h = self.inputs(x)
-        for layer in self.layers:
-            z = _linear(h, p[layer.weight], None if layer.bias is None else p[layer.bias])
+        for i, layer in enumerate(self.layers):
+            z = _linear(h, *self.layer_params(p, i))
             if not cache:
                 h = _activate_only(layer.act, z, layer.omega0)
                 continue
@@ -172,8 +239,10 @@ class SequentialPlan:
         return h, out
 
     def grads(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-              lowest: int, scaled: bool = True) -> Params:
-        """Per-task gradients of the MSE, each ``[B, *shape]``, for layers >= ``lowest``.
+              lowest: int, scaled: bool = True,
+              only: Collection[str] | None = None) -> Params:
+        """Per-task gradients of the MSE, each ``[B, *shape]``, for layers >= ``lowest``
+        (of the names in ``only`` when given: CAVIA's context alone skips the weights').
 
         ``scaled=False`` leaves out the factor ``2 / (N d_out)`` (the caller folds it
         into the step size, saving one op).
@@ -194,9 +263,14 @@ class SequentialPlan:
                 d = torch.ops.aten.tanh_backward(d, prime)
             elif layer.act is not None:
                 d = d * prime
-            g[layer.weight] = torch.bmm(d.mT, h_in)
-            if layer.bias is not None:
-                g[layer.bias] = d.sum(-2)
+            if only is None or layer.weight in only:
+                g[layer.weight] = torch.bmm(d.mT, h_in)
+            if self.wants_sum(i, only):
+                dsum = d.sum(-2)
+                if layer.bias is not None and (only is None or layer.bias in only):
+                    g[layer.bias] = dsum
+                if i == 0:
+                    self.finish_first(p, g, dsum, only)
             if i > lowest:
                 w = p[layer.weight]
                 if w.dim() == 2:  # shared weights: one matrix product for all tasks
@@ -215,6 +289,8 @@ class SequentialPlan:
         """Index of the first layer with a weight or bias among ``names``: the reverse
         pass stops there (ANIL adapts the head only)."""
         names = set(names)
+        if self.context in names:
+            return 0
         return min(i for i, lay in enumerate(self.layers)
                    if lay.weight in names or lay.bias in names)
 
@@ -237,9 +313,11 @@ class SequentialPlan:
         # fixed rate: the MSE factor 2 / (K d_out) is folded into the fused update
         scale = 2.0 / (sy.shape[-2] * sy.shape[-1]) if fixed_lr else 1.0
 
+        only = frozenset(loop.adapted)
+
         def grads(state: Params) -> tuple[Params, float]:
             src = {n: v.detach() for n, v in state.items()} if loop.first_order else state
-            return self.grads(src, sx, sy, lowest, scaled=not fixed_lr), scale
+            return self.grads(src, sx, sy, lowest, scaled=not fixed_lr, only=only), scale
 
         return grads
 
@@ -260,59 +338,3 @@ class SequentialPlan:
         b = sx.shape[0]
         return {n: v if v.dim() > p[n].dim() else v.expand(b, *v.shape)
                 for n, v in state.items()}
-
-
-def inner_states(loop: InnerLoop, p: Params, rates: Params,
-                 grads: Callable[[Params], tuple[Params, float]],
-                 steps: int | None = None) -> Iterator[Params]:
-    """The hand-batched inner loop: the parameters after each of ``steps`` steps
-    (default ``loop.steps``).
-
-    ``grads(state)`` gives the support-loss gradients of the adapted parameters (each
-    ``[B, *shape]``) and a factor on them; ``loop.rule`` takes the steps (one fused
-    multi-tensor update for a fixed rate). Adapted entries become ``[B, *shape]`` at
-    the first step; the others stay shared.
-    """
-    adapted = set(loop.adapted)
-    names = [n for n in p if n in adapted]
-    # the task dimension matters to a clipping rule only (whose norm is per task); a
-    # rule without a clip keeps the plain update signature
-    extra = {"task_dims": 1} if loop.rule.max_norm > 0 else {}
-    state = dict(p)
-    for k in range(loop.steps if steps is None else steps):
-        g, scale = grads(state)
-        state = {**state, **loop.rule.update({n: state[n] for n in names}, g, rates, k,
-                                             grad_scale=scale, fused=not loop.rule.learned,
-                                             **extra)}
-        yield state
-
-
-def unroll(loop: InnerLoop, p: Params, rates: Params,
-           grads: Callable[[Params], tuple[Params, float]],
-           query: Callable[[Params], torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-    """The inner loop of the hand-batched paths: per-task meta-objective ``[B]``.
-
-    :func:`inner_states` takes the steps; ``query(state)`` is the per-task query
-    loss, after the last step or weighted after each (MAML++'s multi-step loss).
-    ``like``: a ``[B, ...]`` tensor whose dtype and device the all-zero-weights
-    result takes.
-    """
-    state, terms, weights = dict(p), [], loop.step_weights
-    for k, state in enumerate(inner_states(loop, p, rates, grads)):
-        if weights is not None and weights[k] != 0:
-            terms.append(weights[k] * query(state))
-    if weights is None:
-        return query(state)
-    return torch.stack(terms).sum(0) if terms else like.new_zeros(like.shape[0])
-
-
-def chunked_mean(task_losses: Callable[[TaskBatch], torch.Tensor], b: TaskBatch,
-                 chunk_size: int | None) -> torch.Tensor:
-    """Mean over the B tasks of ``task_losses(part)`` ``[b]``, ``chunk_size`` tasks at a
-    time (all at once when None), like ``vmap``'s ``chunk_size``."""
-    n = b.num_tasks
-    step = chunk_size or n
-    total = b.support_x.new_zeros(())
-    for s in range(0, n, step):
-        total = total + task_losses(b.tasks(slice(s, s + step))).sum()
-    return total / n

@@ -19,7 +19,8 @@ import torch
 
 from ..batch import TaskBatch
 from ..typing import Params
-from ._fast import SequentialPlan, chunked_mean, unroll
+from ._fast import SequentialPlan
+from ._hand_loop import chunked_mean, unroll
 from ._physics import PhysicsLoss
 from ._taylor import MAX_ORDER, TaylorMLP
 from ._taylor_grad import MAX_HAND_ORDER, TaylorGrad
@@ -96,14 +97,15 @@ class PhysicsPlan:
         """:meth:`task_losses` with the inner gradient written out (:mod:`._taylor_grad`)."""
         sx, sy, qx, qy, cx, tp = b
         assert cx is not None and tp is not None
-        lowest = self.plan.lowest(loop.adapted)
+        lowest, only = self.plan.lowest(loop.adapted), frozenset(loop.adapted)
         inputs = hand.inputs(sx, cx)
 
         def grads(state: Params) -> tuple[Params, float]:
             second = not loop.first_order and any(state[n].requires_grad
                                                   for n in loop.adapted)
             src = state if second else {n: v.detach() for n, v in state.items()}
-            return hand.grads(src, inputs, sy, cx, tp, lowest, create_graph=second), 1.0
+            return hand.grads(src, inputs, sy, cx, tp, lowest, create_graph=second,
+                              only=only), 1.0
 
         return unroll(loop, p, rates, grads,
                       lambda state: self.stage_loss(state, qx, qy, cx, tp, "outer"), sx)

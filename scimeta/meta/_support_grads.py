@@ -40,11 +40,11 @@ def support_grads(learner: MAML, fast: Params, fixed: Params,
             if hand is not None:
                 assert isinstance(plan, PhysicsPlan) and cx is not None and tp is not None
                 g = hand.grads(p, hand.inputs(sx, cx), sy, cx, tp, lowest,
-                               create_graph=False)
+                               create_graph=False, only=fast.keys())
                 loss = plan.stage_loss(p, sx, sy, cx, tp, "inner")
             else:
                 assert data_plan is not None
-                g = data_plan.grads(p, sx, sy, lowest)
+                g = data_plan.grads(p, sx, sy, lowest, only=fast.keys())
                 loss = data_plan.task_mse(p, sx, sy)
         return loss, {n: g[n] for n in fast}
 

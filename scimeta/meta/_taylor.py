@@ -131,8 +131,7 @@ class TaylorMLP:
             h, derivs = input_jets(plan, x, streams)
         last = len(plan.layers) - 1
         for i, layer in enumerate(plan.layers):
-            w = p[layer.weight]
-            bias = None if layer.bias is None else p[layer.bias]
+            w, bias = plan.layer_params(p, i)  # a context enters layer 0 as a bias
             z0 = _linear(h, w, bias)
             if derivs is None:
                 zd = {}

@@ -34,6 +34,8 @@ against the ``torch.func`` path).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 
 from ..typing import Params
@@ -117,20 +119,22 @@ class TaylorGrad:
         return v, s
 
     def grads(self, p: Params, inputs: tuple[torch.Tensor, torch.Tensor], sy: torch.Tensor,
-              cx: torch.Tensor, tp: torch.Tensor, lowest: int, create_graph: bool) -> Params:
+              cx: torch.Tensor, tp: torch.Tensor, lowest: int, create_graph: bool,
+              only: Collection[str] | None = None) -> Params:
         """Per-task gradients ``[B, *shape]`` of support MSE + physics term, layers >= lowest.
 
         ``inputs`` from :meth:`inputs`; sy ``[B, K, C]``, cx ``[B, N, d]``, tp ``[B, P]``.
         ``create_graph=False`` (first order) gives the same values, detached.
+        ``only``: the names whose gradients are wanted (None: every one from ``lowest``).
         """
         plan, streams, k_sup = self.plan, self.streams, sy.shape[-2]
         v, s = inputs
         n = cx.shape[-2]
         cache: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor] | None,
                           dict[tuple[int, int], torch.Tensor] | None]] = []
-        for layer in plan.layers:
-            w = p[layer.weight]
-            zv = _linear(v, w, None if layer.bias is None else p[layer.bias])
+        for i, layer in enumerate(plan.layers):
+            w, bias = plan.layer_params(p, i)  # a context enters layer 0 as a bias
+            zv = _linear(v, w, bias)
             zs = _linear(s, w, None)
             if layer.act is None:
                 cache.append((v, s, None, None))
@@ -145,7 +149,7 @@ class TaylorGrad:
             cache.append((v, s, sig, zd))
             v, s = sig[0], (outs[0] if len(outs) == 1 else torch.cat(outs, dim=-2))
         dv, ds = self._output_cotangents(v, s, sy, cx, tp, create_graph)
-        return self._reverse(p, cache, dv, ds, lowest, k_sup, n)
+        return self._reverse(p, cache, dv, ds, lowest, k_sup, n, only)
 
     def _output_cotangents(self, v: torch.Tensor, s: torch.Tensor, sy: torch.Tensor,
                            cx: torch.Tensor, tp: torch.Tensor,
@@ -173,7 +177,8 @@ class TaylorGrad:
         return gv, gs
 
     def _reverse(self, p: Params, cache: list, dv: torch.Tensor, ds: torch.Tensor,
-                 lowest: int, k_sup: int, n: int) -> Params:
+                 lowest: int, k_sup: int, n: int,
+                 only: Collection[str] | None = None) -> Params:
         plan, g = self.plan, {}
         for i in range(len(plan.layers) - 1, lowest - 1, -1):
             layer = plan.layers[i]
@@ -197,9 +202,14 @@ class TaylorGrad:
                     dzv = torch.cat([dv[..., :k_sup, :] * sig[1][..., :k_sup, :],
                                      torch.addcmul(extra, dv[..., k_sup:, :], sc[1])], dim=-2)
                 dzs = dz_parts[0] if len(dz_parts) == 1 else torch.cat(dz_parts, dim=-2)
-            g[layer.weight] = torch.baddbmm(torch.bmm(dzv.mT, v_in), dzs.mT, s_in)
-            if layer.bias is not None:
-                g[layer.bias] = dzv.sum(-2)
+            if only is None or layer.weight in only:
+                g[layer.weight] = torch.baddbmm(torch.bmm(dzv.mT, v_in), dzs.mT, s_in)
+            if plan.wants_sum(i, only):
+                dsum = dzv.sum(-2)  # streams carry no bias, nor context
+                if layer.bias is not None and (only is None or layer.bias in only):
+                    g[layer.bias] = dsum
+                if i == 0:
+                    plan.finish_first(p, g, dsum, only)
             if i > lowest:
                 w = p[layer.weight]
                 dv, ds = _back(dzv, w), _back(dzs, w)
