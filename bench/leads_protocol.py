@@ -99,7 +99,8 @@ SYSTEMS: dict[str, dict] = {
                        datasets={"coda": "glycolytic_coda"}, sizes=_GLY, smoke_train=36,
                        maml_query=8),
     "gray-scott": dict(family="gray_scott_leads", title="Gray-Scott (LEADS grid model)",
-                       datasets={"leads": "gray_scott_leads"}, sizes=_GS, smoke_train=None,
+                       datasets={"leads": "gray_scott_leads", "coda": "gray_scott_coda"},
+                       sizes=_GS, smoke_train=None,
                        maml_query=None, rates=dict(lr=1e-3, tune_lr=1e-3)),
 }
 DATA = {"accurate": "scimeta's accurate solver (the family's reference solver)",
@@ -239,9 +240,13 @@ def main() -> None:
                   system["smoke_train"])
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["coda/data_s"] = time.perf_counter() - t0
-        # MAML: adapt on 1 training trajectory, forecast maml_query others
-        train = EnvironmentReader(d["train"], n_support_traj=1)
+        # MAML: adapt on 1 training trajectory, forecast maml_query others; with a
+        # single training trajectory per environment (CoDA's Gray-Scott) support = query,
+        # as on the LEADS grid
+        train = EnvironmentReader(d["train"], n_support_traj=1, query_path=d["train"])
         per_env = int(np.min(train.counts))  # in-domain: adapt on every training one
+        if per_env > 1:
+            train = EnvironmentReader(d["train"], n_support_traj=1)
         if system["maml_query"] and system["maml_query"] < per_env - 1:
             train = EnvironmentReader(d["train"], n_support_traj=1,
                                       n_query_traj=system["maml_query"])

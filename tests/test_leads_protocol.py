@@ -73,17 +73,25 @@ def test_glycolytic_smoke_on_published_data(tmp_path):
 
 
 def test_gray_scott_smoke_with_the_conv_field(tmp_path):
+    """Both grids: LEADS's 3 environments (1 training trajectory each, in-domain only)
+    and CoDA's 4 training + 4 adaptation environments (1 trajectory each: MAML's
+    support and query are that trajectory, as on the LEADS grid)."""
     stdout, res = _run(tmp_path, "--system", "gray-scott")
-    assert "| leads | in-domain | context |" in stdout and "| coda |" not in stdout
-    _check_rows(res, (("leads", ("in-domain",)),))
+    assert "| leads | in-domain | context |" in stdout and "| coda | new env |" in stdout
+    _check_rows(res, (("leads", ("in-domain",)), ("coda", ("in-domain", "new env"))))
     log = res["log"]
     assert log["system"] == "gray-scott" and log["family"] == "gray_scott_leads"
     assert log["size"]["field"] == "conv" and log["size"]["grid"] == [32, 32]
-    assert {r["tuned"]["n_env"] for r in res["rows"]} == {3}      # LEADS's 3 environments
+    n_env = {(r["grid"], r["set"]): r["tuned"]["n_env"] for r in res["rows"]}
+    assert n_env == {("leads", "in-domain"): 3, ("coda", "in-domain"): 4,
+                     ("coda", "new env"): 4}
     # RK45 at scipy's defaults on LEADS's grid model lies far below the published MSE
-    assert 0 < log["published_solver_mse"]["leads/test"] < 1e-6
+    floor = log["published_solver_mse"]
+    assert all(0 < floor[k] < 1e-6 for k in ("leads/test", "coda/in-domain", "coda/new env"))
     stores = sorted((tmp_path / "data" / "gray_scott_leads").glob("*.h5"))
     assert [p.name for p in stores] == ["test.h5", "train.h5"]
+    stores = sorted((tmp_path / "data" / "gray_scott_coda").glob("*.h5"))
+    assert [p.name for p in stores] == ["adapt-test.h5", "adapt.h5", "test.h5", "train.h5"]
     table = (tmp_path / "table.md").read_text()
     assert table.startswith("Gray-Scott (LEADS grid model) forecasting")
     assert "2.08 ± 2.88 e-3" in table
@@ -91,7 +99,8 @@ def test_gray_scott_smoke_with_the_conv_field(tmp_path):
 
 def test_gray_scott_smoke_on_published_data(tmp_path):
     """LEADS's own generator: RK45 at scipy's defaults on the 9-point grid model."""
-    _, res = _run(tmp_path, "--system", "gray-scott", "--solver-preset", "published")
+    _, res = _run(tmp_path, "--system", "gray-scott", "--grids", "leads",
+                  "--solver-preset", "published")
     log = res["log"]
     assert log["solver_preset"] == "published"
     stores = sorted((tmp_path / "data" / "gray_scott_leads-published").glob("*.h5"))
