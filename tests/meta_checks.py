@@ -24,6 +24,32 @@ def physics_batch(family, din: int, dout: int, n_tasks: int = 3, seed: int = 0) 
                      r(7, din), p)
 
 
+def data_batch(n: int = 4, seed: int = 0) -> TaskBatch:
+    """Random float64 tasks with inputs (t, x) in [0, 1)², one output, K = 5, Q = 6."""
+    g = torch.Generator().manual_seed(seed)
+    return TaskBatch(torch.rand(n, 5, 2, generator=g, dtype=DT),
+                     torch.randn(n, 5, 1, generator=g, dtype=DT),
+                     torch.rand(n, 6, 2, generator=g, dtype=DT),
+                     torch.randn(n, 6, 1, generator=g, dtype=DT))
+
+
+def assert_hand_path_equals_generic(build, batch: TaskBatch) -> None:
+    """``build(fast)`` makes a learner; the hand-batched one (``fast=True``: a
+    ``SequentialPlan``, or a ``PhysicsPlan`` with its written-out inner gradient when
+    the learner has a physics term) gives the generic path's meta-loss and
+    meta-gradient (:func:`assert_same_meta_gradient`)."""
+    from scimeta.meta._fast import SequentialPlan
+    from scimeta.meta._fast_physics import PhysicsPlan
+
+    fast, slow = build(True), build(False)
+    if fast.physics is None:
+        assert isinstance(fast._fast, SequentialPlan)
+    else:
+        assert isinstance(fast._fast, PhysicsPlan) and fast._fast.hand is not None
+    assert slow._fast is None
+    assert_same_meta_gradient(fast, slow, fast.init_params(), batch)
+
+
 def assert_same_meta_gradient(a, b, params, batch, rtol_loss: float = 1e-12,
                               rtol_grad: float = 1e-11) -> list[torch.Tensor]:
     """Learners ``a`` and ``b`` give the same ``meta_loss`` and its gradient with

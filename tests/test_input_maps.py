@@ -14,14 +14,15 @@ import pytest
 import torch
 from meta_checks import (
     assert_hand_grads_equal_autograd,
-    assert_same_meta_gradient,
+    assert_hand_path_equals_generic,
     assert_taylor_equals_nested,
+    data_batch,
     physics_batch,
 )
 
 from scimeta import problems
 from scimeta.errors import ConfigError
-from scimeta.meta import MAML, MetaSGD, PhysicsLoss, TaskBatch
+from scimeta.meta import MAML, MetaSGD, PhysicsLoss
 from scimeta.meta._fast import SequentialPlan
 from scimeta.meta._fast_physics import PhysicsPlan
 from scimeta.nn import CoordinateMLP, Rescaled
@@ -106,23 +107,13 @@ def test_taylor_derivatives_through_the_map_equal_nested_jvp(kind, rescaled):
     assert_taylor_equals_nested(model, 2, {0: 2, 1: 4}, n_points=4)
 
 
-def data_batch(n=4, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return TaskBatch(torch.rand(n, 5, 2, generator=g, dtype=DT),
-                     torch.randn(n, 5, 1, generator=g, dtype=DT),
-                     torch.rand(n, 6, 2, generator=g, dtype=DT),
-                     torch.randn(n, 6, 1, generator=g, dtype=DT))
-
-
 @pytest.mark.parametrize("kind", ["periodic", "fourier"])
 @pytest.mark.parametrize("first_order", [False, True])
 @pytest.mark.parametrize("cls", [MAML, MetaSGD])
 def test_hand_batched_data_meta_gradient_equals_generic(kind, first_order, cls):
     model = net(kind, rescaled=True)
-    fast = cls(model, 0.1, 3, first_order=first_order, fast=True)
-    slow = cls(model, 0.1, 3, first_order=first_order, fast=False)
-    assert isinstance(fast._fast, SequentialPlan) and slow._fast is None
-    assert_same_meta_gradient(fast, slow, fast.init_params(), data_batch())
+    assert_hand_path_equals_generic(
+        lambda fast: cls(model, 0.1, 3, first_order=first_order, fast=fast), data_batch())
 
 
 @pytest.mark.parametrize("kind", ["periodic", "fourier"])
@@ -131,12 +122,9 @@ def test_hand_batched_data_meta_gradient_equals_generic(kind, first_order, cls):
 def test_hand_batched_physics_meta_gradient_equals_generic(kind, name, first_order):
     physics = PhysicsLoss(problems.get(name), 0.3, "inner")
     model = net(kind, rescaled=True)
-    fast = MAML(model, 0.05, 2, physics=physics, first_order=first_order, fast=True)
-    slow = MAML(model, 0.05, 2, physics=physics, first_order=first_order, fast=False)
-    assert isinstance(fast._fast, PhysicsPlan) and fast._fast.hand is not None
-    assert slow._fast is None
-    assert_same_meta_gradient(fast, slow, fast.init_params(),
-                              physics_batch(problems.get(name), 2, 1))
+    assert_hand_path_equals_generic(
+        lambda fast: MAML(model, 0.05, 2, physics=physics, first_order=first_order,
+                          fast=fast), physics_batch(problems.get(name), 2, 1))
 
 
 def test_hand_physics_inner_gradient_through_the_map_equals_autograd():
