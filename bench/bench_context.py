@@ -3,13 +3,16 @@
     python bench/bench_context.py [--repeats 5] [--threads 2] [--tasks 200]
 
 The Burgers suite's CAVIA network: ``CoordinateMLP(2, 1, hidden=(64, 64), tanh,
-periodic_modes=4, context_dim=8)`` inside the run's affine maps, float32. Times, in
+periodic_modes=4, context_dim=8)`` inside the run's affine maps, float32, with a
+normalized run's loss (``ScaledMSE``: the MSE in units of the output spread). Times, in
 one run and for both paths (``fast=True``: the context enters the first layer as a
 bias and its gradient is written out, :mod:`scimeta.meta._fast`; ``fast=False``:
-``vmap`` of ``torch.func``):
+``vmap`` of ``torch.func``, the path every normalized run took before the hand-batched
+paths recognised ``ScaledMSE``):
 
 1. the meta-gradient (meta-loss + backward), meta-batch 25, K = 10, Q = 100, 5 inner
-   SGD steps, second order: CAVIA (context adapted) and MAML (everything adapted);
+   SGD steps, second order: CAVIA (context adapted) and MAML (everything adapted), and
+   MAML on the suite's first network (2-64-64-1 tanh, no periodic map, no context);
 2. the same with the Burgers residual in the inner loss (C = 32 collocation points,
    weight 0.1);
 3. the test-time step of ``scimeta evaluate``: support losses and gradients of the
@@ -29,16 +32,18 @@ from collections.abc import Callable
 import torch
 
 from scimeta import problems
-from scimeta.meta import PhysicsLoss, TaskBatch, get_learner
+from scimeta.meta import PhysicsLoss, ScaledMSE, TaskBatch, get_learner
 from scimeta.nn import CoordinateMLP, Rescaled
 
 B, K, Q, C, STEPS = 25, 10, 100, 32, 5
 
 
-def model() -> torch.nn.Module:
+def model(plain: bool = False) -> torch.nn.Module:
+    """The CAVIA network, or (``plain``) the suite's first MAML network: 2-64-64-1 tanh
+    without the periodic map or a context."""
     torch.manual_seed(0)
-    net = CoordinateMLP(2, 1, hidden=(64, 64), activation="tanh", periods=[None, 2.0],
-                        periodic_modes=4, context_dim=8)
+    extra = {} if plain else {"periods": [None, 2.0], "periodic_modes": 4, "context_dim": 8}
+    net = CoordinateMLP(2, 1, hidden=(64, 64), activation="tanh", **extra)
     return Rescaled(net, [0.0, -1.0], [1.0, 0.998], [0.0], [0.3])
 
 
@@ -66,10 +71,12 @@ def best_ms(fn: Callable[[], object], repeats: int) -> float:
     return best * 1e3
 
 
-def meta_gradient(algorithm: str, physics: bool, fast: bool, repeats: int) -> float:
+def meta_gradient(algorithm: str, physics: bool, fast: bool, repeats: int,
+                  plain: bool = False) -> float:
     loss = PhysicsLoss(problems.get("burgers"), 0.1, "inner") if physics else None
-    learner = get_learner(algorithm).build(model(), inner_lr=0.1, inner_steps=STEPS,
-                                           physics=loss, fast=fast)
+    net = model(plain)
+    learner = get_learner(algorithm).build(net, inner_lr=0.1, inner_steps=STEPS,
+                                           physics=loss, loss=ScaledMSE(net), fast=fast)
     assert (learner._fast is not None) == fast
     p, b = learner.init_params(), batch(B, C)
     return best_ms(lambda: learner.meta_loss(p, b).backward(), repeats)
@@ -77,8 +84,9 @@ def meta_gradient(algorithm: str, physics: bool, fast: bool, repeats: int) -> fl
 
 def support_step(physics: bool, fast: bool, tasks: int, repeats: int) -> float:
     loss = PhysicsLoss(problems.get("burgers"), 0.1, "inner") if physics else None
-    learner = get_learner("maml").build(model(), inner_lr=0.1, inner_steps=1,
-                                        physics=loss, fast=fast)
+    net = model()
+    learner = get_learner("maml").build(net, inner_lr=0.1, inner_steps=1, physics=loss,
+                                        loss=ScaledMSE(net), fast=fast)
     p = {k: v.detach() for k, v in learner.init_params().items()}
     ctx = {"net.context": p["net.context"].unsqueeze(0).repeat(tasks, 1)}
     fixed = {k: v for k, v in p.items() if k != "net.context"}
@@ -99,6 +107,9 @@ def main() -> None:
     rows = [(f"meta-gradient {a}, B={B}, {STEPS} steps{', +residual' if ph else ''}",
              lambda fast, a=a, ph=ph: meta_gradient(a, ph, fast, args.repeats))
             for ph in (False, True) for a in ("cavia", "maml")]
+    rows += [(f"maml, plain 2-64-64-1 network{', +residual' if ph else ''}",
+              lambda fast, ph=ph: meta_gradient("maml", ph, fast, args.repeats, plain=True))
+             for ph in (False, True)]
     rows += [(f"context support grads, {args.tasks} tasks{', +residual' if ph else ''}",
               lambda fast, ph=ph: support_step(ph, fast, args.tasks, args.repeats))
              for ph in (False, True)]

@@ -133,7 +133,7 @@ def fit_code(dec: Decoder, start: torch.Tensor, mean: torch.Tensor, x: torch.Ten
 
     opt.step(closure)
     final = data() + (lam * residual() if lam else 0)
-    return z.detach(), float(final)
+    return z.detach(), float(final.detach())
 
 
 def main() -> None:

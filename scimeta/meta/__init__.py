@@ -24,6 +24,7 @@ from ._learners import learner_names as learner_names
 from ._learners import register_learner as register_learner
 from ._maml import MAML as MAML
 from ._physics import PhysicsLoss as PhysicsLoss
+from ._tasks import ScaledMSE as ScaledMSE
 from ._update import RATE_MODES as RATE_MODES
 from ._update import RATE_PREFIX as RATE_PREFIX
 from ._update import InnerLoop as InnerLoop
@@ -37,4 +38,5 @@ from ._variants import Reptile as Reptile
 
 __all__ = ["ANIL", "MAML", "RATE_MODES", "RATE_PREFIX", "Conditioned", "InnerLoop",
            "InnerRule", "Joint", "LearnerEntry", "MAMLPlusPlus", "MetaSGD", "PhysicsLoss",
-           "Reptile", "TaskBatch", "get_learner", "learner_names", "register_learner"]
+           "Reptile", "ScaledMSE", "TaskBatch", "get_learner", "learner_names",
+           "register_learner"]

@@ -112,6 +112,9 @@ class SequentialPlan:
         #: (:attr:`~scimeta.nn.CoordinateMLP.context_dim`), or None
         self.context = context
         self.context_dim = context_dim
+        #: the loss is :class:`~._tasks.ScaledMSE` of :attr:`affine`: errors in units
+        #: of its output scale (set by the learner)
+        self.scaled_error = False
 
     @classmethod
     def build(cls, model: nn.Module) -> SequentialPlan | None:
@@ -238,6 +241,11 @@ class SequentialPlan:
             h = h * a.y_scale + a.y_shift
         return h, out
 
+    def error(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """pred − y, divided by the output scale when :attr:`scaled_error`."""
+        e = pred - y
+        return e / self.affine.y_scale if self.scaled_error and self.affine is not None else e
+
     def grads(self, p: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
               lowest: int, scaled: bool = True,
               only: Collection[str] | None = None) -> Params:
@@ -248,9 +256,10 @@ class SequentialPlan:
         into the step size, saving one op).
         """
         pred, cache = self.forward(p, x)
-        d = pred - y
-        if self.affine is not None:  # chain rule through the fixed output map
-            d = d * self.affine.y_scale
+        d = self.error(pred, y)
+        if self.affine is not None and not self.scaled_error:
+            d = d * self.affine.y_scale  # chain rule through the fixed output map
+        # (a scaled error (pred − y)/s = h − (y − shift)/s has unit slope in h)
         if scaled:
             d = (2.0 / (pred.shape[-2] * pred.shape[-1])) * d
         g: Params = {}
@@ -283,7 +292,7 @@ class SequentialPlan:
                  y: torch.Tensor) -> torch.Tensor:
         """Per-task MSE ``[B]``."""
         pred, _ = self.forward(p, x, cache=False)
-        return (pred - y).square().mean(dim=(-2, -1))
+        return self.error(pred, y).square().mean(dim=(-2, -1))
 
     def lowest(self, names: Iterable[str]) -> int:
         """Index of the first layer with a weight or bias among ``names``: the reverse

@@ -30,7 +30,7 @@ from ._compile import compile_fast
 from ._fast import SequentialPlan
 from ._fast_physics import PhysicsPlan
 from ._physics import PhysicsLoss
-from ._tasks import TaskFunctions, _detached
+from ._tasks import ScaledMSE, TaskFunctions, _detached
 from ._taylor import MAX_ORDER
 from ._update import RATE_PREFIX, InnerLoop, InnerRule
 
@@ -136,9 +136,14 @@ class MAML(TaskFunctions):
 
     def _build_fast(self) -> SequentialPlan | PhysicsPlan | None:
         """The hand-batched path for this model and loss, or None (generic path)."""
-        if self.loss != "mse":
+        scaled = isinstance(self.loss, ScaledMSE) and self.loss.model is self.model
+        if self.loss != "mse" and not scaled:
             return None
         plan = SequentialPlan.build(self.model)
+        if plan is not None and scaled:
+            if plan.affine is not self.model:
+                return None  # a scale the plan does not apply: the generic path
+            plan.scaled_error = True
         if self.physics is None:
             return plan
         return PhysicsPlan.build(plan, self.physics)

@@ -29,6 +29,29 @@ def _detached(d: ParamsLike) -> Params:
     return {k: v.detach() for k, v in d.items()}
 
 
+class ScaledMSE:
+    """The MSE in units of a :class:`~scimeta.nn.Rescaled` model's output spread,
+    ``mean(((pred − y) / model.y_scale)²)`` over points and channels: the loss of a
+    normalized run, in which every channel counts alike whatever its units.
+
+    A callable ``(pred, target) -> scalar`` like any custom loss; unlike one, the
+    hand-batched paths recognise it when ``model`` is the learner's own model (their
+    error is divided by the scale, :attr:`~._fast.SequentialPlan.scaled_error`), so a
+    normalized run keeps the fast path.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not hasattr(model, "y_scale"):
+            raise ConfigError(f"ScaledMSE needs a model with an output scale (Rescaled), "
+                              f"got {type(model).__name__}")
+        self.model = model
+
+    def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        scale = self.model.y_scale
+        assert isinstance(scale, torch.Tensor)
+        return ((pred - target) / scale).square().mean()
+
+
 class TaskFunctions:
     """Mixin: the per-task functions on a learner's ``model``, ``loss``, ``physics``
     and ``loop`` (:class:`~scimeta.meta.InnerLoop`)."""

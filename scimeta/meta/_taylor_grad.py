@@ -168,7 +168,7 @@ class TaylorGrad:
             y = v if a is None else v * a.y_scale + a.y_shift
             ds_ = s if a is None else s * a.y_scale
             parts = dict(zip(streams, ds_.split(n, dim=-2), strict=True))
-            mse = (y[..., :k_sup, :] - sy).square().mean(dim=(-2, -1))
+            mse = self.plan.error(y[..., :k_sup, :], sy).square().mean(dim=(-2, -1))
             return (mse + physics.task_terms(cx, tp, y[..., k_sup:, :], parts)).sum()
 
         if not create_graph:

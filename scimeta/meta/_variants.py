@@ -179,14 +179,16 @@ class Reptile(MAML):
         Without ``use_query`` one adaptation serves both: the loss is the query MSE
         at the φ_i of the pseudo-gradient (with a custom loss or a physics term, the
         loss comes from :meth:`meta_loss`)."""
-        if self.use_query or self.loss != "mse" or self.physics is not None:
+        plan = self._fast if isinstance(self._fast, SequentialPlan) else None
+        if self.use_query or self.physics is not None or (
+                self.loss != "mse" and (plan is None or not plan.scaled_error)):
             return self.meta_loss(params, batch), dict(self.meta_grad(params, batch))
         theta = _detached(params)
         b = V.check_batch(batch, False)
         phi = self.adapt_batch(theta, b)
         with torch.no_grad():
-            if isinstance(self._fast, SequentialPlan):
-                loss = self._fast.task_mse(phi, b.query_x, b.query_y).mean()
+            if plan is not None:
+                loss = plan.task_mse(phi, b.query_x, b.query_y).mean()
             else:
                 loss = (self.predict(phi, b.query_x) - b.query_y).square().mean()
         return loss, {n: theta[n] - phi[n].mean(0) for n in self.names}

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..family import ProblemFamily
-from ..meta import MAML, PhysicsLoss, get_learner
+from ..meta import MAML, PhysicsLoss, ScaledMSE, get_learner
 from ..nn import CoordinateMLP, Rescaled
 from ..typing import LossFn
 from .config import TrainConfig
@@ -68,16 +68,13 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
 
 
 def scaled_mse(model: Rescaled) -> LossFn:
-    """MSE in units of each channel's spread: mean(((pred − y) / y_scale)²).
+    """MSE in units of each channel's spread: mean(((pred − y) / y_scale)²)
+    (:class:`~scimeta.meta.ScaledMSE`, which the hand-batched paths recognise).
 
     With output normalization the loss (and so the inner loop's curvature, which
     bounds the stable inner rate) no longer depends on the family's units.
     """
-
-    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return ((pred - target) / model.y_scale).square().mean()
-
-    return loss
+    return ScaledMSE(model)
 
 
 def physics_scale(cfg: TrainConfig, norm: dict | None) -> list[float] | None:
