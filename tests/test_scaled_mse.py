@@ -118,3 +118,14 @@ def test_another_models_scale_takes_the_generic_path():
     model, other = net(), net()
     learner = get_learner("maml").build(model, loss=ScaledMSE(other))
     assert learner._fast is None
+
+
+def test_the_learner_names_its_path():
+    fam = problems.get("burgers")
+    model = net()
+    plain = get_learner("maml").build(model, loss=ScaledMSE(model))
+    physics = get_learner("maml").build(model, loss=ScaledMSE(model),
+                                        physics=PhysicsLoss(fam, 0.1, "inner"))
+    generic = get_learner("maml").build(model, loss=lambda a, b: (a - b).abs().mean())
+    assert (plain.path, physics.path, generic.path) == (
+        "hand-batched", "hand-batched + Taylor", "torch.func")

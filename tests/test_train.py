@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -62,9 +63,12 @@ def test_config_errors_name_the_key_and_the_nearest_valid_one(tmp_path):
         load_train_config(p)
 
 
-def test_run_writes_config_metrics_and_inits(stores, tmp_path):
+def test_run_writes_config_metrics_and_inits(stores, tmp_path, caplog):
     cfg = small_config(stores, meta__baselines=["fomaml", "joint"], model__normalize="outputs")
-    res = train(cfg, tmp_path / "run")
+    with caplog.at_level(logging.INFO, logger="scimeta"):
+        res = train(cfg, tmp_path / "run")
+    # a normalized run (ScaledMSE) keeps the hand-batched path, and the log says so
+    assert "phase maml: MAML meta-gradient on the hand-batched path" in caplog.text
     rd = RunDir(tmp_path / "run")
     assert res.completed and not rd.checkpoint.exists()
     assert {p.stem for p in rd.inits.glob("*.pt")} == {"maml", "fomaml", "joint"}

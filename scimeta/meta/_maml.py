@@ -122,13 +122,24 @@ class MAML(TaskFunctions):
                 raise ConfigError("fast=True needs an nn.Sequential MLP (Linear + tanh/relu/"
                                   "silu/sine) and loss='mse'; with a physics loss, pure "
                                   f"input derivatives of order <= {MAX_ORDER}")
-        log.debug("%s: %s path", type(self).__name__, "hand-batched" if self._fast else "vmap")
+        log.debug("%s: %s path", type(self).__name__, self.path)
         if not isinstance(compile, bool):
             raise ConfigError(f"compile={compile!r} must be True or False")
         compiled = compile_fast(self) if compile else (None, None)
         #: the compiled meta-loss and meta-gradient (``compile=True``), else None
         self._compiled: Callable[..., torch.Tensor] | None = compiled[0]
         self._compiled_grad: Callable[..., tuple[Grads, torch.Tensor]] | None = compiled[1]
+
+    @property
+    def path(self) -> str:
+        """Which implementation computes the meta-loss: ``"hand-batched"`` (the plain
+        MLP's written-out inner gradient), ``"hand-batched + Taylor"`` (with the physics
+        residual's input derivatives propagated Taylor-mode), or ``"torch.func"``
+        (``vmap`` of the generic per-task functions: other models, losses or
+        residuals). Equal to round-off; the hand-batched ones are faster."""
+        if isinstance(self._fast, PhysicsPlan):
+            return "hand-batched + Taylor"
+        return "hand-batched" if self._fast is not None else "torch.func"
 
     # ---- configuration helpers -------------------------------------------
     def _select_adapted(self) -> list[str]:

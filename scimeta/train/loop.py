@@ -188,6 +188,8 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
     model, reader, val = phase_setup(cfg, ctx.info, name, ctx.reader, ctx.val)
     model = model.to(device=device, dtype=dtype)
     learner = build_learner(cfg, model, ctx.family, name, norm=ctx.info["norm"])
+    log.info("phase %s: %s meta-gradient on the %s path", name, type(learner).__name__,
+             learner.path)
     params = {n: p.to(device=device, dtype=dtype).detach().requires_grad_(True)
               for n, p in learner.init_params().items()}
     opt = torch.optim.Adam(params.values(), lr=cfg.optim.lr)
