@@ -55,6 +55,24 @@ def test_compiled_variants_equal_eager(cls, kw):
 
 
 @pytest.mark.slow
+def test_compiled_normalized_run_equals_torch_func():
+    """A normalized run's loss (``ScaledMSE``) compiles: the compiled meta-gradient of a
+    Rescaled network equals the generic ``torch.func`` path's."""
+    from scimeta.meta import ScaledMSE
+    from scimeta.nn import Rescaled
+
+    model = Rescaled(_model(), [0.1], [1.3], [0.2], [1.7], dtype=DT)
+    compiled = MAML(model, 0.1, 3, loss=ScaledMSE(model), compile=True)
+    generic = MAML(model, 0.1, 3, loss=ScaledMSE(model), fast=False)
+    p, b = generic.init_params(), _batch()
+    ge = assert_same_meta_gradient(compiled, generic, p, b, 1e-13, 1e-12)
+    lg, gg = compiled.meta_gradient(p, b)
+    assert torch.allclose(lg, generic.meta_loss(p, b).detach(), rtol=1e-13, atol=0)
+    for k, c in zip(p, ge, strict=True):
+        assert torch.allclose(gg[k], c, rtol=1e-12, atol=1e-14 * float(c.abs().max())), k
+
+
+@pytest.mark.slow
 def test_compiled_physics_maml_equals_eager():
     """The physics-informed hand path (Taylor streams + written-out inner gradient)
     compiles too; compiling it takes minutes on a small CPU, hence ``slow``."""
