@@ -84,11 +84,10 @@ def _activate_only(kind: str | None, z: torch.Tensor, om: float) -> torch.Tensor
 def _linear(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
     """h ``[B, N, in]`` times w ``[out, in]`` or ``[B, out, in]``, plus b ``[out]`` or
     ``[B, out]``, in one kernel (two for shared w with a per-task b)."""
-    if w.dim() == 2 and b is not None and b.dim() == 2:
-        flat = h.reshape(-1, h.shape[-1])
-        return (flat @ w.t()).view(*h.shape[:-1], w.shape[0]) + b.unsqueeze(-2)
     if w.dim() == 2:
         flat = h.reshape(-1, h.shape[-1])
+        if b is not None and b.dim() == 2:  # a per-task bias (a context's W_c c + b)
+            return (flat @ w.t()).view(*h.shape[:-1], w.shape[0]) + b.unsqueeze(-2)
         z = flat @ w.t() if b is None else torch.addmm(b, flat, w.t())
         return z.view(*h.shape[:-1], w.shape[0])
     if b is None:
@@ -167,10 +166,14 @@ class SequentialPlan:
         w, b = p[lay.weight], None if lay.bias is None else p[lay.bias]
         if self.context is None:
             return w, b
-        split = w.shape[-1] - self.context_dim
-        wc = w[..., split:]
+        wx, wc = self._split_first(w)
         cb = (wc @ p[self.context].unsqueeze(-1)).squeeze(-1)
-        return w[..., :split], cb if b is None else b + cb
+        return wx, cb if b is None else b + cb
+
+    def _split_first(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first weight's columns on the inputs (W_x) and on the context (W_c)."""
+        split = w.shape[-1] - self.context_dim
+        return w[..., :split], w[..., split:]
 
     def layer_params(self, p: Mapping[str, torch.Tensor], i: int
                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -190,8 +193,7 @@ class SequentialPlan:
         if self.context is None:
             return
         lay, c = self.layers[0], p[self.context]
-        w = p[lay.weight]
-        wc = w[..., w.shape[-1] - self.context_dim:]
+        _, wc = self._split_first(p[lay.weight])
         if lay.weight in g:
             gwc = dz_sum.unsqueeze(-1) * c.unsqueeze(-2)
             gw = g[lay.weight]
@@ -200,13 +202,35 @@ class SequentialPlan:
         if only is None or self.context in only:
             g[self.context] = (dz_sum.unsqueeze(-2) @ wc).squeeze(-2)
 
-    def wants_sum(self, i: int, only: Collection[str] | None) -> bool:
+    def _wants_sum(self, i: int, only: Collection[str] | None) -> bool:
         """Whether layer ``i``'s summed cotangent is needed (its bias, or the context)."""
         lay = self.layers[i]
         if only is None:
             return lay.bias is not None or (i == 0 and self.context is not None)
         return lay.bias in only or (i == 0 and self.context is not None
                                     and (self.context in only or lay.weight in only))
+
+    def put_layer_grads(self, p: Mapping[str, torch.Tensor], g: Params, i: int,
+                        dz: torch.Tensor, rows: torch.Tensor,
+                        only: Collection[str] | None,
+                        streams: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Layer ``i``'s gradients into ``g``, of the names in ``only`` (None: all):
+        its weight's, dzᵀ rows (cotangents ``[B, N, out]`` of its pre-activations at its
+        input rows ``[B, N, in]``; plus dz_sᵀ s for derivative ``streams`` (dz_s, s) of
+        the written-out physics gradient), its bias's, dz summed over points (streams
+        carry no bias), and for the first layer the context's columns and vector
+        (:meth:`finish_first`)."""
+        lay = self.layers[i]
+        if only is None or lay.weight in only:
+            gw = torch.bmm(dz.mT, rows)
+            g[lay.weight] = gw if streams is None else torch.baddbmm(gw, streams[0].mT,
+                                                                       streams[1])
+        if self._wants_sum(i, only):
+            dsum = dz.sum(-2)
+            if lay.bias is not None and (only is None or lay.bias in only):
+                g[lay.bias] = dsum
+            if i == 0:
+                self.finish_first(p, g, dsum, only)
 
     def affine_inputs(self, x: torch.Tensor) -> torch.Tensor:
         """x ``[..., d_in]`` through the affine input map of :attr:`affine` (if any)."""
@@ -272,14 +296,7 @@ class SequentialPlan:
                 d = torch.ops.aten.tanh_backward(d, prime)
             elif layer.act is not None:
                 d = d * prime
-            if only is None or layer.weight in only:
-                g[layer.weight] = torch.bmm(d.mT, h_in)
-            if self.wants_sum(i, only):
-                dsum = d.sum(-2)
-                if layer.bias is not None and (only is None or layer.bias in only):
-                    g[layer.bias] = dsum
-                if i == 0:
-                    self.finish_first(p, g, dsum, only)
+            self.put_layer_grads(p, g, i, d, h_in, only)
             if i > lowest:
                 w = p[layer.weight]
                 if w.dim() == 2:  # shared weights: one matrix product for all tasks

@@ -179,7 +179,8 @@ class TaylorGrad:
     def _reverse(self, p: Params, cache: list, dv: torch.Tensor, ds: torch.Tensor,
                  lowest: int, k_sup: int, n: int,
                  only: Collection[str] | None = None) -> Params:
-        plan, g = self.plan, {}
+        plan = self.plan
+        g: Params = {}
         for i in range(len(plan.layers) - 1, lowest - 1, -1):
             layer = plan.layers[i]
             v_in, s_in, sig, zd = cache[i]
@@ -202,14 +203,7 @@ class TaylorGrad:
                     dzv = torch.cat([dv[..., :k_sup, :] * sig[1][..., :k_sup, :],
                                      torch.addcmul(extra, dv[..., k_sup:, :], sc[1])], dim=-2)
                 dzs = dz_parts[0] if len(dz_parts) == 1 else torch.cat(dz_parts, dim=-2)
-            if only is None or layer.weight in only:
-                g[layer.weight] = torch.baddbmm(torch.bmm(dzv.mT, v_in), dzs.mT, s_in)
-            if plan.wants_sum(i, only):
-                dsum = dzv.sum(-2)  # streams carry no bias, nor context
-                if layer.bias is not None and (only is None or layer.bias in only):
-                    g[layer.bias] = dsum
-                if i == 0:
-                    plan.finish_first(p, g, dsum, only)
+            plan.put_layer_grads(p, g, i, dzv, v_in, only, streams=(dzs, s_in))
             if i > lowest:
                 w = p[layer.weight]
                 dv, ds = _back(dzv, w), _back(dzs, w)

@@ -179,9 +179,10 @@ class Reptile(MAML):
         Without ``use_query`` one adaptation serves both: the loss is the query MSE
         at the φ_i of the pseudo-gradient (with a custom loss or a physics term, the
         loss comes from :meth:`meta_loss`)."""
+        # a plan exists only for the losses it computes (MSE, the model's ScaledMSE)
         plan = self._fast if isinstance(self._fast, SequentialPlan) else None
         if self.use_query or self.physics is not None or (
-                self.loss != "mse" and (plan is None or not plan.scaled_error)):
+                plan is None and self.loss != "mse"):
             return self.meta_loss(params, batch), dict(self.meta_grad(params, batch))
         theta = _detached(params)
         b = V.check_batch(batch, False)
