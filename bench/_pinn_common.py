@@ -74,7 +74,7 @@ class Setup:
     """One family's protocol: the varied parameter, its bands, the IC rule and the BC.
 
     ``regime``: the family regime generated (its box, narrowed to a band of ``param``
-    by the store's bounds; ``fixed``: the other parameters, constant in that regime,
+    by the store's bounds; :attr:`fixed`: the other parameters its box holds constant,
     recorded in the output). ``boundary``: ``"dirichlet"`` (u = 0 at both ends: IC/BC support set of
     :func:`scimeta.train.pinn.ic_bc_support`) or ``"periodic"`` (IC points from the
     family's rule on its grid, periodic pairs in the physics term).
@@ -89,7 +89,13 @@ class Setup:
     val: tuple[float, float]
     splits: dict[str, tuple[float, float]]
     boundary: str
-    fixed: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def fixed(self) -> tuple[tuple[str, float], ...]:
+        """(name, value) of the parameters the regime's box fixes (low == high)."""
+        box = get(self.family).regime(self.regime).box or {}
+        return tuple((k, float(lo)) for k, (lo, hi) in box.items()
+                     if k != self.param and lo == hi)
 
     @property
     def column(self) -> int:
@@ -122,7 +128,7 @@ SETUPS = {
     "allen_cahn": Setup("allen_cahn", "pinn-x2cos", "x2cos", "eps", "ε", (0.1, 0.5),
                         (0.07, 0.1), {"extrapolate": (0.05, 0.07),
                                       "interpolate": (0.2, 0.3)},
-                        "periodic", fixed=(("lam", 1.0),)),
+                        "periodic"),
 }
 
 

@@ -68,8 +68,7 @@ class Decoder(torch.nn.Module):
 
 
 def grid(reader: TaskReader) -> tuple[torch.Tensor, torch.Tensor]:
-    (x,) = reader.meta.space.values() if isinstance(reader.meta.space, dict) \
-        else reader.meta.space
+    (x,) = reader.meta.space
     return (torch.as_tensor(np.asarray(reader.meta.time), dtype=torch.float32),
             torch.as_tensor(np.asarray(x), dtype=torch.float32))
 
