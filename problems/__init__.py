@@ -29,6 +29,7 @@ _BUILTIN.update(
         "gray_scott": "scimeta.problems.gray_scott:GrayScott",
         "gray_scott_leads": "scimeta.problems.gray_scott:GrayScottLeads",
         "navier_stokes": "scimeta.problems.navier_stokes:NavierStokes",
+        "navier_stokes_forced": "scimeta.problems.navier_stokes:NavierStokesForced",
         "poisson": "scimeta.problems.poisson:Poisson",
         "sinusoid": "scimeta.problems.sinusoid:Sinusoid",
     }

@@ -40,6 +40,19 @@ unforced Taylor-Green mode omega = sin 2 pi x sin 2 pi y decays as e^{-8 pi^2 nu
 omega = e^{-8 pi^2 nu t} omega_0 + (1 - e^{-8 pi^2 nu t}) f / (8 pi^2 nu) is matched to
 1e-11; refine 2 vs 4 agree to <= 1e-6 relative and step 0.01 vs 0.005 to <= 1e-7 on
 a random field at nu = 1e-3 over t <= 9.
+
+Family ``navier_stokes_forced`` (:class:`NavierStokesForced`): the same equations with
+the forcing's wave vectors as parameters, f = 0.1 [sin 2 pi (a_x x + a_y y) + cos 2 pi
+(b_x x + b_y y)], integer wave numbers [1/m] (others are refused by name). Its
+``train``/``test-*`` boxes hold a = b = (1, 1), where it equals ``navier_stokes`` bit
+for bit; regime ``leads``: LEADS's four environments (nu = 1e-3; (a, b) = (1,1,1,1),
+(1,1,1,2), (1,1,2,1), (1,2,2,1); LEADS ``datasets/__init__.py``, ``param_ns``) with
+the initial rule ``leads-warmup`` (the FNO field evolved 28.5 time units at nu = 1e-3
+under the first forcing, LEADS ``datasets/ns.py``). Verified
+(tests/test_navier_stokes_forced.py): with |a| = |b| and omega_0 in the same
+eigenspace the Jacobian vanishes and omega = e^{-lam nu t} omega_0 + (1 - e^{-lam nu
+t}) f / (lam nu), lam = 4 pi^2 |a|^2, is matched to 1e-11; per-task forcings in one
+batch equal one-by-one solves.
 """
 
 from __future__ import annotations
@@ -50,6 +63,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from scimeta.errors import ConfigError
 from scimeta.family import SolverInfo
 from scimeta.params import ParamSpec, Regime, TimeGrid
 from scimeta.refined import RefinedSpectralFamily
@@ -132,9 +146,30 @@ class NavierStokes(RefinedSpectralFamily):
     solver = SolverInfo("scimeta.solvers.etdrk4", "Fourier pseudo-spectral + ETDRK4", dt=1e-2,
                         note="solved on 64^2 (refine 2), stored at 32^2; 2/3 dealiasing")
 
-    def _forcing_hat(self, grid) -> np.ndarray:
-        x, y = np.meshgrid(*grid.coords(), indexing="ij")
-        return grid.fft(forcing(x, y, self.forcing_amplitude)[None, ..., None])
+    #: initial-condition rule -> the parameter vector its warm-up solve runs with
+    warmups: ClassVar[dict[str, tuple[float, ...]]] = {"coda-warmup": (WARMUP_NU,)}
+
+    def forcing_grid(self, x: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """f [1/time^2] on grid points ``x``, ``y`` ``[nx, ny]``: ``[N or 1, nx, ny]`` for
+        params ``[N, P]``; here the one fixed forcing of every task."""
+        return forcing(x, y, self.forcing_amplitude)[None]
+
+    def forcing_torch(self, x, y, params):
+        """f at collocation points (torch): x, y ``[..., 1]``, params ``[..., P]``."""
+        import torch
+
+        s = 2 * math.pi * (x + y)
+        return self.forcing_amplitude * (torch.sin(s) + torch.cos(s))
+
+    def _forcing_hat(self, grid, params) -> np.ndarray:
+        """Spectrum of f per task, ``[N or 1, *modes, 1]`` (cached for the last params)."""
+        key = (tuple(grid.shape), np.asarray(params).tobytes())
+        cached = getattr(self, "_forcing_cache", None)
+        if cached is None or cached[0] != key:
+            x, y = np.meshgrid(*grid.coords(), indexing="ij")
+            cached = (key, grid.fft(self.forcing_grid(x, y, params)[..., None]))
+            self._forcing_cache = cached
+        return cached[1]
 
     def linear_symbol(self, grid, params):
         return -self.per_task(grid, params[:, 0]) * grid.expand(grid.k2())
@@ -150,7 +185,7 @@ class NavierStokes(RefinedSpectralFamily):
         vel_y = -grid.ifft(grid.derivative(ph, 0))
         w_x = grid.ifft(grid.derivative(uh, 0))
         w_y = grid.ifft(grid.derivative(uh, 1))
-        return self._forcing_hat(grid) - grid.fft(vel_x * w_x + vel_y * w_y)
+        return self._forcing_hat(grid, params) - grid.fft(vel_x * w_x + vel_y * w_y)
 
     def observe(self, grid, uh):
         return np.concatenate([grid.ifft(uh), grid.ifft(self.streamfunction(grid, uh))], -1)
@@ -159,8 +194,8 @@ class NavierStokes(RefinedSpectralFamily):
         state = super().initial_state(None, rng)
         if rule is None:
             return self._with_psi(state[..., 0])
-        if rule == "coda-warmup":
-            fields, _ = self.solve_batch(np.array([[WARMUP_NU]]), state[None],
+        if rule in self.warmups:
+            fields, _ = self.solve_batch(np.array([self.warmups[rule]]), state[None],
                                          np.array([0.0, WARMUP_TIME]))
             return self._with_psi(fields[0, -1, ..., 0])
         return super().initial_state(rule, rng)
@@ -178,14 +213,76 @@ class NavierStokes(RefinedSpectralFamily):
     def residual(self, t, y, dydt, params, **derivs):
         import torch
 
-        (nu,) = self.param_columns(params)
+        nu = self.param_columns(params)[0]
         space = derivs["space"]
-        xs, ys = space[..., :1], space[..., 1:2]
-        f = self.forcing_amplitude * (torch.sin(2 * math.pi * (xs + ys))
-                                      + torch.cos(2 * math.pi * (xs + ys)))
+        f = self.forcing_torch(space[..., :1], space[..., 1:2], params)
         dx, dy, dxx, dyy = (derivs[k] for k in ("d_x", "d_y", "d_xx", "d_yy"))
         w_x, w_y, p_x, p_y = dx[..., :1], dy[..., :1], dx[..., 1:], dy[..., 1:]
         transport = (dydt[..., :1] + p_y * w_x - p_x * w_y
                      - nu * (dxx[..., :1] + dyy[..., :1]) - f)
         poisson = dxx[..., 1:] + dyy[..., 1:] + y[..., :1]
         return torch.cat([transport, poisson], dim=-1)
+
+
+#: LEADS's four environments (Yin et al. 2021, ``datasets/__init__.py``, ``param_ns``):
+#: nu = 1e-3 and f = 0.1 [sin 2 pi (a . x) + cos 2 pi (b . x)] with (a_x, a_y, b_x, b_y)
+LEADS_FORCINGS = ((1, 1, 1, 1), (1, 1, 1, 2), (1, 1, 2, 1), (1, 2, 2, 1))
+LEADS_NU = 1e-3
+_FIXED = {"a_x": (1.0, 1.0), "a_y": (1.0, 1.0), "b_x": (1.0, 1.0), "b_y": (1.0, 1.0)}
+
+
+class NavierStokesForced(NavierStokes):
+    """:class:`NavierStokes` with the forcing's wave vectors as parameters (LEADS's grid).
+
+    f = 0.1 [sin 2 pi (a_x x + a_y y) + cos 2 pi (b_x x + b_y y)]; a = b = (1, 1) is the
+    fixed forcing of ``navier_stokes`` (the box regimes hold it, so they reproduce that
+    family's data exactly). Wave numbers must be integers (a periodic forcing); the
+    solver refuses others by name. Regime ``leads``: LEADS's 4 environments at
+    nu = 1e-3, initial rule ``leads-warmup`` (the FNO field evolved with nu = 1e-3 and
+    the first environment's forcing for 28.5 time units, as LEADS's ``datasets/ns.py``).
+    """
+
+    name = "navier_stokes_forced"
+    summary = "2D Navier-Stokes, vorticity form, forcing wave vectors as parameters (LEADS)"
+    equation = ("omega_t + psi_y*omega_x - psi_x*omega_y = nu*(omega_xx + omega_yy) + f; "
+                "psi_xx + psi_yy = -omega; "
+                "f = 0.1*(sin(2*pi*(a_x*x + a_y*y)) + cos(2*pi*(b_x*x + b_y*y)))")
+    params = NavierStokes.params + tuple(
+        ParamSpec(n, "1/m", (-16.0, 16.0), f"forcing wave number ({term}, integer)")
+        for n, term in (("a_x", "sine, x"), ("a_y", "sine, y"), ("b_x", "cosine, x"),
+                        ("b_y", "cosine, y")))
+    regimes = {
+        **{k: Regime(k, box={**r.box_bounds, **_FIXED},
+                     exclude=tuple({**b, **_FIXED} for b in r.exclude),
+                     description=r.description + ", a = b = (1, 1)")
+           for k, r in NavierStokes.regimes.items() if r.box is not None},
+        "leads": Regime("leads", points=tuple((LEADS_NU, *f) for f in LEADS_FORCINGS),
+                        initial="leads-warmup", description="LEADS forcings (4), nu = 1e-3"),
+    }
+    initial_rules = ("leads-warmup",)
+    warmups: ClassVar[dict[str, tuple[float, ...]]] = {
+        "leads-warmup": (LEADS_NU, *LEADS_FORCINGS[0])}
+
+    def forcing_grid(self, x, y, params):
+        a_x, a_y, b_x, b_y = (np.asarray(params)[:, i, None, None] for i in range(1, 5))
+        return self.forcing_amplitude * (np.sin(2 * np.pi * (a_x * x + a_y * y))
+                                         + np.cos(2 * np.pi * (b_x * x + b_y * y)))
+
+    def forcing_torch(self, x, y, params):
+        import torch
+
+        a_x, a_y, b_x, b_y = self.param_columns(params)[1:]
+        return self.forcing_amplitude * (torch.sin(2 * math.pi * (a_x * x + a_y * y))
+                                         + torch.cos(2 * math.pi * (b_x * x + b_y * y)))
+
+    def solve_batch(self, params, y0, t):
+        p = np.atleast_2d(np.asarray(params, dtype=np.float64))
+        waves = p[:, 1:5]
+        bad = np.argwhere(waves != np.round(waves))
+        if len(bad):
+            row, col = bad[0]
+            name, value = self.params[col + 1].name, float(waves[row, col])
+            raise ConfigError(f"{self.name}: {name}={value!r} "
+                              "is not allowed; forcing wave numbers must be integers (a "
+                              "forcing periodic on the unit square)")
+        return super().solve_batch(p, y0, t)
