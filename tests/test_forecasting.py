@@ -92,6 +92,25 @@ def test_batches_shapes_disjoint_deterministic(stores):
         EnvironmentReader(stores["train"], n_support_traj=0)
 
 
+def test_states_serve_the_named_channels(stores):
+    # states=("y",) serves the second channel alone, lazily or in memory; ("y", "x")
+    # reorders; an unknown or empty selection names the argument and the store's names
+    full = EnvironmentReader(stores["train"], n_support_traj=1)
+    b = full.batch(range(3))
+    for in_memory in (True, False):
+        only_y = EnvironmentReader(stores["train"], n_support_traj=1, states=("y",),
+                                   in_memory=in_memory)
+        assert only_y.state_dim == 1 and only_y.state_names == ("y",)
+        c = only_y.batch(range(3))
+        torch.testing.assert_close(c.support_y, b.support_y[..., 1::2], rtol=0, atol=0)
+        torch.testing.assert_close(c.query_x, b.query_x[..., 1:], rtol=0, atol=0)
+    swapped = EnvironmentReader(stores["train"], states=["y", "x"]).trajectories(0)
+    torch.testing.assert_close(swapped, full.trajectories(0).flip(-1), rtol=0, atol=0)
+    for bad in (("z",), (), "x"):
+        with pytest.raises(ConfigError, match=r"states=.*is not allowed.*\['x', 'y'\]"):
+            EnvironmentReader(stores["train"], states=bad)
+
+
 def test_query_store_matches_environments(stores, tmp_path):
     one = tmp_path / "adapt1.h5"
     generate(GenerationConfig("lotka_volterra", "coda-adapt", tasks=4, seed=2, support=5,

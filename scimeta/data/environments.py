@@ -15,6 +15,7 @@ initial states. Inputs and targets match :class:`scimeta.nn.Forecaster`::
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -31,6 +32,8 @@ class _Grouped:
 
     def __init__(self, path: str | os.PathLike, in_memory: bool, allow_incomplete: bool,
                  dtype: torch.dtype) -> None:
+        #: state channels to serve (indices into the store's state names; None: all)
+        self.channels: list[int] | None = None
         self.reader = TaskReader(path, in_memory=in_memory, allow_incomplete=allow_incomplete,
                                  dtype=dtype)
         with open_h5(self.reader.path) as f:
@@ -52,6 +55,8 @@ class _Grouped:
     def trajectories(self, positions: Indices) -> np.ndarray:
         """Trajectories ``[N, T, S]`` (S = state size, channels x spatial points)."""
         out = [self.reader.fields(int(i)) for i in positions]
+        if self.channels is not None:
+            out = [a[..., self.channels] for a in out]
         t = len(self.reader.meta.time)
         return np.stack([a.reshape(t, -1) for a in out]) if out else np.zeros((0, t, 0))
 
@@ -71,21 +76,33 @@ class EnvironmentReader:
         environments matched by exactly equal parameter vectors.
     in_memory: load all trajectories at construction (else read lazily, fork-safe).
     dtype: floating dtype of the returned tensors.
+    states: names of the state channels to serve, in the store's order or any order
+        (e.g. ``("omega",)`` of a Navier-Stokes store that also holds ``psi``); None
+        serves every channel.
 
     Attributes: ``time`` ``[T]`` (the grid, for ``Forecaster``), ``params`` ``[E, P]``
     float64 (one row per environment), ``counts`` ``[E]`` trajectories per environment
     and ``env_tasks`` their store task indices (in ``path``), ``param_names``,
-    ``state_dim`` (S), ``n_times`` (T).
+    ``state_names`` (the served channels), ``state_dim`` (S), ``n_times`` (T).
     """
 
     def __init__(self, path: str | os.PathLike, n_support_traj: int = 1,
                  n_query_traj: int | None = None, *, query_path: str | os.PathLike | None = None,
                  in_memory: bool = True, allow_incomplete: bool = False,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32,
+                 states: Sequence[str] | None = None) -> None:
         self._sup = _Grouped(path, in_memory, allow_incomplete, dtype)
         self._qry = (self._sup if query_path is None
                      else _Grouped(query_path, in_memory, allow_incomplete, dtype))
         meta = self._sup.reader.meta
+        self.state_names = tuple(meta.state_names)
+        if states is not None:
+            names = list(meta.state_names)
+            if isinstance(states, str) or not states or any(s not in names for s in states):
+                raise ConfigError(f"states={states!r} is not allowed; give a non-empty "
+                                  f"list of the store's state names {names}")
+            self.state_names = tuple(states)
+            self._sup.channels = self._qry.channels = [names.index(s) for s in states]
         self.path = self._sup.reader.path
         self.param_names = meta.param_names
         self.dtype = dtype
@@ -95,7 +112,7 @@ class EnvironmentReader:
         #: store task indices (rows of ``u``) of each environment's trajectories
         self.env_tasks = [self._sup.reader.tasks[m] for m in self._sup.members]
         self.n_times = len(meta.time)
-        self.state_dim = len(meta.state_names) * int(np.prod(meta.grid_shape[1:], dtype=int))
+        self.state_dim = len(self.state_names) * int(np.prod(meta.grid_shape[1:], dtype=int))
         self._check_query_store()
         self.n_support_traj = _count("n_support_traj", n_support_traj, minimum=1)
         own = self._qry is self._sup
