@@ -120,3 +120,46 @@ def test_errors_name_the_argument():
     with pytest.raises(ConfigError, match="lacks the model parameter"):
         forecast_mse(model, {}, y0, traj)
     assert math.isfinite(float(forecast_mse(model, None, y0, traj).sum()))
+
+
+def test_mini_batches_follow_their_draws():
+    """batch=b: each update uses b trajectories per environment, drawn by randperm of
+    a generator seeded with seed; one SGD step equals a full-batch step on the drawn
+    trajectories; the last curve entry is on all K; batch=K is the full batch."""
+    y0 = torch.randn(2, 3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    traj = torch.stack([exact(1.2, y0[0]), exact(0.7, y0[1])])             # [2, 3, 9, 2]
+    model = linear_model(1.0, substeps=2)
+    phi, curve = fine_tune(model, None, y0, traj, steps=1, lr=0.1, optimizer="sgd",
+                           batch=1, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    picks = [int(torch.randperm(3, generator=gen)[0]) for _ in range(2)]
+    for e, i in enumerate(picks):
+        one, c1 = fine_tune(model, None, y0[e:e + 1, i:i + 1], traj[e:e + 1, i:i + 1],
+                            steps=1, lr=0.1, optimizer="sgd")
+        torch.testing.assert_close(phi["field.weight"][e], one["field.weight"][0],
+                                   rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(curve[0, e], c1[0, 0], rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(curve[-1], forecast_mse(model, phi, y0, traj).mean(1),
+                               rtol=1e-12, atol=1e-14)
+    full, _ = fine_tune(model, None, y0, traj, steps=3, lr=0.02)
+    same, _ = fine_tune(model, None, y0, traj, steps=3, lr=0.02, batch=3)
+    torch.testing.assert_close(full["field.weight"], same["field.weight"], rtol=0, atol=0)
+    for bad in (0, 4, 1.5):
+        with pytest.raises(ConfigError, match=rf"batch={bad!r} is not allowed.*\[1, 3\]"):
+            fine_tune(model, None, y0, traj, steps=1, lr=0.1, batch=bad)
+
+
+def test_euler_rollout_is_the_exact_product():
+    """method="euler": y_{n+1} = (I + h A) y_n, h = 0.25 / substeps, to round-off."""
+    lin = nn.Linear(2, 2, bias=False).double()
+    with torch.no_grad():
+        lin.weight.copy_(rotation(1.3))
+    model = Forecaster(lin, T, substeps=2, method="euler", flatten=False)
+    y0 = torch.tensor([[1.0, -0.5]], dtype=torch.float64)
+    step = torch.eye(2, dtype=torch.float64) + 0.125 * rotation(1.3)
+    expect = [y0[0]]
+    for _ in range(8):
+        expect.append(step @ step @ expect[-1])
+    torch.testing.assert_close(model(y0)[0], torch.stack(expect), rtol=1e-14, atol=1e-14)
+    with pytest.raises(ConfigError, match=r"method='rk2' is not allowed; use one of rk4, euler"):
+        Forecaster(lin, T, method="rk2")

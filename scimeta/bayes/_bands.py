@@ -19,7 +19,8 @@ from torch import nn
 from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
-from ..nn import Forecaster, rk4_rollout
+from ..nn import Forecaster
+from ..nn._dynamics import ROLLOUTS
 from ..typing import ParamsLike
 
 #: default central interval levels of a forecast band
@@ -27,7 +28,8 @@ BAND_LEVELS: tuple[float, ...] = (0.5, 0.9, 0.95)
 
 
 class Rollout(nn.Module):
-    """The RK4 rollout of a :class:`~scimeta.nn.Forecaster`'s field, with its parameter names.
+    """The rollout of a :class:`~scimeta.nn.Forecaster`'s field (its own rule, RK4 or
+    Euler), with its parameter names.
 
     It holds the forecaster's ``field`` (shared, not copied) and time grid ``t``, so a
     parameter dict of the forecaster (``"field.…"`` keys) plugs in unchanged. Called as
@@ -47,12 +49,13 @@ class Rollout(nn.Module):
         self.field = forecaster.field
         self.register_buffer("t", forecaster.t.detach().clone())
         self.substeps = forecaster.substeps
+        self.step = ROLLOUTS[forecaster.method]
 
     def forward(self, y0: torch.Tensor, t: torch.Tensor | None = None,
                 full: bool = False) -> torch.Tensor:
         """y0 ``[N, C]`` -> ``[N, (T − 1)·C]``, or ``[N, T, C]`` with ``full=True``."""
         grid = (self.t if t is None else t).to(y0.dtype)
-        traj = rk4_rollout(lambda _s, y: self.field(y), y0, grid, self.substeps)
+        traj = self.step(lambda _s, y: self.field(y), y0, grid, self.substeps)
         return traj if full else traj[..., 1:, :].flatten(-2)
 
 

@@ -87,6 +87,32 @@ def rk4_rollout(
     return torch.stack(ys, dim=-2)
 
 
+def euler_rollout(
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    y0: torch.Tensor,
+    t: torch.Tensor,
+    substeps: int = 1,
+) -> torch.Tensor:
+    """As :func:`rk4_rollout` with forward Euler steps ``y + h f(s, y)`` (first order;
+    the rollout LEADS used for Navier-Stokes, where the learned field is the whole
+    increment over an output interval)."""
+    if t.dim() != 1 or t.shape[0] < 1:
+        raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
+    check_dim("substeps", substeps)
+    ys = [y0]
+    y = y0
+    for i in range(t.shape[0] - 1):
+        h = (t[i + 1] - t[i]) / substeps
+        for j in range(substeps):
+            y = y + h * f(t[i] + j * h, y)
+        ys.append(y)
+    return torch.stack(ys, dim=-2)
+
+
+#: rollout rules :class:`Forecaster` accepts
+ROLLOUTS = {"rk4": rk4_rollout, "euler": euler_rollout}
+
+
 class Forecaster(nn.Module):
     """Initial state -> trajectory, by an RK4 rollout of a vector-field network.
 
@@ -94,13 +120,19 @@ class Forecaster(nn.Module):
     from new initial states) with the meta-learners: input y0 ``[N, C]``, output
     ``[N, T * C]`` (the trajectory on ``t`` flattened time-major, including y0)
     or ``[N, T, C]`` with ``flatten=False``. ``field`` is called as ``field(y)``.
+    ``method`` is the rollout rule, ``"rk4"`` (default) or ``"euler"``, with
+    ``substeps`` steps per output interval.
     """
 
     t: torch.Tensor
 
     def __init__(self, field: nn.Module, t: torch.Tensor, substeps: int = 1,
-                 flatten: bool = True) -> None:
+                 flatten: bool = True, method: str = "rk4") -> None:
         super().__init__()
+        if method not in ROLLOUTS:
+            raise ConfigError(f"method={method!r} is not allowed; use one of "
+                              f"{', '.join(ROLLOUTS)}")
+        self.method = method
         self.field = field
         self.register_buffer("t", torch.as_tensor(t))
         self.substeps = check_dim("substeps", substeps)
@@ -108,5 +140,6 @@ class Forecaster(nn.Module):
 
     def forward(self, y0: torch.Tensor) -> torch.Tensor:
         """y0 ``[N, C]`` -> ``[N, T*C]`` (or ``[N, T, C]``)."""
-        traj = rk4_rollout(lambda _s, y: self.field(y), y0, self.t.to(y0.dtype), self.substeps)
+        traj = ROLLOUTS[self.method](lambda _s, y: self.field(y), y0, self.t.to(y0.dtype),
+                                     self.substeps)
         return traj.flatten(-2) if self.flatten else traj

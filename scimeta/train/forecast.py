@@ -132,7 +132,8 @@ def forecast_mse(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
 def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
               y0: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
               optimizer: str = "adam", names: Sequence[str] | None = None,
-              shared: Sequence[str] = ()) -> tuple[Params, torch.Tensor]:
+              shared: Sequence[str] = (), batch: int | None = None,
+              seed: int = 0) -> tuple[Params, torch.Tensor]:
     """Adapt ``params`` to each of E environments on its support trajectories.
 
     Every environment starts from ``params`` (each entry shared, or stacked
@@ -155,11 +156,17 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         names: parameters adapted per environment (default: every one not in
             ``shared``).
         shared: parameters trained jointly over the environments (default: none).
+        batch: trajectories per environment in each update, drawn without
+            replacement for each environment and step (a torch generator seeded with
+            ``seed``); None (default) uses all K (full batch). LEADS trains on 2 per
+            environment per step.
+        seed: seed of the mini-batch draws.
 
     Returns:
         ``(phi, curve)``: every parameter, detached (``names`` stacked
         ``[E, *shape]``, the others as given or trained); the support MSE per
-        environment before each update and after the last, ``[steps + 1, E]``.
+        environment before each update (on that update's mini-batch) and after the
+        last (on all K), ``[steps + 1, E]``.
     """
     model = _check_model(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -170,7 +177,11 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         raise ConfigError(f"optimizer={optimizer!r} is not allowed; allowed: "
                           f"{', '.join(OPTIMIZERS)}")
     y0, target = _check_data(model, y0, target)
-    n_env = y0.shape[0]
+    n_env, n_traj = y0.shape[:2]
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or not 1 <= batch <= n_traj):
+        raise ConfigError(f"batch={batch!r} is not allowed; it must be None or an int in "
+                          f"[1, {n_traj}] (the support trajectories per environment)")
     start = _own_params(model, params)
     stacked = _stacked(model, start, n_env)
     joint = _names(model, "shared", shared, ())
@@ -194,9 +205,16 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
     opt = (torch.optim.Adam(train, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(train, lr=lr))
     curve = []
-    for _ in range(steps + 1):
-        err = (_rollout(model, phi, stacked, y0) - target).pow(2).mean(dim=(1, 2, 3))  # [E]
-        curve.append(err.detach())
+    gen = torch.Generator().manual_seed(int(seed))
+    rows = torch.arange(n_env)[:, None]
+    for step in range(steps + 1):
+        y0_b, target_b = y0, target
+        if batch is not None and batch < n_traj and step < steps:
+            pick = torch.stack([torch.randperm(n_traj, generator=gen)[:batch]
+                                for _ in range(n_env)])               # [E, batch]
+            y0_b, target_b = y0[rows, pick], target[rows, pick]
+        err = (_rollout(model, phi, stacked, y0_b) - target_b).pow(2).mean(dim=(1, 2, 3))
+        curve.append(err.detach())                                     # [E]
         if len(curve) > steps:
             break
         opt.zero_grad()
