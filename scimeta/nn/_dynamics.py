@@ -55,19 +55,24 @@ class VectorFieldNet(nn.Module):
         return self.net(y)
 
 
-def rk4_rollout(
-    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
-    t: torch.Tensor,
-    substeps: int = 1,
-) -> torch.Tensor:
-    """Integrate ``dy/dt = f(t, y)`` with classical RK4 on the grid ``t``.
+Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-    y0 ``[..., C]``, t ``[T]`` increasing (``t[0]`` is the initial time); each
-    interval is split into ``substeps`` equal RK4 steps. Returns ``[..., T, C]``
-    with ``y0`` at index 0. Pure torch ops, so it is differentiable (also
-    twice, for MAML) and works under ``torch.func`` transforms.
-    """
+
+def _rk4_step(f: Field, s: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    k1 = f(s, y)
+    k2 = f(s + h / 2, y + (h / 2) * k1)
+    k3 = f(s + h / 2, y + (h / 2) * k2)
+    k4 = f(s + h, y + h * k3)
+    return y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+
+
+def _euler_step(f: Field, s: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    return y + h * f(s, y)
+
+
+def _rollout(step: Callable[[Field, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+             f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int) -> torch.Tensor:
+    """``substeps`` equal steps of ``step`` per interval of ``t``; ``[..., T, C]``."""
     if t.dim() != 1 or t.shape[0] < 1:
         raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
     check_dim("substeps", substeps)
@@ -77,36 +82,29 @@ def rk4_rollout(
         h = (t[i + 1] - t[i]) / substeps
         s = t[i]
         for _ in range(substeps):
-            k1 = f(s, y)
-            k2 = f(s + h / 2, y + (h / 2) * k1)
-            k3 = f(s + h / 2, y + (h / 2) * k2)
-            k4 = f(s + h, y + h * k3)
-            y = y + (h / 6) * (k1 + 2 * k2 + 2 * k3 + k4)
+            y = step(f, s, y, h)
             s = s + h
         ys.append(y)
     return torch.stack(ys, dim=-2)
 
 
-def euler_rollout(
-    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    y0: torch.Tensor,
-    t: torch.Tensor,
-    substeps: int = 1,
-) -> torch.Tensor:
+def rk4_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int = 1) -> torch.Tensor:
+    """Integrate ``dy/dt = f(t, y)`` with classical RK4 on the grid ``t``.
+
+    y0 ``[..., C]``, t ``[T]`` increasing (``t[0]`` is the initial time); each
+    interval is split into ``substeps`` equal RK4 steps. Returns ``[..., T, C]``
+    with ``y0`` at index 0. Pure torch ops, so it is differentiable (also
+    twice, for MAML) and works under ``torch.func`` transforms.
+    """
+    return _rollout(_rk4_step, f, y0, t, substeps)
+
+
+def euler_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor,
+                  substeps: int = 1) -> torch.Tensor:
     """As :func:`rk4_rollout` with forward Euler steps ``y + h f(s, y)`` (first order;
     the rollout LEADS used for Navier-Stokes, where the learned field is the whole
     increment over an output interval)."""
-    if t.dim() != 1 or t.shape[0] < 1:
-        raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
-    check_dim("substeps", substeps)
-    ys = [y0]
-    y = y0
-    for i in range(t.shape[0] - 1):
-        h = (t[i + 1] - t[i]) / substeps
-        for j in range(substeps):
-            y = y + h * f(t[i] + j * h, y)
-        ys.append(y)
-    return torch.stack(ys, dim=-2)
+    return _rollout(_euler_step, f, y0, t, substeps)
 
 
 #: rollout rules :class:`Forecaster` accepts
