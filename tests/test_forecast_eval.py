@@ -11,7 +11,7 @@ from torch import nn
 
 from scimeta.errors import ConfigError
 from scimeta.nn import Forecaster
-from scimeta.train.forecast import fine_tune, forecast_mse
+from scimeta.train.forecast import fine_tune, fine_tune_validated, forecast_mse
 
 T = torch.linspace(0.0, 2.0, 9, dtype=torch.float64)
 
@@ -163,3 +163,33 @@ def test_euler_rollout_is_the_exact_product():
     torch.testing.assert_close(model(y0)[0], torch.stack(expect), rtol=1e-14, atol=1e-14)
     with pytest.raises(ConfigError, match=r"method='rk2' is not allowed; use one of rk4, euler"):
         Forecaster(lin, T, method="rk2")
+
+
+def test_validated_fit_keeps_the_best_checked_iterate():
+    """Training data rotate at 1.2, validation data at 1.1, start at 1.0: the fit passes
+    the validation optimum on its way, so the kept iterate is an interior check; it
+    equals a plain fine_tune of best_step updates (same draws), and best_step is the
+    first argmin of the mean validation MSE over the checks 0, every, ..., steps."""
+    y0 = torch.tensor([[[1.0, 0.5], [0.3, -1.0]]], dtype=torch.float64)      # [1, 2, 2]
+    train = exact(1.2, y0[0])[None]
+    val_y0 = torch.tensor([[[-0.5, 1.0]]], dtype=torch.float64)
+    val = exact(1.1, val_y0[0])[None]
+    model = linear_model(1.0, substeps=2)
+    fit = fine_tune_validated(model, None, y0, train, val_y0, val, steps=120, lr=0.01,
+                              every=10, batch=1, seed=3)
+    assert fit.val_steps.tolist() == list(range(0, 121, 10))
+    mean = fit.val_curve.mean(1)
+    assert fit.best_step == int(fit.val_steps[int(torch.argmin(mean))])
+    assert 0 < fit.best_step < 120                       # passed the optimum: interior
+    assert mean[-1] > 1.5 * mean.min()
+    plain, curve = fine_tune(model, None, y0, train, steps=fit.best_step, lr=0.01,
+                             batch=1, seed=3)
+    torch.testing.assert_close(fit.phi["field.weight"], plain["field.weight"], rtol=0, atol=0)
+    torch.testing.assert_close(fit.curve[:fit.best_step], curve[:-1], rtol=0, atol=0)
+    torch.testing.assert_close(forecast_mse(model, fit.phi, val_y0, val).mean(),
+                               mean.min(), rtol=1e-12, atol=0)
+    with pytest.raises(ConfigError, match=r"every=0 is not allowed"):
+        fine_tune_validated(model, None, y0, train, val_y0, val, steps=1, lr=0.1, every=0)
+    with pytest.raises(ConfigError, match=r"val_y0 has 2 environments; y0 has 1"):
+        fine_tune_validated(model, None, y0, train, val_y0.expand(2, 1, 2),
+                            val.expand(2, 1, 9, 2), steps=1, lr=0.1)

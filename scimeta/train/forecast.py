@@ -11,11 +11,15 @@ dict shared by all environments or one stacked dict (leading axis E) per environ
     mse = forecast_mse(model, None, y0, traj)                 # [E, N], no adaptation
     phi, curve = fine_tune(model, params, sup_y0, sup_traj, steps=300, lr=1e-2)
     mse = forecast_mse(model, phi, y0, traj)                  # [E, N], adapted
+
+:func:`fine_tune_validated` keeps the iterate with the least MSE on held-out
+trajectories (stopping by validation) when a model can overfit its few training ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import torch
 from torch.func import functional_call, vmap
@@ -168,6 +172,56 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         environment before each update (on that update's mini-batch) and after the
         last (on all K), ``[steps + 1, E]``.
     """
+    fit = _fit(model, params, y0, target, steps, lr, optimizer, names, shared, batch, seed)
+    return fit.phi, fit.curve
+
+
+class ValidatedFit(NamedTuple):
+    """What :func:`fine_tune_validated` returns.
+
+    ``phi``: the kept parameters (detached, as :func:`fine_tune`'s); ``curve``: the
+    training MSE per environment as :func:`fine_tune`'s ``[steps + 1, E]``;
+    ``val_steps``: the update counts at which the validation MSE was measured
+    ``[C]``; ``val_curve``: that MSE per environment ``[C, E]``; ``best_step``: the
+    update count of the kept parameters (the least mean validation MSE over the
+    environments; the earliest on ties).
+    """
+
+    phi: Params
+    curve: torch.Tensor
+    val_steps: torch.Tensor
+    val_curve: torch.Tensor
+    best_step: int
+
+
+def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
+                        y0: torch.Tensor, target: torch.Tensor, val_y0: torch.Tensor,
+                        val_target: torch.Tensor, steps: int, lr: float, every: int = 50,
+                        **kwargs) -> ValidatedFit:
+    """:func:`fine_tune` that keeps the iterate with the least validation MSE.
+
+    The full-rollout MSE on the validation trajectories (val_y0 ``[E, V, S]``,
+    val_target ``[E, V, T, S]`` or flat; trajectories held out from ``target``) is
+    measured before the first update, every ``every`` updates and after the last; the
+    parameters at the least mean over the E environments are returned (stopping by
+    validation: a model that overfits its few training trajectories is kept at its
+    best, with nothing chosen on a test set). ``kwargs`` are :func:`fine_tune`'s
+    (optimizer, names, shared, batch, seed).
+    """
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigError(f"every={every!r} is not allowed; it must be an int >= 1")
+    model = _check_model(model)
+    val_y0, val_target = _check_data(model, val_y0, val_target)
+    if val_y0.shape[0] != torch.as_tensor(y0).shape[0]:
+        raise ConfigError(f"val_y0 has {val_y0.shape[0]} environments; y0 has "
+                          f"{torch.as_tensor(y0).shape[0]}")
+    return _fit(model, params, y0, target, steps, lr, val=(val_y0, val_target, every),
+                **kwargs)
+
+
+def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, shared=(),
+         batch=None, seed=0, val=None) -> ValidatedFit:
+    """The update loop of :func:`fine_tune` (``val``: validation data and interval)."""
     model = _check_model(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"steps={steps!r} is not allowed; it must be an int >= 0")
@@ -204,10 +258,19 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
     phi.update(zip((*own, *joint), train, strict=True))
     opt = (torch.optim.Adam(train, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(train, lr=lr))
-    curve = []
+    curve: list[torch.Tensor] = []
+    checks: list[tuple[int, torch.Tensor]] = []
+    best: tuple[float, int, Params] | None = None
     gen = torch.Generator().manual_seed(int(seed))
     rows = torch.arange(n_env)[:, None]
     for step in range(steps + 1):
+        if val is not None and (step % val[2] == 0 or step == steps):
+            with torch.no_grad():
+                v = (_rollout(model, phi, stacked, val[0]) - val[1]).pow(2).mean(
+                    dim=(1, 2, 3))
+            checks.append((step, v))
+            if best is None or float(v.mean()) < best[0]:
+                best = (float(v.mean()), step, {k: t.detach().clone() for k, t in phi.items()})
         y0_b, target_b = y0, target
         if batch is not None and batch < n_traj and step < steps:
             pick = torch.stack([torch.randperm(n_traj, generator=gen)[:batch]
@@ -220,4 +283,8 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         opt.zero_grad()
         err.sum().backward()
         opt.step()
-    return {k: v.detach() for k, v in phi.items()}, torch.stack(curve)
+    kept = {k: v.detach() for k, v in phi.items()} if best is None else best[2]
+    return ValidatedFit(kept, torch.stack(curve),
+                        torch.tensor([c[0] for c in checks], dtype=torch.long),
+                        torch.stack([c[1] for c in checks]) if checks else torch.zeros(0, n_env),
+                        steps if best is None else best[1])
