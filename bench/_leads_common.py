@@ -18,6 +18,8 @@ import torch
 from _leads_gray_scott import FAMILY as GRAY_SCOTT
 from _leads_gray_scott import GrayScottGridField
 from _leads_gray_scott import published_solver_error as gray_scott_solver_error
+from _leads_navier_stokes import FAMILY as NAVIER_STOKES
+from _leads_navier_stokes import coarse_solver_error
 
 from scimeta import problems
 from scimeta.batch import TaskBatch
@@ -25,8 +27,8 @@ from scimeta.data import EnvironmentReader, generate
 from scimeta.data import manifest as dataset_manifest
 from scimeta.data.validate import validate
 from scimeta.meta import MAML
-from scimeta.nn import ConvVectorField, Forecaster, VectorFieldNet
-from scimeta.train.forecast import fine_tune, forecast_mse
+from scimeta.nn import ConvVectorField, Forecaster, FourierVectorField, VectorFieldNet
+from scimeta.train.forecast import fine_tune, fine_tune_validated, forecast_mse
 
 REPO = Path(__file__).resolve().parents[1]
 #: scipy's solve_ivp defaults, what the LEADS/CoDA generators used
@@ -81,6 +83,8 @@ def published_solver_error(reader: EnvironmentReader, family: str, preset: str) 
     """
     if family == GRAY_SCOTT:
         return gray_scott_solver_error(reader, preset)
+    if family == NAVIER_STOKES:  # LEADS's solver is not RK45: its resolution instead
+        return coarse_solver_error(reader)
     fam = problems.get(family)
     t = reader.time.double().numpy()
     other = {} if preset != "accurate" else RK45_DEFAULTS
@@ -106,9 +110,12 @@ class TrueField(torch.nn.Module):
 
 
 def discretisation_floor(reader: EnvironmentReader, batch: TaskBatch, substeps: int,
-                         family: str) -> tuple[float, int, int]:
+                         family: str) -> tuple[float, int, int] | None:
     """Forecast MSE of the exact field under the model's RK4 steps (the model's floor):
-    mean over the finite rollouts, the number that diverged, the number of rollouts."""
+    mean over the finite rollouts, the number that diverged, the number of rollouts;
+    None for Navier-Stokes (no floor: see ``_leads_navier_stokes``)."""
+    if family == NAVIER_STOKES:
+        return None
     field = GrayScottGridField() if family == GRAY_SCOTT else TrueField(family)
     true = Forecaster(field, reader.time, substeps=substeps)
     p = {"field.p": torch.as_tensor(reader.params, dtype=reader.dtype)}
@@ -137,8 +144,13 @@ class ContextField(torch.nn.Module):
 
 
 def make_field(reader: EnvironmentReader, size: dict, param_dim: int = 0) -> torch.nn.Module:
-    """The vector field network of ``size``: an MLP on the flat state, or with
-    ``size["field"] == "conv"`` a periodic CNN on the ``size["grid"]`` field."""
+    """The vector field network of ``size``: an MLP on the flat state, with
+    ``size["field"] == "conv"`` a periodic CNN on the ``size["grid"]`` field, with
+    ``"fno"`` a Fourier neural operator (``size["fno"]``: modes, width, ...)."""
+    if size.get("field", "mlp") == "fno":
+        return FourierVectorField(size["channels"], tuple(size["grid"]), param_dim=param_dim,
+                                  activation=size["activation"], scale=size["scale"],
+                                  **size.get("fno", {}))
     if size.get("field", "mlp") == "conv":
         return ConvVectorField(size["channels"], tuple(size["grid"]), param_dim=param_dim,
                                hidden=size["hidden"], activation=size["activation"],
@@ -153,7 +165,8 @@ def make_model(reader: EnvironmentReader, size: dict, seed: int,
     torch.manual_seed(seed)
     field = (ContextField(make_field(reader, size, context_dim), context_dim)
              if context_dim else make_field(reader, size))
-    return Forecaster(field, reader.time, substeps=size["substeps"])
+    return Forecaster(field, reader.time, substeps=size["substeps"],
+                      method=size.get("method", "rk4"))
 
 
 def all_trajectories(reader: EnvironmentReader) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,6 +219,27 @@ def fmt(d: dict) -> str:
     return f"{d['mean']:.3g} ± {d['std']:.2g}{div}"
 
 
+def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
+             grid: str) -> Callable[..., dict[str, torch.Tensor]]:
+    """Training of the joint and context inits on every training trajectory, or with
+    ``size["val"] = v`` on all but the last v per environment, keeping the iterate
+    with the least validation MSE on those v (checked every ``size["every"]``
+    updates; the kept update count goes to the log)."""
+    v = size.get("val", 0)
+
+    def fit(what: str, model: Forecaster, start: dict | None, steps: int, lr: float,
+            **kw: Any) -> dict[str, torch.Tensor]:
+        if not v:
+            return fine_tune(model, start, y0, traj, steps, lr, **kw)[0]
+        out = fine_tune_validated(model, start, y0[:, :-v], traj[:, :-v], y0[:, -v:],
+                                  traj[:, -v:], steps, lr, every=size.get("every", 100),
+                                  **kw)
+        log[f"{grid}/{what}_kept_step"] = out.best_step
+        log[f"{grid}/{what}_val_mse"] = float(out.val_curve.mean(1).min())
+        return out.phi
+    return fit
+
+
 def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentReader,
              maml_sample: Callable[[np.random.Generator], TaskBatch], size: dict,
              args: Any, log: dict, family: str) -> list[dict]:
@@ -217,8 +251,10 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
         "random": (plain, {k: v.detach().clone() for k, v in plain.named_parameters()},
                    None)}
     t0 = time.perf_counter()
-    joint, _ = fine_tune(plain, None, y0, traj, size["joint"], args.lr, names=[],
-                         shared=names)
+    mini = size.get("batch")  # trajectories per environment per update (None: all)
+    fit = _trainer(size, y0, traj, log, name)
+    joint = fit("joint", plain, None, size["joint"], args.lr, names=[], shared=names,
+                batch=mini)
     inits["joint"] = (plain, joint, None)
     log[f"{name}/joint_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -233,16 +269,17 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
     start = {k: v.detach() for k, v in ctx_model.named_parameters()}
     start["field.context"] = 0.1 * torch.randn(len(train), args.context_dim)
     net = [k for k in start if k != "field.context"]
-    ctx, _ = fine_tune(ctx_model, start, y0, traj, size["context"], args.lr,
-                       names=["field.context"], shared=net)
+    ctx = fit("context", ctx_model, start, size["context"], args.lr,
+              names=["field.context"], shared=net, batch=mini)
     log[f"{name}/context_s"] = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for set_name, reader in sets.items():
         batch = reader.batch(range(len(reader)))
         key = f"{name}/{set_name}/exact-field RK4"
-        log[f"{key} MSE"], log[f"{key} diverged"], log[f"{key} n"] = discretisation_floor(
-            reader, batch, size["substeps"], family)
+        floor = discretisation_floor(reader, batch, size["substeps"], family)
+        if floor is not None:
+            log[f"{key} MSE"], log[f"{key} diverged"], log[f"{key} n"] = floor
         same = np.array_equal(reader.params, train.params)
         mean_ctx = dict(ctx, **{"field.context": ctx["field.context"].mean(0)})
         inits["context"] = (ctx_model, ctx if same else mean_ctx, ["field.context"])

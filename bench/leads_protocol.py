@@ -1,4 +1,5 @@
-"""LEADS / CoDA new-environment forecasting (Lotka-Volterra, glycolytic, Gray-Scott).
+"""LEADS / CoDA new-environment forecasting (Lotka-Volterra, glycolytic, Gray-Scott,
+Navier-Stokes).
 
 Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
 
@@ -12,12 +13,17 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectory and 32 test trajectories each; t in [0, 1], dt = 0.05). ``--system
    gray-scott``: ``datasets/gray_scott_leads`` (LEADS's grid model, 9-point Laplacian
    at dx = 1 on 32 x 32 points; 3 environments (F, k), 1 training and 32 test
-   trajectories each; 10 frames t = 0, 40, ..., 360). ``--solver-preset``
+   trajectories each; 10 frames t = 0, 40, ..., 360). ``--system navier-stokes``:
+   ``datasets/navier_stokes_leads`` (vorticity at nu = 1e-3 with LEADS's 4 forcings,
+   8 training and 32 test trajectories each; 10 frames t = 0, 1, ..., 9 of omega on
+   32 x 32 points; accurate data only). ``--solver-preset``
    chooses the data: ``accurate`` (scimeta's reference solver, the default) or
    ``published`` (RK45 at scipy's default tolerances, as the LEADS/CoDA generators).
    The MSE between the two solvers on the test sets is measured and printed.
 2. Train inits of a ``Forecaster(VectorFieldNet)`` (``ConvVectorField``, periodic
-   3x3 convolutions, for Gray-Scott; RK4 rollout, one step per output interval): ``random``
+   3x3 convolutions, for Gray-Scott; RK4 rollout, one step per output interval;
+   for Navier-Stokes LEADS's ``FourierVectorField`` with one Euler step per interval
+   and 2 trajectories per environment per update): ``random``
    (untrained; per-environment training from scratch, LEADS's "One-Per-Env"),
    ``joint`` (one network fitted to every training trajectory, LEADS's
    "One-For-All"), ``maml`` (second-order MAML over environments: adapt on one
@@ -30,7 +36,8 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    environment), then forecast the environment's test trajectories from their initial
    states: full rollouts over the whole time grid, no teacher forcing. MSE over
    all times and states, mean +- std over test trajectories (and over environments).
-   (Lotka-Volterra: 21 times; glycolytic: 21; Gray-Scott: 10 frames of 2 x 32 x 32.)
+   (Lotka-Volterra: 21 times; glycolytic: 21; Gray-Scott: 10 frames of 2 x 32 x 32;
+   Navier-Stokes: 10 frames of omega on 32 x 32.)
 
 Usage::
 
@@ -40,9 +47,12 @@ Usage::
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/gly --system glycolytic \\
         --solver-preset published
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/gs --system gray-scott --quick
+    OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/ns --system navier-stokes
 
 Adam rates: ``--lr`` and ``--tune-lr`` default to 3e-3, for Gray-Scott to LEADS's 1e-3
-(3e-3 left the context model unstable there; docs/protocols.md). Seeds: network init ``--seed``
+(3e-3 left the context model unstable there; docs/protocols.md), for Navier-Stokes
+3e-3 training (chosen on the training loss of 600-step joint runs at 1e-3 and 3e-3)
+and 1e-3 fine-tuning. Seeds: network init ``--seed``
 (0), MAML batches rng 0, context init after ``--seed``;
 the stores' seeds are those of the dataset configs. Writes ``results.json`` and
 ``table.md`` under ``--out`` and prints the table.
@@ -88,8 +98,22 @@ _GS = {  # full: about 20 CPU-minutes on one thread here (LEADS: 120 000 epochs)
     "quick": dict(_GS_NET, hidden=(64, 64, 64), joint=48, context=64, maml=2, tune=8),
     "smoke": dict(_GS_NET, hidden=(4,), joint=2, context=2, maml=1, tune=1),
 }
+#: Navier-Stokes: LEADS's field (FNO, modes 6 x 6, width 10, 4 Fourier layers, head 128,
+#: Swish, output scale 1), forward Euler with one step per output interval (dt = 1),
+#: 2 trajectories per environment per update (LEADS's mini_batch_size); omega only
+_NS_NET = dict(field="fno", channels=1, grid=(32, 32), scale=1.0, substeps=1,
+               method="euler", batch=2, fno=dict(modes=(6, 6), width=10), hidden=())
+_NS = {  # full: LEADS trains 120 000 epochs (4 updates each) on a GPU; joint and context
+    # train on 6 of the 8 trajectories per environment and keep the iterate with the
+    # least MSE on the other 2 (checked every 100 updates): stopping by validation
+    "full": dict(_NS_NET, joint=6000, context=6000, maml=20, tune=50, val=2, every=100),
+    "quick": dict(_NS_NET, joint=600, context=600, maml=4, tune=10, val=2, every=100),
+    "smoke": dict(_NS_NET, fno=dict(modes=(2, 2), width=2, head=4), joint=2, context=2,
+                  maml=1, tune=1, val=1, every=1, batch=1),
+}
 #: per system: family, title, grids -> dataset folder, sizes, smoke training tasks,
-#: MAML query trajectories per environment (None: every other training one)
+#: MAML query trajectories per environment (None: every other training one); optional:
+#: Adam rates, the state channels served, the solver presets the system has
 SYSTEMS: dict[str, dict] = {
     "lotka-volterra": dict(family="lotka_volterra", title="Lotka-Volterra",
                            datasets={"leads": "lotka_volterra_leads",
@@ -102,6 +126,11 @@ SYSTEMS: dict[str, dict] = {
                        datasets={"leads": "gray_scott_leads", "coda": "gray_scott_coda"},
                        sizes=_GS, smoke_train=None,
                        maml_query=None, rates=dict(lr=1e-3, tune_lr=1e-3)),
+    "navier-stokes": dict(family="navier_stokes_forced",
+                          title="Navier-Stokes (LEADS forcings, nu = 1e-3)",
+                          datasets={"leads": "navier_stokes_leads"}, sizes=_NS,
+                          smoke_train=8, maml_query=None, rates=dict(lr=3e-3, tune_lr=1e-3),
+                          states=("omega",), presets=("accurate",)),
 }
 DATA = {"accurate": "scimeta's accurate solver (the family's reference solver)",
         "published": "the published way (RK45 at scipy's default tolerances, "
@@ -145,9 +174,9 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("joint", "context", "maml", "tune", "substeps"):
+        if key not in ("joint", "context", "maml", "tune", "substeps", "batch"):
             raise SystemExit(f"--steps: unknown size {key!r}; use joint, context, maml, "
-                             "tune, substeps")
+                             "tune, substeps, batch")
         size[key] = int(value)
     return size
 
@@ -175,19 +204,35 @@ def table(system: dict, level: str, log: dict, rows: list[dict],
         ref = (f"Published (LEADS repository README): LEADS test MSE Gray-Scott "
                f"{PUBLISHED['gray_scott']} (3 envs, 1 trajectory/env, 120 000 epochs; "
                "LEADS's code keeps the lowest test MSE seen during training).")
+    elif system["family"] == "navier_stokes_forced":
+        ref = (f"Published (LEADS repository README): LEADS test MSE Navier-Stokes "
+               f"{PUBLISHED['navier_stokes']} (4 envs, 8 trajectories/env, 120 000 epochs; "
+               "LEADS's code keeps the lowest test MSE seen during training).")
     else:
         ref = ("Published: no figure for this system is quoted in docs/protocols.md "
                "(CoDA's paper tables could not be checked), so none is shown.")
     other = "the accurate solver" if preset == "published" else "RK45 at scipy defaults"
+    what = "the published solver's error"
+    if system["family"] == "navier_stokes_forced":
+        other = "a solve on the stored 32 x 32 grid (LEADS's resolution)"
+        what = "the error of solving at the published resolution"
+    floors = ", ".join(f"{k.removesuffix('/exact-field RK4 MSE')} {v:.2g}"
+                       + (f" ({n} of {log[k.replace('MSE', 'n')]} rollouts diverged)"
+                          if (n := log[k.replace("MSE", "diverged")]) else "")
+                       for k, v in log.items() if k.endswith("RK4 MSE"))
     lines += ["", ref,
               f"Data: {preset} stores (root attribute solver_preset = {preset!r}).",
-              f"MSE between {other} and the {preset} test data (the published "
-              "solver's error): " + ", ".join(f"{k} {v:.2g}" for k, v in floor.items()),
-              "Exact field under the same RK4 steps (the discretisation floor): "
-              + ", ".join(f"{k.removesuffix('/exact-field RK4 MSE')} {v:.2g}"
-                          + (f" ({n} of {log[k.replace('MSE', 'n')]} rollouts diverged)"
-                             if (n := log[k.replace("MSE", "diverged")]) else "")
-                          for k, v in log.items() if k.endswith("RK4 MSE")),
+              f"MSE between {other} and the {preset} test data ({what}): "
+              + ", ".join(f"{k} {v:.2g}" for k, v in floor.items()),
+              "Exact field under the same steps (the discretisation floor): "
+              + (floors or "none for this system (one explicit step per output interval "
+                 "is unstable for the PDE's own field)"),
+              *([f"Stopping by validation ({log['size']['val']} held-out training "
+                 "trajectories per environment): kept update "
+                 + ", ".join(f"{k.split('/')[0]} {k.split('/')[1].split('_')[0]} "
+                             f"{v} (validation MSE {log[k.replace('kept_step', 'val_mse')]:.3g})"
+                             for k, v in log.items() if k.endswith("_kept_step"))]
+                if log["size"].get("val") else []),
               "MAML meta-steps skipped (non-finite meta-loss): "
               + ", ".join(f"{k.split('/')[0]} {v}" for k, v in log.items()
                           if k.endswith("maml_skipped_steps")),
@@ -203,6 +248,12 @@ def main() -> None:
         if getattr(args, key) is None:  # the system's default Adam rates
             setattr(args, key, rate)
     family, preset = system["family"], args.solver_preset
+    if preset not in system.get("presets", ("accurate", "published")):
+        raise SystemExit(f"--solver-preset {preset}: not available for {args.system} "
+                         "(LEADS's generator is Crank-Nicolson on the stored 32 x 32 grid, "
+                         "not RK45; the table reports how far a solve at that resolution "
+                         "lies from the data instead)")
+    states = system.get("states")
     level = "smoke" if args.smoke else "quick" if args.quick else "full"
     size = sizes(args, level)
     grids = args.grids.split(",") if args.grids else list(system["datasets"])
@@ -220,20 +271,30 @@ def main() -> None:
     rows: list[dict] = []
     floor: dict[str, float] = {}
     if "leads" in grids:
-        d = build(system["datasets"]["leads"], args.out, args.smoke, preset)
+        d = build(system["datasets"]["leads"], args.out, args.smoke, preset,
+                  system["smoke_train"])
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["leads/data_s"] = time.perf_counter() - start
-        # support: each environment's single training trajectory; query: its test ones
-        test = EnvironmentReader(d["train"], n_support_traj=1, query_path=d["test"])
+        # in-domain: adapt on every training trajectory of the environment, forecast its
+        # test ones; MAML: with one training trajectory per environment, support = query
+        # (that trajectory), else adapt on one and forecast the others
+        per_env = int(np.min(EnvironmentReader(d["train"], query_path=d["train"],
+                                               states=states).counts))
+        test = EnvironmentReader(d["train"], n_support_traj=per_env, query_path=d["test"],
+                                 states=states)
         floor["leads/test"] = published_solver_error(test, family, preset)
         whole = test.batch(range(len(test)))
+        maml_train = (EnvironmentReader(d["train"], n_support_traj=1, states=states)
+                      if per_env > 1 else test)
 
-        def leads_sample(rng: np.random.Generator) -> TaskBatch:  # support = query
+        def leads_sample(rng: np.random.Generator) -> TaskBatch:
+            if per_env > 1:
+                return maml_train.sample(len(maml_train), rng)
             return TaskBatch(whole.support_x, whole.support_y, whole.support_x,
                              whole.support_y, None, whole.params)
 
-        rows += run_grid("leads", {"in-domain": test}, test, leads_sample, size, args, log,
-                         family)
+        rows += run_grid("leads", {"in-domain": test}, maml_train, leads_sample, size, args,
+                         log, family)
     if "coda" in grids:
         t0 = time.perf_counter()
         d = build(system["datasets"]["coda"], args.out, args.smoke, preset,
@@ -243,17 +304,18 @@ def main() -> None:
         # MAML: adapt on 1 training trajectory, forecast maml_query others; with a
         # single training trajectory per environment (CoDA's Gray-Scott) support = query,
         # as on the LEADS grid
-        train = EnvironmentReader(d["train"], n_support_traj=1, query_path=d["train"])
+        train = EnvironmentReader(d["train"], n_support_traj=1, query_path=d["train"],
+                                  states=states)
         per_env = int(np.min(train.counts))  # in-domain: adapt on every training one
         if per_env > 1:
-            train = EnvironmentReader(d["train"], n_support_traj=1)
+            train = EnvironmentReader(d["train"], n_support_traj=1, states=states)
         if system["maml_query"] and system["maml_query"] < per_env - 1:
             train = EnvironmentReader(d["train"], n_support_traj=1,
-                                      n_query_traj=system["maml_query"])
+                                      n_query_traj=system["maml_query"], states=states)
         sets = {"in-domain": EnvironmentReader(d["train"], n_support_traj=per_env,
-                                               query_path=d["test"]),
+                                               query_path=d["test"], states=states),
                 "new env": EnvironmentReader(d["adapt"], n_support_traj=1,
-                                             query_path=d["adapt-test"])}
+                                             query_path=d["adapt-test"], states=states)}
         for name, reader in sets.items():
             floor[f"coda/{name}"] = published_solver_error(reader, family, preset)
         log["coda/solver_error_s"] = time.perf_counter() - t0 - log["coda/data_s"]

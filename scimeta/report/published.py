@@ -97,7 +97,7 @@ PUBLISHED: dict[str, Published] = {p.key: p for p in (
            "Lotka–Volterra, 10 environments × 1 trajectory"),
     _leads("gray-scott", "gray_scott_leads", 2.08e-3, 2.88e-3,
            "Gray–Scott, 3 environments × 1 trajectory"),
-    _leads("navier-stokes", "navier_stokes", 5.95e-3, 3.65e-3,
+    _leads("navier-stokes", "navier_stokes_forced", 5.95e-3, 3.65e-3,
            "Navier–Stokes, 4 environments × 8 trajectories"),
 )}
 
