@@ -16,7 +16,9 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectories each; 10 frames t = 0, 40, ..., 360). ``--system navier-stokes``:
    ``datasets/navier_stokes_leads`` (vorticity at nu = 1e-3 with LEADS's 4 forcings,
    8 training and 32 test trajectories each; 10 frames t = 0, 1, ..., 9 of omega on
-   32 x 32 points; accurate data only). ``--solver-preset``
+   32 x 32 points; accurate data only) and ``datasets/navier_stokes_coda`` (CoDA's
+   5 training viscosities x 16 trajectories, 32 test each; 4 new viscosities with 1
+   adaptation and 32 test trajectories each). ``--solver-preset``
    chooses the data: ``accurate`` (scimeta's reference solver, the default) or
    ``published`` (RK45 at scipy's default tolerances, as the LEADS/CoDA generators).
    The MSE between the two solvers on the test sets is measured and printed.
@@ -111,7 +113,8 @@ _NS = {  # full: LEADS trains 120 000 epochs (4 updates each) on a GPU; joint an
     "smoke": dict(_NS_NET, fno=dict(modes=(2, 2), width=2, head=4), joint=2, context=2,
                   maml=1, tune=1, val=1, every=1, batch=1),
 }
-#: per system: family, title, grids -> dataset folder, sizes, smoke training tasks,
+#: per system: family, title, grids -> dataset folder, sizes, smoke training tasks (one
+#: count, or one per grid),
 #: MAML query trajectories per environment (None: every other training one); optional:
 #: Adam rates, the state channels served, the solver presets the system has
 SYSTEMS: dict[str, dict] = {
@@ -128,8 +131,10 @@ SYSTEMS: dict[str, dict] = {
                        maml_query=None, rates=dict(lr=1e-3, tune_lr=1e-3)),
     "navier-stokes": dict(family="navier_stokes_forced",
                           title="Navier-Stokes (LEADS forcings, nu = 1e-3)",
-                          datasets={"leads": "navier_stokes_leads"}, sizes=_NS,
-                          smoke_train=8, maml_query=None, rates=dict(lr=3e-3, tune_lr=1e-3),
+                          datasets={"leads": "navier_stokes_leads",
+                                    "coda": "navier_stokes_coda"}, sizes=_NS,
+                          smoke_train=dict(leads=8, coda=10), maml_query=4,
+                          rates=dict(lr=3e-3, tune_lr=1e-3),
                           states=("omega",), presets=("accurate",)),
 }
 DATA = {"accurate": "scimeta's accurate solver (the family's reference solver)",
@@ -179,6 +184,13 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
                              "tune, substeps, batch")
         size[key] = int(value)
     return size
+
+
+def smoke_train(system: dict, grid: str) -> int | None:
+    """Training tasks of ``grid`` at the smoke size (``smoke_train``: one count for
+    every grid, or one per grid; a multiple of the grid's environment count)."""
+    n = system["smoke_train"]
+    return n.get(grid) if isinstance(n, dict) else n
 
 
 def table(system: dict, level: str, log: dict, rows: list[dict],
@@ -272,7 +284,7 @@ def main() -> None:
     floor: dict[str, float] = {}
     if "leads" in grids:
         d = build(system["datasets"]["leads"], args.out, args.smoke, preset,
-                  system["smoke_train"])
+                  smoke_train(system, "leads"))
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["leads/data_s"] = time.perf_counter() - start
         # in-domain: adapt on every training trajectory of the environment, forecast its
@@ -298,7 +310,7 @@ def main() -> None:
     if "coda" in grids:
         t0 = time.perf_counter()
         d = build(system["datasets"]["coda"], args.out, args.smoke, preset,
-                  system["smoke_train"])
+                  smoke_train(system, "coda"))
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["coda/data_s"] = time.perf_counter() - t0
         # MAML: adapt on 1 training trajectory, forecast maml_query others; with a

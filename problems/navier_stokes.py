@@ -45,7 +45,8 @@ Family ``navier_stokes_forced`` (:class:`NavierStokesForced`): the same equation
 the forcing's wave vectors as parameters, f = 0.1 [sin 2 pi (a_x x + a_y y) + cos 2 pi
 (b_x x + b_y y)], integer wave numbers [1/m] (others are refused by name). Its
 ``train``/``test-*`` boxes hold a = b = (1, 1), where it equals ``navier_stokes`` bit
-for bit; regime ``leads``: LEADS's four environments (nu = 1e-3; (a, b) = (1,1,1,1),
+for bit, and its ``coda-*`` regimes are ``navier_stokes``'s with a = b = (1, 1) (the
+same data); regime ``leads``: LEADS's four environments (nu = 1e-3; (a, b) = (1,1,1,1),
 (1,1,1,2), (1,1,2,1), (1,2,2,1); LEADS ``datasets/__init__.py``, ``param_ns``) with
 the initial rule ``leads-warmup`` (the FNO field evolved 28.5 time units at nu = 1e-3
 under the first forcing, LEADS ``datasets/ns.py``). Verified
@@ -256,11 +257,15 @@ class NavierStokesForced(NavierStokes):
                      exclude=tuple({**b, **_FIXED} for b in r.exclude),
                      description=r.description + ", a = b = (1, 1)")
            for k, r in NavierStokes.regimes.items() if r.box is not None},
+        **{k: Regime(k, points=tuple((*p, 1.0, 1.0, 1.0, 1.0) for p in r.points or ()),
+                     initial=r.initial, description=r.description + ", a = b = (1, 1)")
+           for k, r in NavierStokes.regimes.items() if r.points is not None},
         "leads": Regime("leads", points=tuple((LEADS_NU, *f) for f in LEADS_FORCINGS),
                         initial="leads-warmup", description="LEADS forcings (4), nu = 1e-3"),
     }
-    initial_rules = ("leads-warmup",)
+    initial_rules = ("coda-warmup", "leads-warmup")
     warmups: ClassVar[dict[str, tuple[float, ...]]] = {
+        "coda-warmup": (WARMUP_NU, *LEADS_FORCINGS[0]),
         "leads-warmup": (LEADS_NU, *LEADS_FORCINGS[0])}
 
     def forcing_grid(self, x, y, params):

@@ -121,7 +121,7 @@ def test_navier_stokes_smoke_with_the_fourier_field(tmp_path):
     joint and context trained on one trajectory and kept by validation on the other;
     adapts on every training trajectory of an environment, MAML on one and forecasts
     the other. ~2 min: 16 tasks, each warmed up for 28.5 time units on 64^2 points."""
-    stdout, res = _run(tmp_path, "--system", "navier-stokes")
+    stdout, res = _run(tmp_path, "--system", "navier-stokes", "--grids", "leads")
     assert "| leads | in-domain | context |" in stdout and "| coda |" not in stdout
     _check_rows(res, (("leads", ("in-domain",)),))
     log = res["log"]

@@ -37,6 +37,11 @@ def test_declarations_and_leads_environments():
     assert fam.param_names == ("nu", "a_x", "a_y", "b_x", "b_y")
     assert fam.regime("leads").points == tuple((LEADS_NU, *f) for f in LEADS_FORCINGS)
     assert fam.regime("leads").initial == "leads-warmup"
+    for name in ("coda-train", "coda-adapt"):  # navier_stokes's, forcing (1, 1, 1, 1)
+        mine, theirs = fam.regime(name), NavierStokes.regimes[name]
+        assert mine.points == tuple((*p, 1, 1, 1, 1) for p in theirs.points or ())
+        assert mine.initial == theirs.initial == "coda-warmup"
+    assert fam.warmups["coda-warmup"] == (*NavierStokes.warmups["coda-warmup"], 1, 1, 1, 1)
     rng = np.random.default_rng(0)
     for name in ("train", "test-interpolate", "test-extrapolate"):
         p = fam.regime(name).sample(fam.params, rng)
