@@ -163,7 +163,8 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--inner-lr", type=float, default=0.02, help="MAML inner SGD rate")
     ap.add_argument("--context-dim", type=int, default=2, help="context size, context init")
     ap.add_argument("--inner-steps", type=int, default=1, help="MAML inner steps")
-    ap.add_argument("--steps", default="", help="override sizes, e.g. joint=500,maml=100")
+    ap.add_argument("--steps", default="", help="override sizes, e.g. joint=500,maml=100 "
+                    "(also batch, val: held-out trajectories per environment, 0 = none)")
     ap.add_argument("--hidden", default="", help="override hidden widths, e.g. 64,64,64")
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
@@ -179,9 +180,10 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("joint", "context", "maml", "tune", "substeps", "batch"):
+        if key not in ("joint", "context", "maml", "tune", "substeps", "batch", "val",
+                       "every"):
             raise SystemExit(f"--steps: unknown size {key!r}; use joint, context, maml, "
-                             "tune, substeps, batch")
+                             "tune, substeps, batch, val, every")
         size[key] = int(value)
     return size
 
