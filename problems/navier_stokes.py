@@ -280,6 +280,17 @@ class NavierStokesForced(NavierStokes):
         return self.forcing_amplitude * (torch.sin(2 * math.pi * (a_x * x + a_y * y))
                                          + torch.cos(2 * math.pi * (b_x * x + b_y * y)))
 
+    def override(self, regime, bounds):
+        """As the base class, and a wave number's bounds must be one integer (a range
+        would draw non-periodic forcings): refused here, before any task is solved."""
+        for name in ("a_x", "a_y", "b_x", "b_y"):
+            lo, hi = bounds.get(name, (1.0, 1.0))
+            if lo != hi or lo != round(lo):
+                raise ConfigError(f"--param {name}={lo:g}:{hi:g} is not allowed; forcing "
+                                  "wave numbers must be one integer (low = high), e.g. "
+                                  f"{name}=2:2")
+        return super().override(regime, bounds)
+
     def solve_batch(self, params, y0, t):
         p = np.atleast_2d(np.asarray(params, dtype=np.float64))
         waves = p[:, 1:5]

@@ -133,3 +133,13 @@ def test_leads_warmup_is_the_first_environment_evolved():
     field = ns.initial_state(None, np.random.default_rng(5))
     ref, _ = ns.solve_batch(np.array([[LEADS_NU]]), field[None], np.array([0.0, 28.5]))
     np.testing.assert_allclose(y0, ns._with_psi(ref[0, -1, ..., 0]), rtol=0, atol=1e-12)
+
+
+def test_wave_number_overrides_are_checked_before_solving():
+    fam = NavierStokesForced()
+    train = fam.regime("train")
+    moved = fam.override(train, {"b_y": (2.0, 2.0), "nu": (1e-3, 1.1e-3)})
+    assert moved.box_bounds["b_y"] == (2.0, 2.0)
+    for bounds in ({"a_x": (1.5, 1.5)}, {"a_y": (1.0, 3.0)}):
+        with pytest.raises(ConfigError, match=r"--param a_[xy]=.* is not allowed.*one integer"):
+            fam.override(train, bounds)
