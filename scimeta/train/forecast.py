@@ -18,6 +18,7 @@ trajectories (stopping by validation) when a model can overfit its few training 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -269,8 +270,9 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
                 v = (_rollout(model, phi, stacked, val[0]) - val[1]).pow(2).mean(
                     dim=(1, 2, 3))
             checks.append((step, v))
-            if best is None or float(v.mean()) < best[0]:
-                best = (float(v.mean()), step, {k: t.detach().clone() for k, t in phi.items()})
+            score = float(v.mean()) if bool(torch.isfinite(v).all()) else math.inf
+            if best is None or score < best[0]:  # a diverged check never wins
+                best = (score, step, {k: t.detach().clone() for k, t in phi.items()})
         y0_b, target_b = y0, target
         if batch is not None and batch < n_traj and step < steps:
             pick = torch.stack([torch.randperm(n_traj, generator=gen)[:batch]
