@@ -104,9 +104,12 @@ class FnoField:
         return out
 
 
-def forcing(x: np.ndarray, y: np.ndarray, amplitude: float = 0.1) -> np.ndarray:
-    """``amplitude [sin 2 pi (x + y) + cos 2 pi (x + y)]`` (broadcasting, 1/time^2)."""
-    return amplitude * (np.sin(2 * np.pi * (x + y)) + np.cos(2 * np.pi * (x + y)))
+def forcing(x, y, amplitude: float = 0.1, a=(1, 1), b=(1, 1), xp=np):
+    """``amplitude [sin 2 pi (a_x x + a_y y) + cos 2 pi (b_x x + b_y y)]`` [1/time^2],
+    broadcasting; ``a``, ``b`` wave numbers (numbers or arrays), ``xp`` numpy or torch.
+    The defaults are the FNO/CoDA forcing of ``navier_stokes``."""
+    return amplitude * (xp.sin(2 * math.pi * (a[0] * x + a[1] * y))
+                        + xp.cos(2 * math.pi * (b[0] * x + b[1] * y)))
 
 
 class NavierStokes(RefinedSpectralFamily):
@@ -159,8 +162,7 @@ class NavierStokes(RefinedSpectralFamily):
         """f at collocation points (torch): x, y ``[..., 1]``, params ``[..., P]``."""
         import torch
 
-        s = 2 * math.pi * (x + y)
-        return self.forcing_amplitude * (torch.sin(s) + torch.cos(s))
+        return forcing(x, y, self.forcing_amplitude, xp=torch)
 
     def _forcing_hat(self, grid, params) -> np.ndarray:
         """Spectrum of f per task, ``[N or 1, *modes, 1]`` (cached for the last params)."""
@@ -229,7 +231,9 @@ class NavierStokes(RefinedSpectralFamily):
 #: nu = 1e-3 and f = 0.1 [sin 2 pi (a . x) + cos 2 pi (b . x)] with (a_x, a_y, b_x, b_y)
 LEADS_FORCINGS = ((1, 1, 1, 1), (1, 1, 1, 2), (1, 1, 2, 1), (1, 2, 2, 1))
 LEADS_NU = 1e-3
-_FIXED = {"a_x": (1.0, 1.0), "a_y": (1.0, 1.0), "b_x": (1.0, 1.0), "b_y": (1.0, 1.0)}
+#: the forcing's wave-number parameters, in order after nu
+WAVES = ("a_x", "a_y", "b_x", "b_y")
+_FIXED = {n: (1.0, 1.0) for n in WAVES}
 
 
 class NavierStokesForced(NavierStokes):
@@ -250,8 +254,8 @@ class NavierStokesForced(NavierStokes):
                 "f = 0.1*(sin(2*pi*(a_x*x + a_y*y)) + cos(2*pi*(b_x*x + b_y*y)))")
     params = NavierStokes.params + tuple(
         ParamSpec(n, "1/m", (-16.0, 16.0), f"forcing wave number ({term}, integer)")
-        for n, term in (("a_x", "sine, x"), ("a_y", "sine, y"), ("b_x", "cosine, x"),
-                        ("b_y", "cosine, y")))
+        for n, term in zip(WAVES, ("sine, x", "sine, y", "cosine, x", "cosine, y"),
+                           strict=True))
     regimes = {
         **{k: Regime(k, box={**r.box_bounds, **_FIXED},
                      exclude=tuple({**b, **_FIXED} for b in r.exclude),
@@ -270,20 +274,18 @@ class NavierStokesForced(NavierStokes):
 
     def forcing_grid(self, x, y, params):
         a_x, a_y, b_x, b_y = (np.asarray(params)[:, i, None, None] for i in range(1, 5))
-        return self.forcing_amplitude * (np.sin(2 * np.pi * (a_x * x + a_y * y))
-                                         + np.cos(2 * np.pi * (b_x * x + b_y * y)))
+        return forcing(x, y, self.forcing_amplitude, (a_x, a_y), (b_x, b_y))
 
     def forcing_torch(self, x, y, params):
         import torch
 
         a_x, a_y, b_x, b_y = self.param_columns(params)[1:]
-        return self.forcing_amplitude * (torch.sin(2 * math.pi * (a_x * x + a_y * y))
-                                         + torch.cos(2 * math.pi * (b_x * x + b_y * y)))
+        return forcing(x, y, self.forcing_amplitude, (a_x, a_y), (b_x, b_y), xp=torch)
 
     def override(self, regime, bounds):
         """As the base class, and a wave number's bounds must be one integer (a range
         would draw non-periodic forcings): refused here, before any task is solved."""
-        for name in ("a_x", "a_y", "b_x", "b_y"):
+        for name in WAVES:
             lo, hi = bounds.get(name, (1.0, 1.0))
             if lo != hi or lo != round(lo):
                 raise ConfigError(f"--param {name}={lo:g}:{hi:g} is not allowed; forcing "
