@@ -224,11 +224,13 @@ def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
     """Training of the joint and context inits on every training trajectory, or with
     ``size["val"] = v`` on all but the last v per environment, keeping the iterate
     with the least validation MSE on those v (checked every ``size["every"]``
-    updates; the kept update count goes to the log)."""
+    updates; the kept update count goes to the log); ``size["schedule"]``: the rate
+    schedule (constant or cosine)."""
     v = size.get("val", 0)
 
     def fit(what: str, model: Forecaster, start: dict | None, steps: int, lr: float,
             **kw: Any) -> dict[str, torch.Tensor]:
+        kw["schedule"] = size.get("schedule", "constant")
         if not v:
             return fine_tune(model, start, y0, traj, steps, lr, **kw)[0]
         out = fine_tune_validated(model, start, y0[:, :-v], traj[:, :-v], y0[:, -v:],

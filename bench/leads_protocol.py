@@ -165,6 +165,9 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--inner-steps", type=int, default=1, help="MAML inner steps")
     ap.add_argument("--steps", default="", help="override sizes, e.g. joint=500,maml=100 "
                     "(also batch, val: held-out trajectories per environment, 0 = none)")
+    ap.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                    help="Adam rate schedule of the joint and context training "
+                         "(cosine: from --lr down to 0 over the steps)")
     ap.add_argument("--hidden", default="", help="override hidden widths, e.g. 64,64,64")
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
@@ -176,6 +179,7 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
     """The size table of ``level`` with the command line's overrides."""
     size = dict(SYSTEMS[args.system]["sizes"][level])
     size["activation"] = args.activation
+    size["schedule"] = args.schedule
     if args.hidden:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):

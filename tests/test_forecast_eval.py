@@ -193,3 +193,26 @@ def test_validated_fit_keeps_the_best_checked_iterate():
     with pytest.raises(ConfigError, match=r"val_y0 has 2 environments; y0 has 1"):
         fine_tune_validated(model, None, y0, train, val_y0.expand(2, 1, 2),
                             val.expand(2, 1, 9, 2), steps=1, lr=0.1)
+
+
+def test_cosine_schedule_is_the_closed_form_rate_sequence():
+    """schedule="cosine": update k of n takes SGD at lr (1 + cos(pi k / n)) / 2, i.e.
+    it equals n single-update fits at those rates in turn (float64, round-off)."""
+    y0 = torch.tensor([[[1.0, 0.5], [0.3, -1.0]]], dtype=torch.float64)
+    traj = exact(1.2, y0[0])[None]
+    model = linear_model(1.0, substeps=2)
+    n, lr = 4, 0.05
+    phi, curve = fine_tune(model, None, y0, traj, steps=n, lr=lr, optimizer="sgd",
+                           schedule="cosine")
+    step = None
+    for k in range(n):
+        rate = lr * (1 + math.cos(math.pi * k / n)) / 2
+        step, c = fine_tune(model, step, y0, traj, steps=1, lr=rate, optimizer="sgd")
+        torch.testing.assert_close(curve[k], c[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(phi["field.weight"], step["field.weight"], rtol=1e-12,
+                               atol=0)
+    const, _ = fine_tune(model, None, y0, traj, steps=n, lr=lr, optimizer="sgd")
+    assert (const["field.weight"] - phi["field.weight"]).abs().max() > 1e-4
+    with pytest.raises(ConfigError, match=r"schedule='linear' is not allowed.*constant, "
+                                          r"cosine"):
+        fine_tune(model, None, y0, traj, steps=1, lr=0.1, schedule="linear")

@@ -61,6 +61,12 @@ def test_config_errors_name_the_key_and_the_nearest_valid_one(tmp_path):
     p.write_text('[data]\ntrain = "a.h5"\n[model]\nactivation = "gelu"\n')
     with pytest.raises(ConfigError, match="activation = 'gelu'; allowed"):
         load_train_config(p)
+    p.write_text('[meta]\nalgorithm = "maml"\n')
+    with pytest.raises(ConfigError, match=r"config: missing the required \[data\] table"):
+        load_train_config(p)
+    p.write_text('[data]\nin_memory = false\n')
+    with pytest.raises(ConfigError, match=r"config\.data: missing the required key 'train'"):
+        load_train_config(p)
 
 
 def test_run_writes_config_metrics_and_inits(stores, tmp_path, caplog):

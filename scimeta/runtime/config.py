@@ -53,6 +53,13 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
             close = difflib.get_close_matches(key, fields, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{where}: unknown key {key!r}{hint} (valid: {', '.join(fields)})")
+    missing = [n for n, f in fields.items() if n not in data and f.init
+               and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        what = ", ".join(f"[{n}] table" if dataclasses.is_dataclass(hints[n]) else f"key {n!r}"
+                         for n in missing)
+        raise ConfigError(f"{where}: missing the required {what}")
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)

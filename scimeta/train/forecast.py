@@ -30,6 +30,9 @@ from ..nn import Forecaster
 
 #: optimizers :func:`fine_tune` accepts
 OPTIMIZERS = ("adam", "sgd")
+#: learning-rate schedules :func:`fine_tune` accepts: ``"constant"``, or ``"cosine"``
+#: (rate ``lr (1 + cos(pi k / steps)) / 2`` at update k, from lr down to 0)
+SCHEDULES = ("constant", "cosine")
 
 Params = dict[str, torch.Tensor]
 
@@ -138,7 +141,7 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
               y0: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
               optimizer: str = "adam", names: Sequence[str] | None = None,
               shared: Sequence[str] = (), batch: int | None = None,
-              seed: int = 0) -> tuple[Params, torch.Tensor]:
+              seed: int = 0, schedule: str = "constant") -> tuple[Params, torch.Tensor]:
     """Adapt ``params`` to each of E environments on its support trajectories.
 
     Every environment starts from ``params`` (each entry shared, or stacked
@@ -166,6 +169,8 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
             ``seed``); None (default) uses all K (full batch). LEADS trains on 2 per
             environment per step.
         seed: seed of the mini-batch draws.
+        schedule: one of :data:`SCHEDULES`; ``"cosine"`` decays the rate of update
+            k (0-based) to ``lr (1 + cos(pi k / steps)) / 2``.
 
     Returns:
         ``(phi, curve)``: every parameter, detached (``names`` stacked
@@ -173,7 +178,8 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         environment before each update (on that update's mini-batch) and after the
         last (on all K), ``[steps + 1, E]``.
     """
-    fit = _fit(model, params, y0, target, steps, lr, optimizer, names, shared, batch, seed)
+    fit = _fit(model, params, y0, target, steps, lr, optimizer, names, shared, batch, seed,
+               schedule)
     return fit.phi, fit.curve
 
 
@@ -207,7 +213,7 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
     parameters at the least mean over the E environments are returned (stopping by
     validation: a model that overfits its few training trajectories is kept at its
     best, with nothing chosen on a test set). ``kwargs`` are :func:`fine_tune`'s
-    (optimizer, names, shared, batch, seed).
+    (optimizer, names, shared, batch, seed, schedule).
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"every={every!r} is not allowed; it must be an int >= 1")
@@ -221,7 +227,7 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
 
 
 def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, shared=(),
-         batch=None, seed=0, val=None) -> ValidatedFit:
+         batch=None, seed=0, schedule="constant", val=None) -> ValidatedFit:
     """The update loop of :func:`fine_tune` (``val``: validation data and interval)."""
     model = _check_model(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -231,6 +237,9 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"optimizer={optimizer!r} is not allowed; allowed: "
                           f"{', '.join(OPTIMIZERS)}")
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule={schedule!r} is not allowed; allowed: "
+                          f"{', '.join(SCHEDULES)}")
     y0, target = _check_data(model, y0, target)
     n_env, n_traj = y0.shape[:2]
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
@@ -259,6 +268,8 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
     phi.update(zip((*own, *joint), train, strict=True))
     opt = (torch.optim.Adam(train, lr=lr) if optimizer == "adam"
            else torch.optim.SGD(train, lr=lr))
+    decay = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+             if schedule == "cosine" and steps else None)
     curve: list[torch.Tensor] = []
     checks: list[tuple[int, torch.Tensor]] = []
     best: tuple[float, int, Params] | None = None
@@ -285,6 +296,8 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
         opt.zero_grad()
         err.sum().backward()
         opt.step()
+        if decay is not None:
+            decay.step()
     kept = {k: v.detach() for k, v in phi.items()} if best is None else best[2]
     return ValidatedFit(kept, torch.stack(curve),
                         torch.tensor([c[0] for c in checks], dtype=torch.long),
