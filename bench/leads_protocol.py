@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -280,6 +281,10 @@ def main() -> None:
         raise SystemExit(f"--grids: {sorted(unknown)} not available for {args.system}; "
                          f"use {', '.join(system['datasets'])}")
     torch.set_num_threads(1)
+    # progress of the long fits (validation checks, or every tenth of the updates) on
+    # stderr; the tables go to stdout
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("scimeta.train.forecast").setLevel(logging.INFO)
     start = time.perf_counter()
     log: dict = {"system": args.system, "family": family, "solver_preset": preset,
                  "level": level, "size": {k: list(v) if isinstance(v, tuple) else v

@@ -3,6 +3,7 @@ fine-tuning (stacked environments equal independent runs; the true field is foun
 
 from __future__ import annotations
 
+import logging
 import math
 
 import pytest
@@ -165,7 +166,7 @@ def test_euler_rollout_is_the_exact_product():
         Forecaster(lin, T, method="rk2")
 
 
-def test_validated_fit_keeps_the_best_checked_iterate():
+def test_validated_fit_keeps_the_best_checked_iterate(caplog):
     """Training data rotate at 1.2, validation data at 1.1, start at 1.0: the fit passes
     the validation optimum on its way, so the kept iterate is an interior check; it
     equals a plain fine_tune of best_step updates (same draws), and best_step is the
@@ -175,8 +176,12 @@ def test_validated_fit_keeps_the_best_checked_iterate():
     val_y0 = torch.tensor([[[-0.5, 1.0]]], dtype=torch.float64)
     val = exact(1.1, val_y0[0])[None]
     model = linear_model(1.0, substeps=2)
-    fit = fine_tune_validated(model, None, y0, train, val_y0, val, steps=120, lr=0.01,
-                              every=10, batch=1, seed=3)
+    with caplog.at_level(logging.INFO, logger="scimeta.train.forecast"):
+        fit = fine_tune_validated(model, None, y0, train, val_y0, val, steps=120, lr=0.01,
+                                  every=10, batch=1, seed=3)
+    progress = [r.getMessage() for r in caplog.records if r.name == "scimeta.train.forecast"]
+    assert len(progress) == 13 and progress[-1].startswith("fit: update 120/120, validation")
+    assert f"at update {fit.best_step})" in progress[-1]
     assert fit.val_steps.tolist() == list(range(0, 121, 10))
     mean = fit.val_curve.mean(1)
     assert fit.best_step == int(fit.val_steps[int(torch.argmin(mean))])

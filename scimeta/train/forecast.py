@@ -18,6 +18,7 @@ trajectories (stopping by validation) when a model can overfit its few training 
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -27,6 +28,8 @@ from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
 from ..nn import Forecaster
+
+log = logging.getLogger(__name__)
 
 #: optimizers :func:`fine_tune` accepts
 OPTIMIZERS = ("adam", "sgd")
@@ -284,6 +287,8 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
             score = float(v.mean()) if bool(torch.isfinite(v).all()) else math.inf
             if best is None or score < best[0]:  # a diverged check never wins
                 best = (score, step, {k: t.detach().clone() for k, t in phi.items()})
+            log.info("fit: update %d/%d, validation MSE %.4g (least %.4g at update %d)",
+                     step, steps, score, best[0], best[1])
         y0_b, target_b = y0, target
         if batch is not None and batch < n_traj and step < steps:
             pick = torch.stack([torch.randperm(n_traj, generator=gen)[:batch]
@@ -291,6 +296,9 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
             y0_b, target_b = y0[rows, pick], target[rows, pick]
         err = (_rollout(model, phi, stacked, y0_b) - target_b).pow(2).mean(dim=(1, 2, 3))
         curve.append(err.detach())                                     # [E]
+        if val is None and steps >= 20 and step % (steps // 10) == 0:
+            log.info("fit: update %d/%d, training MSE %.4g", step, steps,
+                     float(curve[-1].mean()))
         if len(curve) > steps:
             break
         opt.zero_grad()
