@@ -225,12 +225,14 @@ def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
     ``size["val"] = v`` on all but the last v per environment, keeping the iterate
     with the least validation MSE on those v (checked every ``size["every"]``
     updates; the kept update count goes to the log); ``size["schedule"]``: the rate
-    schedule (constant or cosine)."""
+    schedule (constant or cosine); ``size["teacher_forcing"]``: LEADS's training
+    rollouts ``(k, every)`` or None."""
     v = size.get("val", 0)
 
     def fit(what: str, model: Forecaster, start: dict | None, steps: int, lr: float,
             **kw: Any) -> dict[str, torch.Tensor]:
         kw["schedule"] = size.get("schedule", "constant")
+        kw["teacher_forcing"] = size.get("teacher_forcing")
         if not v:
             return fine_tune(model, start, y0, traj, steps, lr, **kw)[0]
         out = fine_tune_validated(model, start, y0[:, :-v], traj[:, :-v], y0[:, -v:],

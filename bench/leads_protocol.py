@@ -169,6 +169,10 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
                     help="Adam rate schedule of the joint and context training "
                          "(cosine: from --lr down to 0 over the steps)")
+    ap.add_argument("--teacher-forcing", default="", metavar="K,EVERY",
+                    help="LEADS's training rollouts for the joint and context training: "
+                         "restart from the observed state at each time with probability "
+                         "K^(1 + update // EVERY); LEADS's is 0.99,10 (default: none)")
     ap.add_argument("--hidden", default="", help="override hidden widths, e.g. 64,64,64")
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
@@ -181,6 +185,13 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
     size = dict(SYSTEMS[args.system]["sizes"][level])
     size["activation"] = args.activation
     size["schedule"] = args.schedule
+    if args.teacher_forcing:
+        k, _, every = args.teacher_forcing.partition(",")
+        try:
+            size["teacher_forcing"] = (float(k), int(every))
+        except ValueError:
+            raise SystemExit(f"--teacher-forcing {args.teacher_forcing!r}: give K,EVERY, "
+                             "e.g. 0.99,10") from None
     if args.hidden:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):

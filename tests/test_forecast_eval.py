@@ -221,3 +221,38 @@ def test_cosine_schedule_is_the_closed_form_rate_sequence():
     with pytest.raises(ConfigError, match=r"schedule='linear' is not allowed.*constant, "
                                           r"cosine"):
         fine_tune(model, None, y0, traj, steps=1, lr=0.1, schedule="linear")
+
+
+def test_teacher_forcing_spans_one_step_fits_to_full_rollouts():
+    """LEADS's rule: k = 0 is the plain full-rollout fit; k = 1 restarts every interval
+    from the observed state, so the loss is the one-step-ahead MSE of the model's
+    interval map P (here RK4, 2 substeps, of a linear field: exactly a matrix);
+    eps = k ** (1 + s // every); bad schedules are refused by name."""
+    from scimeta.train._teacher_forcing import draw_restarts, restart_rate
+
+    y0 = torch.tensor([[[1.0, 0.5], [0.3, -1.0]], [[-0.2, 0.8], [0.6, 0.1]]],
+                      dtype=torch.float64)
+    traj = torch.stack([exact(1.2, y0[0]), exact(0.7, y0[1])])            # [2, 2, 9, 2]
+    model = linear_model(1.0, substeps=2)
+    plain, c_plain = fine_tune(model, None, y0, traj, steps=3, lr=0.05)
+    off, c_off = fine_tune(model, None, y0, traj, steps=3, lr=0.05, teacher_forcing=(0.0, 1))
+    torch.testing.assert_close(off["field.weight"], plain["field.weight"], rtol=1e-13, atol=0)
+    torch.testing.assert_close(c_off, c_plain, rtol=1e-13, atol=0)
+    on, c_on = fine_tune(model, None, y0, traj, steps=1, lr=0.05, teacher_forcing=(1.0, 1))
+    one_interval = Forecaster(model.field, T[:2], substeps=2, flatten=False)
+    p = one_interval(torch.eye(2, dtype=torch.float64))[:, 1].T          # y1 = P y0
+    pred = torch.cat([traj[:, :, :1], (traj[:, :, :-1] @ p.T)], dim=2)
+    torch.testing.assert_close(c_on[0], (pred - traj).pow(2).mean(dim=(1, 2, 3)),
+                               rtol=1e-12, atol=0)
+    assert (c_on[0] < 0.5 * c_plain[0]).all()        # one-step fits are the easier loss
+    # the last curve entry is a full rollout (no restarts) of the fitted parameters
+    torch.testing.assert_close(c_on[-1], forecast_mse(model, on, y0, traj).mean(1),
+                               rtol=1e-12, atol=0)
+    assert restart_rate((0.5, 3), 0) == 0.5 and restart_rate((0.5, 3), 7) == 0.125
+    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    flags = draw_restarts(0.5, 3, 9, g1)
+    assert flags.shape == (3, 8) and flags[:, 0].all() and not flags[:, 1:].all()
+    assert torch.equal(flags, draw_restarts(0.5, 3, 9, g2))
+    for bad in ((1.5, 10), (0.99, 0), 0.99, (0.99, 2.5)):
+        with pytest.raises(ConfigError, match=r"teacher_forcing=.* is not allowed"):
+            fine_tune(model, None, y0, traj, steps=1, lr=0.1, teacher_forcing=bad)

@@ -54,10 +54,13 @@ def test_smoke_runs_end_to_end(tmp_path):
 
 
 def test_glycolytic_smoke_on_published_data(tmp_path):
-    stdout, res = _run(tmp_path, "--system", "glycolytic", "--solver-preset", "published")
+    stdout, res = _run(tmp_path, "--system", "glycolytic", "--solver-preset", "published",
+                       "--schedule", "cosine", "--teacher-forcing", "0.99,10")
     assert "| coda | new env | context |" in stdout and "| leads |" not in stdout
     _check_rows(res, (("coda", ("in-domain", "new env")),))
     log = res["log"]
+    # LEADS's training rollouts and the cosine rate, as asked, recorded with the sizes
+    assert log["size"]["teacher_forcing"] == [0.99, 10] and log["size"]["schedule"] == "cosine"
     assert log["system"] == "glycolytic" and log["solver_preset"] == "published"
     assert set(log["published_solver_mse"]) == {"coda/in-domain", "coda/new env"}
     assert all(0 < v < 1e-3 for v in log["published_solver_mse"].values())

@@ -109,6 +109,8 @@ def euler_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor,
 
 #: rollout rules :class:`Forecaster` accepts
 ROLLOUTS = {"rk4": rk4_rollout, "euler": euler_rollout}
+#: one step of each rollout rule, ``step(f, s, y, h)``
+STEPS = {"rk4": _rk4_step, "euler": _euler_step}
 
 
 class Forecaster(nn.Module):

@@ -28,6 +28,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
 from ..nn import Forecaster
+from ._teacher_forcing import check_schedule, draw_restarts, forced_rollout, restart_rate
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,8 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
               y0: torch.Tensor, target: torch.Tensor, steps: int, lr: float,
               optimizer: str = "adam", names: Sequence[str] | None = None,
               shared: Sequence[str] = (), batch: int | None = None,
-              seed: int = 0, schedule: str = "constant") -> tuple[Params, torch.Tensor]:
+              seed: int = 0, schedule: str = "constant",
+              teacher_forcing: tuple[float, int] | None = None) -> tuple[Params, torch.Tensor]:
     """Adapt ``params`` to each of E environments on its support trajectories.
 
     Every environment starts from ``params`` (each entry shared, or stacked
@@ -174,6 +176,13 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         seed: seed of the mini-batch draws.
         schedule: one of :data:`SCHEDULES`; ``"cosine"`` decays the rate of update
             k (0-based) to ``lr (1 + cos(pi k / steps)) / 2``.
+        teacher_forcing: None (default: every update fits full rollouts from y0), or
+            LEADS's rule ``(k, every)``, e.g. ``(0.99, 10)``: update s fits rollouts
+            that restart from the observed state at each interior time with
+            probability ``k ** (1 + s // every)`` (one draw per environment and time,
+            from a generator seeded with ``seed + 1``); see
+            :mod:`scimeta.train._teacher_forcing`. The curve then holds those
+            training losses; its last entry, and validation, are full rollouts.
 
     Returns:
         ``(phi, curve)``: every parameter, detached (``names`` stacked
@@ -182,7 +191,7 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         last (on all K), ``[steps + 1, E]``.
     """
     fit = _fit(model, params, y0, target, steps, lr, optimizer, names, shared, batch, seed,
-               schedule)
+               schedule, teacher_forcing)
     return fit.phi, fit.curve
 
 
@@ -216,7 +225,7 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
     parameters at the least mean over the E environments are returned (stopping by
     validation: a model that overfits its few training trajectories is kept at its
     best, with nothing chosen on a test set). ``kwargs`` are :func:`fine_tune`'s
-    (optimizer, names, shared, batch, seed, schedule).
+    (optimizer, names, shared, batch, seed, schedule, teacher_forcing).
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"every={every!r} is not allowed; it must be an int >= 1")
@@ -230,7 +239,8 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
 
 
 def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, shared=(),
-         batch=None, seed=0, schedule="constant", val=None) -> ValidatedFit:
+         batch=None, seed=0, schedule="constant", teacher_forcing=None,
+         val=None) -> ValidatedFit:
     """The update loop of :func:`fine_tune` (``val``: validation data and interval)."""
     model = _check_model(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -243,6 +253,7 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
     if schedule not in SCHEDULES:
         raise ConfigError(f"schedule={schedule!r} is not allowed; allowed: "
                           f"{', '.join(SCHEDULES)}")
+    forcing = check_schedule(teacher_forcing)
     y0, target = _check_data(model, y0, target)
     n_env, n_traj = y0.shape[:2]
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
@@ -277,6 +288,7 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
     checks: list[tuple[int, torch.Tensor]] = []
     best: tuple[float, int, Params] | None = None
     gen = torch.Generator().manual_seed(int(seed))
+    gen_forcing = torch.Generator().manual_seed(int(seed) + 1)
     rows = torch.arange(n_env)[:, None]
     for step in range(steps + 1):
         if val is not None and (step % val[2] == 0 or step == steps):
@@ -294,7 +306,13 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
             pick = torch.stack([torch.randperm(n_traj, generator=gen)[:batch]
                                 for _ in range(n_env)])               # [E, batch]
             y0_b, target_b = y0[rows, pick], target[rows, pick]
-        err = (_rollout(model, phi, stacked, y0_b) - target_b).pow(2).mean(dim=(1, 2, 3))
+        if forcing is not None and step < steps:
+            restarts = draw_restarts(restart_rate(forcing, step), n_env, target.shape[2],
+                                     gen_forcing)
+            pred = forced_rollout(model, phi, stacked, target_b, restarts)
+        else:
+            pred = _rollout(model, phi, stacked, y0_b)
+        err = (pred - target_b).pow(2).mean(dim=(1, 2, 3))
         curve.append(err.detach())                                     # [E]
         if val is None and steps >= 20 and step % (steps // 10) == 0:
             log.info("fit: update %d/%d, training MSE %.4g", step, steps,
