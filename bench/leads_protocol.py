@@ -54,7 +54,9 @@ Usage::
 Adam rates: ``--lr`` and ``--tune-lr`` default to 3e-3, for Gray-Scott to LEADS's 1e-3
 (3e-3 left the context model unstable there; docs/protocols.md), for Navier-Stokes
 3e-3 training (chosen on the training loss of 600-step joint runs at 1e-3 and 3e-3)
-and 1e-3 fine-tuning. Seeds: network init ``--seed``
+and 1e-3 fine-tuning; ``--schedule cosine`` decays the training rate to 0 over the
+steps, ``--teacher-forcing 0.99,10`` trains on LEADS's restarted rollouts (both off by
+default). Seeds: network init ``--seed``
 (0), MAML batches rng 0, context init after ``--seed``;
 the stores' seeds are those of the dataset configs. Writes ``results.json`` and
 ``table.md`` under ``--out`` and prints the table.
