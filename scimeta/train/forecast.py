@@ -314,7 +314,7 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
             pred = _rollout(model, phi, stacked, y0_b)
         err = (pred - target_b).pow(2).mean(dim=(1, 2, 3))
         curve.append(err.detach())                                     # [E]
-        if val is None and steps >= 20 and step % (steps // 10) == 0:
+        if val is None and steps >= 1000 and step % (steps // 10) == 0:
             log.info("fit: update %d/%d, training MSE %.4g", step, steps,
                      float(curve[-1].mean()))
         if len(curve) > steps:
