@@ -249,6 +249,10 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
              args: Any, log: dict, family: str) -> list[dict]:
     """Train the inits on ``train``; adapt and score on each reader of ``sets``."""
     y0, traj = all_trajectories(train)
+    if size.get("augment") == "d4":  # the joint and context training sets only
+        from _leads_gray_scott import augment_d4
+
+        y0, traj = augment_d4(y0, traj, tuple(size["grid"]), size["channels"])
     plain = make_model(train, size, args.seed)
     names = [k for k, _ in plain.named_parameters()]
     inits: dict[str, tuple[Forecaster, dict, list[str] | None]] = {

@@ -57,3 +57,28 @@ def published_solver_error(reader: EnvironmentReader, preset: str) -> float:
                 raise RuntimeError(f"the {other} solver failed for {reader.params[e]}")
             errs.append(np.mean((sol[0].reshape(len(t), -1) - y) ** 2))
     return float(np.mean(errs))
+
+
+def d4_images(x: torch.Tensor, shape: tuple[int, int], channels: int) -> torch.Tensor:
+    """The 8 images of flat square-grid states under the dihedral group D4 (4 rotations,
+    each with and without a flip): ``[..., H*W*C]`` -> ``[..., 8, H*W*C]``, image 0 the
+    identity. The grid model (an isotropic 9-point Laplacian on a periodic square grid,
+    homogeneous parameters) commutes with every one of them, so the image of a
+    trajectory is a trajectory of the same environment (tested against the solver)."""
+    h, w = shape
+    if h != w:
+        raise ValueError(f"D4 images need a square grid, got {shape}")
+    grid = x.reshape(*x.shape[:-1], h, w, channels)
+    flipped = grid.flip(-3)
+    out = [torch.rot90(g, k, dims=(-3, -2)) for g in (grid, flipped) for k in range(4)]
+    return torch.stack(out, dim=-4).reshape(*x.shape[:-1], 8, x.shape[-1])
+
+
+def augment_d4(y0: torch.Tensor, traj: torch.Tensor, shape: tuple[int, int],
+               channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training trajectories y0 ``[E, K, S]``, traj ``[E, K, T, S]`` -> their D4 images,
+    ``[E, 8K, S]`` and ``[E, 8K, T, S]`` (the 8 images of trajectory k consecutive)."""
+    e, k, t, s = traj.shape
+    imgs = d4_images(traj, shape, channels)                 # [E, K, T, 8, S]
+    traj8 = imgs.permute(0, 1, 3, 2, 4).reshape(e, 8 * k, t, s)
+    return traj8[:, :, 0], traj8

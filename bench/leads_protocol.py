@@ -175,6 +175,10 @@ def parse() -> argparse.Namespace:
                     help="LEADS's training rollouts for the joint and context training: "
                          "restart from the observed state at each time with probability "
                          "K^(1 + update // EVERY); LEADS's is 0.99,10 (default: none)")
+    ap.add_argument("--augment", choices=("none", "d4"), default="none",
+                    help="gray-scott only: train the joint and context inits on the 8 "
+                         "rotations/reflections of each training trajectory (the grid "
+                         "model is isotropic), one image per environment per update")
     ap.add_argument("--hidden", default="", help="override hidden widths, e.g. 64,64,64")
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
@@ -187,6 +191,12 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
     size = dict(SYSTEMS[args.system]["sizes"][level])
     size["activation"] = args.activation
     size["schedule"] = args.schedule
+    if args.augment != "none":
+        if args.system != "gray-scott":
+            raise SystemExit(f"--augment {args.augment}: gray-scott only (the forcing of "
+                             "navier-stokes and the ODE states have no such symmetry)")
+        size["augment"] = args.augment
+        size.setdefault("batch", 1)
     if args.teacher_forcing:
         k, _, every = args.teacher_forcing.partition(",")
         try:

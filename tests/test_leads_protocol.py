@@ -164,3 +164,39 @@ def test_every_system_with_a_leads_figure_names_the_family_the_report_matches():
         if row is not None:
             assert row.match["family"] == cfg["family"], system
     assert "leads2021-gray-scott" in PUBLISHED and "gray-scott" in mod.SYSTEMS
+
+
+def test_d4_images_of_a_gray_scott_trajectory_are_trajectories():
+    """--augment d4: each rotation/reflection of a solved trajectory of LEADS's grid
+    model equals the solve from the rotated/reflected initial state (the 9-point
+    Laplacian on the periodic square grid is isotropic), to the solver's round-off;
+    the 8 images are distinct and image 0 is the trajectory itself."""
+    import numpy as np
+    import torch
+
+    from scimeta import registry
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from _leads_gray_scott import augment_d4
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    fam = registry.get("gray_scott_leads")
+    rng = np.random.default_rng(0)
+    y0 = np.stack([np.ones((32, 32)), np.zeros((32, 32))], -1)
+    y0[3:9, 5:8] = (0.5, 0.25)                       # an asymmetric seed patch
+    y0 += 0.01 * rng.random(y0.shape)
+    t = np.array([0.0, 40.0, 80.0])
+    p = np.array([[0.037, 0.060]])
+    sol, _ = fam.solve_batch(p, y0[None], t)                         # [1, T, 32, 32, 2]
+    traj = torch.as_tensor(sol.reshape(1, 1, 3, -1))                   # [E, K, T, S]
+    a0, a = augment_d4(traj[:, :, 0], traj, (32, 32), 2)
+    assert a.shape == (1, 8, 3, 2048) and torch.equal(a[:, :, 0], a0)
+    assert torch.equal(a[0, 0], traj[0, 0])
+    for i in range(8):
+        img0 = a[0, i, 0].reshape(1, 32, 32, 2).numpy()
+        again, _ = fam.solve_batch(p, img0, t)
+        np.testing.assert_allclose(again.reshape(3, -1), a[0, i].numpy(), rtol=0,
+                                   atol=1e-12)
+    flat = a[0, :, 1].reshape(8, -1)
+    assert (torch.cdist(flat, flat) + torch.eye(8)).min() > 1e-3   # 8 distinct images
