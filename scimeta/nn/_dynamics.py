@@ -71,14 +71,20 @@ def _euler_step(f: Field, s: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> 
 
 
 def _rollout(step: Callable[[Field, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
-             f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int) -> torch.Tensor:
-    """``substeps`` equal steps of ``step`` per interval of ``t``; ``[..., T, C]``."""
+             f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int,
+             restart: Callable[[int, torch.Tensor], torch.Tensor] | None = None
+             ) -> torch.Tensor:
+    """``substeps`` equal steps of ``step`` per interval of ``t``; ``[..., T, C]``.
+    ``restart(i, y)``, when given, is the state interval i starts from instead of the
+    prediction y (teacher forcing; the reported state at ``t[i]`` stays y)."""
     if t.dim() != 1 or t.shape[0] < 1:
         raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
     check_dim("substeps", substeps)
     ys = [y0]
     y = y0
     for i in range(t.shape[0] - 1):
+        if restart is not None:
+            y = restart(i, y)
         h = (t[i + 1] - t[i]) / substeps
         s = t[i]
         for _ in range(substeps):

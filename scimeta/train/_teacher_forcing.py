@@ -19,7 +19,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
 from ..nn import Forecaster
-from ..nn._dynamics import STEPS
+from ..nn._dynamics import STEPS, _rollout
 
 #: LEADS's schedule: eps = 0.99 at the start, times 0.99 every 10 updates
 LEADS_SCHEDULE = (0.99, 10)
@@ -70,7 +70,6 @@ def forced_rollout(model: Forecaster, params: Mapping[str, torch.Tensor],
     """
     step = STEPS[model.method]
     t = model.t.to(target.dtype)
-    sub = model.substeps
 
     def one(p: dict[str, torch.Tensor], obs: torch.Tensor,
             flags: torch.Tensor) -> torch.Tensor:
@@ -79,17 +78,10 @@ def forced_rollout(model: Forecaster, params: Mapping[str, torch.Tensor],
         def field(_s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             return functional_call(model.field, inner, (y,))
 
-        y = obs[:, 0]
-        ys = [y]
-        for i in range(t.shape[0] - 1):
-            y = torch.where(flags[i], obs[:, i], y)
-            h = (t[i + 1] - t[i]) / sub
-            s = t[i]
-            for _ in range(sub):
-                y = step(field, s, y, h)
-                s = s + h
-            ys.append(y)
-        return torch.stack(ys, dim=1)
+        def restart(i: int, y: torch.Tensor) -> torch.Tensor:
+            return torch.where(flags[i], obs[:, i], y)
+
+        return _rollout(step, field, obs[:, 0], t, model.substeps, restart)
 
     dims = {k: 0 if stacked[k] else None for k in params}
     return vmap(one, in_dims=(dims, 0, 0))(dict(params), target, restarts)
