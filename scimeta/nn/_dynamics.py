@@ -56,6 +56,8 @@ class VectorFieldNet(nn.Module):
 
 
 Field = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: ``restart(i, y)``: the state output interval i starts from, given the prediction y
+Restart = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 def _rk4_step(f: Field, s: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -72,11 +74,9 @@ def _euler_step(f: Field, s: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> 
 
 def _rollout(step: Callable[[Field, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
              f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int,
-             restart: Callable[[int, torch.Tensor], torch.Tensor] | None = None
-             ) -> torch.Tensor:
-    """``substeps`` equal steps of ``step`` per interval of ``t``; ``[..., T, C]``.
-    ``restart(i, y)``, when given, is the state interval i starts from instead of the
-    prediction y (teacher forcing; the reported state at ``t[i]`` stays y)."""
+             restart: Restart | None = None) -> torch.Tensor:
+    """``substeps`` equal steps of ``step`` per interval of ``t``; ``[..., T, C]``
+    (``restart``: as :func:`rk4_rollout`'s)."""
     if t.dim() != 1 or t.shape[0] < 1:
         raise ConfigError(f"t must be a 1-d tensor of times, got shape {tuple(t.shape)}")
     check_dim("substeps", substeps)
@@ -94,29 +94,30 @@ def _rollout(step: Callable[[Field, torch.Tensor, torch.Tensor, torch.Tensor], t
     return torch.stack(ys, dim=-2)
 
 
-def rk4_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int = 1) -> torch.Tensor:
+def rk4_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor, substeps: int = 1,
+                restart: Restart | None = None) -> torch.Tensor:
     """Integrate ``dy/dt = f(t, y)`` with classical RK4 on the grid ``t``.
 
     y0 ``[..., C]``, t ``[T]`` increasing (``t[0]`` is the initial time); each
     interval is split into ``substeps`` equal RK4 steps. Returns ``[..., T, C]``
     with ``y0`` at index 0. Pure torch ops, so it is differentiable (also
-    twice, for MAML) and works under ``torch.func`` transforms.
+    twice, for MAML) and works under ``torch.func`` transforms. ``restart(i, y)``,
+    when given, is the state interval i starts from instead of the prediction y
+    (teacher forcing; the state reported at ``t[i]`` stays y).
     """
-    return _rollout(_rk4_step, f, y0, t, substeps)
+    return _rollout(_rk4_step, f, y0, t, substeps, restart)
 
 
 def euler_rollout(f: Field, y0: torch.Tensor, t: torch.Tensor,
-                  substeps: int = 1) -> torch.Tensor:
+                  substeps: int = 1, restart: Restart | None = None) -> torch.Tensor:
     """As :func:`rk4_rollout` with forward Euler steps ``y + h f(s, y)`` (first order;
     the rollout LEADS used for Navier-Stokes, where the learned field is the whole
     increment over an output interval)."""
-    return _rollout(_euler_step, f, y0, t, substeps)
+    return _rollout(_euler_step, f, y0, t, substeps, restart)
 
 
 #: rollout rules :class:`Forecaster` accepts
 ROLLOUTS = {"rk4": rk4_rollout, "euler": euler_rollout}
-#: one step of each rollout rule, ``step(f, s, y, h)``
-STEPS = {"rk4": _rk4_step, "euler": _euler_step}
 
 
 class Forecaster(nn.Module):
@@ -144,8 +145,10 @@ class Forecaster(nn.Module):
         self.substeps = check_dim("substeps", substeps)
         self.flatten = bool(flatten)
 
-    def forward(self, y0: torch.Tensor) -> torch.Tensor:
-        """y0 ``[N, C]`` -> ``[N, T*C]`` (or ``[N, T, C]``)."""
+    def forward(self, y0: torch.Tensor, restart: Restart | None = None) -> torch.Tensor:
+        """y0 ``[N, C]`` -> ``[N, T*C]`` (or ``[N, T, C]``); ``restart(i, y)``: the state
+        interval i starts from instead of the prediction y (teacher forcing, see
+        :func:`rk4_rollout`)."""
         traj = ROLLOUTS[self.method](lambda _s, y: self.field(y), y0, self.t.to(y0.dtype),
-                                     self.substeps)
+                                     self.substeps, restart)
         return traj.flatten(-2) if self.flatten else traj

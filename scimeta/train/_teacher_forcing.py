@@ -19,7 +19,6 @@ from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
 from ..nn import Forecaster
-from ..nn._dynamics import STEPS, _rollout
 
 #: LEADS's schedule: eps = 0.99 at the start, times 0.99 every 10 updates
 LEADS_SCHEDULE = (0.99, 10)
@@ -62,26 +61,19 @@ def forced_rollout(model: Forecaster, params: Mapping[str, torch.Tensor],
     ``target[:, :, i]`` where ``restarts[:, i]`` and from the prediction elsewhere.
 
     Args:
-        model: the forecaster (its field, grid ``t``, ``method`` and ``substeps``).
+        model: the forecaster; its own rollout runs, with a restart hook.
         params: the forecaster's parameter dict (``field.*``), each entry shared or
             stacked over the E environments (``stacked``).
         target: observed trajectories ``[E, N, T, S]`` (index 0: the initial state).
         restarts: ``[E, T-1]`` bool, from :func:`draw_restarts`.
     """
-    step = STEPS[model.method]
-    t = model.t.to(target.dtype)
-
     def one(p: dict[str, torch.Tensor], obs: torch.Tensor,
             flags: torch.Tensor) -> torch.Tensor:
-        inner = {k.removeprefix("field."): v for k, v in p.items()}
-
-        def field(_s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            return functional_call(model.field, inner, (y,))
-
         def restart(i: int, y: torch.Tensor) -> torch.Tensor:
             return torch.where(flags[i], obs[:, i], y)
 
-        return _rollout(step, field, obs[:, 0], t, model.substeps, restart)
+        out = functional_call(model, p, (obs[:, 0],), {"restart": restart})
+        return out.reshape(obs.shape)
 
     dims = {k: 0 if stacked[k] else None for k in params}
     return vmap(one, in_dims=(dims, 0, 0))(dict(params), target, restarts)
