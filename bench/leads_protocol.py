@@ -76,6 +76,8 @@ from _leads_common import build, fmt, published_solver_error, run_grid, store_pr
 
 from scimeta.batch import TaskBatch
 from scimeta.data import EnvironmentReader
+from scimeta.errors import ConfigError
+from scimeta.train._teacher_forcing import check_schedule
 
 #: LEADS repository README (github.com/yuan-yin/LEADS, "Results"), test MSE of LEADS
 PUBLISHED = {"lotka_volterra": "1.16 ± 0.99 e-3", "gray_scott": "2.08 ± 2.88 e-3",
@@ -199,11 +201,11 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
         size.setdefault("batch", 1)
     if args.teacher_forcing:
         k, _, every = args.teacher_forcing.partition(",")
-        try:
-            size["teacher_forcing"] = (float(k), int(every))
-        except ValueError:
-            raise SystemExit(f"--teacher-forcing {args.teacher_forcing!r}: give K,EVERY, "
-                             "e.g. 0.99,10") from None
+        try:  # checked here, before any store is built
+            size["teacher_forcing"] = check_schedule((float(k), int(every)))
+        except (ValueError, ConfigError):
+            raise SystemExit(f"--teacher-forcing {args.teacher_forcing!r}: give K,EVERY "
+                             "with 0 <= K <= 1 and an int EVERY >= 1, e.g. 0.99,10") from None
     if args.hidden:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):

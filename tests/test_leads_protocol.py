@@ -200,3 +200,15 @@ def test_d4_images_of_a_gray_scott_trajectory_are_trajectories():
                                    atol=1e-12)
     flat = a[0, :, 1].reshape(8, -1)
     assert (torch.cdist(flat, flat) + torch.eye(8)).min() > 1e-3   # 8 distinct images
+
+
+def test_bad_training_options_are_refused_before_any_store_is_built(tmp_path):
+    for extra, needle in ((["--teacher-forcing", "1.5,10"], "0 <= K <= 1"),
+                          (["--teacher-forcing", "0.99"], "give K,EVERY"),
+                          (["--system", "navier-stokes", "--augment", "d4"],
+                           "gray-scott only")):
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "leads_protocol.py"),
+                              "--out", str(tmp_path / "o"), "--smoke", *extra],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode != 0 and needle in out.stderr, (extra, out.stderr)
+        assert not (tmp_path / "o").exists()
