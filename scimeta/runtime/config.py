@@ -63,7 +63,7 @@ def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
         return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
+    except TypeError as exc:  # any other constructor mismatch (missing keys are named above)
         raise ConfigError(f"{where}: {exc}") from None
 
 
