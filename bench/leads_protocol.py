@@ -50,6 +50,10 @@ Usage::
         --solver-preset published
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/gs --system gray-scott --quick
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/ns --system navier-stokes
+    OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/ns --system navier-stokes \
+        --grids leads --smoke --workers 2   # ~35 s on 2 cores, most of it the data
+
+``--workers N`` generates the stores with N processes (the data do not depend on it).
 
 Adam rates: ``--lr`` and ``--tune-lr`` default to 3e-3, for Gray-Scott to LEADS's 1e-3
 (3e-3 left the context model unstable there; docs/protocols.md), for Navier-Stokes
@@ -158,6 +162,8 @@ def parse() -> argparse.Namespace:
     g.add_argument("--quick", action="store_true", help="about a fifth of the full steps")
     g.add_argument("--smoke", action="store_true", help="tiny sizes: a pipeline check")
     ap.add_argument("--seed", type=int, default=0, help="network init seed")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes that generate the stores (the data do not depend on it)")
     ap.add_argument("--lr", type=float, default=None,
                     help="Adam rate, training (default 3e-3; gray-scott 1e-3)")
     ap.add_argument("--tune-lr", type=float, default=None,
@@ -320,7 +326,7 @@ def main() -> None:
     floor: dict[str, float] = {}
     if "leads" in grids:
         d = build(system["datasets"]["leads"], args.out, args.smoke, preset,
-                  smoke_train(system, "leads"))
+                  smoke_train(system, "leads"), args.workers)
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["leads/data_s"] = time.perf_counter() - start
         # in-domain: adapt on every training trajectory of the environment, forecast its
@@ -346,7 +352,7 @@ def main() -> None:
     if "coda" in grids:
         t0 = time.perf_counter()
         d = build(system["datasets"]["coda"], args.out, args.smoke, preset,
-                  smoke_train(system, "coda"))
+                  smoke_train(system, "coda"), args.workers)
         log["store_presets"].update({str(p): store_preset(p) for p in d.values()})
         log["coda/data_s"] = time.perf_counter() - t0
         # MAML: adapt on 1 training trajectory, forecast maml_query others; with a
