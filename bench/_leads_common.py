@@ -15,6 +15,8 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
+from _leads_decomposition import CONSTANTS as LEADS_CONSTANTS
+from _leads_decomposition import LeadsField, env_names, leads_penalty, silent_env
 from _leads_gray_scott import FAMILY as GRAY_SCOTT
 from _leads_gray_scott import GrayScottGridField
 from _leads_gray_scott import published_solver_error as gray_scott_solver_error
@@ -165,11 +167,17 @@ def make_field(reader: EnvironmentReader, size: dict, param_dim: int = 0) -> tor
 
 
 def make_model(reader: EnvironmentReader, size: dict, seed: int,
-               context_dim: int = 0) -> Forecaster:
-    """A ``Forecaster`` over ``reader``'s grid, network initialised from ``seed``."""
+               context_dim: int = 0, leads: bool = False) -> Forecaster:
+    """A ``Forecaster`` over ``reader``'s grid, network initialised from ``seed``;
+    ``leads``: LEADS's f + g (two networks of the size, f drawn first)."""
     torch.manual_seed(seed)
-    field = (ContextField(make_field(reader, size, context_dim), context_dim)
-             if context_dim else make_field(reader, size))
+    if leads:
+        field: torch.nn.Module = LeadsField(make_field(reader, size),
+                                            make_field(reader, size))
+    elif context_dim:
+        field = ContextField(make_field(reader, size, context_dim), context_dim)
+    else:
+        field = make_field(reader, size)
     return Forecaster(field, reader.time, substeps=size["substeps"],
                       method=size.get("method", "rk4"))
 
@@ -249,6 +257,29 @@ def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
     return fit
 
 
+#: what each init adapts to an environment
+ADAPTED = {"random": "all", "joint": "all", "maml": "all", "context": "context",
+           "leads": "g_e (f fixed)"}
+
+
+def leads_start(train: EnvironmentReader, size: dict, seed: int
+                ) -> tuple[Forecaster, dict[str, torch.Tensor], list[str]]:
+    """LEADS's model (``_leads_decomposition``) and its start: f from ``seed``, each
+    environment's g from its own draw (seeds ``seed + 1 + e``), stacked ``[E, ...]``;
+    returns (model, start, g's names); ``leads_protocol.sizes`` has checked that
+    the system is supported (``_leads_decomposition.check_supported``)."""
+    model = make_model(train, size, seed, leads=True)
+    env = env_names(model)
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    draws = []
+    for e in range(len(train)):
+        torch.manual_seed(seed + 1 + e)
+        g = make_field(train, size)
+        draws.append({f"field.env.{k}": v.detach() for k, v in g.named_parameters()})
+    start.update({k: torch.stack([d[k] for d in draws]) for k in env})
+    return model, start, env
+
+
 def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentReader,
              maml_sample: Callable[[np.random.Generator], TaskBatch], size: dict,
              args: Any, log: dict, family: str) -> list[dict]:
@@ -285,6 +316,15 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
     ctx = fit("context", ctx_model, start, size["context"], args.lr,
               names=["field.context"], shared=net, batch=mini)
     log[f"{name}/context_s"] = time.perf_counter() - t0
+    penalties = {}
+    if size.get("leads"):
+        t0 = time.perf_counter()
+        leads_model, start, env = leads_start(train, size, args.seed)
+        penalties["leads"] = leads_penalty(leads_model, *LEADS_CONSTANTS[family])
+        leads = fit("leads", leads_model, start, size["leads"], args.lr, names=env,
+                    shared=[k for k in start if k not in env], batch=mini,
+                    penalty=penalties["leads"])
+        log[f"{name}/leads_s"] = time.perf_counter() - t0
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for set_name, reader in sets.items():
@@ -296,22 +336,26 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
         same = np.array_equal(reader.params, train.params)
         mean_ctx = dict(ctx, **{"field.context": ctx["field.context"].mean(0)})
         inits["context"] = (ctx_model, ctx if same else mean_ctx, ["field.context"])
+        if "leads" in penalties:  # a new environment: a fresh g (= 0) on the trained f
+            inits["leads"] = (leads_model, leads if same else
+                              silent_env(leads_model, leads, len(reader)), env)
         for init, (model, p, tuned) in inits.items():
             s = batch.support_x.shape[-1]
             qy, sy = (b.unflatten(-1, (-1, s)) for b in (batch.query_y, batch.support_y))
             before = forecast_mse(model, p, batch.query_x, qy).numpy()
+            rate = args.context_lr if init == "context" else args.tune_lr
             phi, curve = fine_tune(model, p, batch.support_x, sy, steps=size["tune"],
-                                   lr=args.context_lr if tuned else args.tune_lr,
-                                   names=tuned)
+                                   lr=rate, names=tuned, penalty=penalties.get(init))
             after = forecast_mse(model, phi, batch.query_x, qy).numpy()
             rows.append({"grid": name, "set": set_name, "init": init,
-                         "adapted": "context" if tuned else "all", "none": stats(before),
+                         "adapted": ADAPTED[init], "none": stats(before),
                          "tuned": stats(after), "support": float(curve[-1].mean())})
         adapted = maml.adapt_batch(theta, batch)  # MAML's own rule
         own = forecast_mse(plain, {k: adapted[k] for k in theta}, batch.query_x,
                            batch.query_y).numpy()
+        maml_row = next(r for r in reversed(rows) if r["init"] == "maml")
         rows.append({"grid": name, "set": set_name, "init": "maml",
                      "adapted": f"all, {args.inner_steps} SGD step(s) {args.inner_lr:g}",
-                     "none": rows[-2]["none"], "tuned": stats(own), "support": None})
+                     "none": maml_row["none"], "tuned": stats(own), "support": None})
     log[f"{name}/eval_s"] = time.perf_counter() - t0
     return rows

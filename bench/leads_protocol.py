@@ -32,7 +32,10 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectory, score the forecast of others; on the LEADS grid, whose environments
    hold one training trajectory, support = query) and ``context`` (the network takes
    a learned per-environment context vector as input, CAVIA/CoDA-style; a new
-   environment fits its context only).
+   environment fits its context only) and, for Lotka-Volterra (``--steps leads=N``,
+   on by default there), ``leads``: LEADS's own method, a shared field f plus one
+   penalised field g_e per environment (``_leads_decomposition``); a new environment
+   fits a fresh g_e (starting at 0) with f fixed.
 3. For each environment, fine-tune the init with Adam on the environment's support
    trajectories (its training trajectories in-domain, its one trajectory for a new
    environment), then forecast the environment's test trajectories from their initial
@@ -77,6 +80,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from _leads_common import build, fmt, published_solver_error, run_grid, store_preset
+from _leads_decomposition import check_supported
 
 from scimeta.batch import TaskBatch
 from scimeta.data import EnvironmentReader
@@ -89,10 +93,10 @@ PUBLISHED = {"lotka_volterra": "1.16 ± 0.99 e-3", "gray_scott": "2.08 ± 2.88 e
 _LV = {  # hidden widths, RK4 substeps per interval, Adam steps: joint, context, MAML
     # meta-steps, fine-tuning per environment
     "full": dict(hidden=(64, 64, 64), substeps=1, joint=600, context=4500, maml=50,
-                 tune=150),
+                 tune=150, leads=4500),
     "quick": dict(hidden=(64, 64, 64), substeps=1, joint=120, context=900, maml=10,
-                  tune=30),
-    "smoke": dict(hidden=(16,), substeps=1, joint=5, context=5, maml=3, tune=3),
+                  tune=30, leads=900),
+    "smoke": dict(hidden=(16,), substeps=1, joint=5, context=5, maml=3, tune=3, leads=5),
 }
 _GLY = {
     "full": dict(hidden=(64, 64, 64), substeps=1, joint=600, context=1500, maml=30,
@@ -217,10 +221,12 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
     for item in filter(None, args.steps.split(",")):
         key, _, value = item.partition("=")
         if key not in ("joint", "context", "maml", "tune", "substeps", "batch", "val",
-                       "every"):
+                       "every", "leads"):
             raise SystemExit(f"--steps: unknown size {key!r}; use joint, context, maml, "
-                             "tune, substeps, batch, val, every")
+                             "tune, substeps, batch, val, every, leads")
         size[key] = int(value)
+    if size.get("leads"):  # checked here, before any store is built
+        check_supported(size, SYSTEMS[args.system]["family"])
     return size
 
 

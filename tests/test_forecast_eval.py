@@ -256,3 +256,33 @@ def test_teacher_forcing_spans_one_step_fits_to_full_rollouts():
     for bad in ((1.5, 10), (0.99, 0), 0.99, (0.99, 2.5)):
         with pytest.raises(ConfigError, match=r"teacher_forcing=.* is not allowed"):
             fine_tune(model, None, y0, traj, steps=1, lr=0.1, teacher_forcing=bad)
+
+
+def test_penalty_adds_its_gradient_to_each_update():
+    """penalty(phi, y0, target) -> [E] joins the loss: one SGD update equals
+    W - lr (dMSE/dW + dP/dW) per environment, here with P = c ||W||^2 (gradient 2cW);
+    the curve keeps the MSE alone; a wrong shape or a non-callable is refused."""
+    y0 = torch.tensor([[[1.0, 0.5]], [[0.3, -1.0]]], dtype=torch.float64)    # [2, 1, 2]
+    traj = torch.stack([exact(1.2, y0[0]), exact(0.7, y0[1])])
+    model = linear_model(1.0, substeps=2)
+    c, lr = 0.3, 0.05
+    seen = []
+
+    def ridge(phi, y0_b, target_b):
+        seen.append((tuple(y0_b.shape), tuple(target_b.shape)))
+        return c * phi["field.weight"].pow(2).sum(dim=(1, 2))
+
+    pen, curve = fine_tune(model, None, y0, traj, steps=1, lr=lr, optimizer="sgd",
+                           penalty=ridge)
+    plain, curve_plain = fine_tune(model, None, y0, traj, steps=1, lr=lr, optimizer="sgd")
+    w0 = model.field.weight.detach()
+    torch.testing.assert_close(pen["field.weight"], plain["field.weight"] - lr * 2 * c * w0,
+                               rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(curve[0], curve_plain[0], rtol=0, atol=0)
+    assert seen == [((2, 1, 2), (2, 1, 9, 2))]
+    with pytest.raises(ConfigError, match=r"penalty returned shape \(\); it must return "
+                                          r"one value per environment, \[2\]"):
+        fine_tune(model, None, y0, traj, steps=1, lr=lr,
+                  penalty=lambda phi, a, b: phi["field.weight"].sum())
+    with pytest.raises(ConfigError, match="penalty=3 is not allowed"):
+        fine_tune(model, None, y0, traj, steps=1, lr=lr, penalty=3)

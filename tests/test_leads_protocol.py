@@ -44,6 +44,9 @@ def test_smoke_runs_end_to_end(tmp_path):
     stdout, res = _run(tmp_path)
     assert "| leads | in-domain | context |" in stdout
     _check_rows(res, (("leads", ("in-domain",)), ("coda", ("in-domain", "new env"))))
+    leads_rows = {(r["grid"], r["set"]) for r in res["rows"] if r["init"] == "leads"}
+    assert leads_rows == {("leads", "in-domain"), ("coda", "in-domain"), ("coda", "new env")}
+    assert all(r["adapted"] == "g_e (f fixed)" for r in res["rows"] if r["init"] == "leads")
     floor = res["log"]["published_solver_mse"]
     assert set(floor) == {"leads/test", "coda/in-domain", "coda/new env"}
     assert all(0 < v < 1e-3 for v in floor.values())
@@ -207,7 +210,11 @@ def test_bad_training_options_are_refused_before_any_store_is_built(tmp_path):
     for extra, needle in ((["--teacher-forcing", "1.5,10"], "0 <= K <= 1"),
                           (["--teacher-forcing", "0.99"], "give K,EVERY"),
                           (["--system", "navier-stokes", "--augment", "d4"],
-                           "gray-scott only")):
+                           "gray-scott only"),
+                          (["--system", "gray-scott", "--steps", "leads=2"],
+                           "state norm per grid point"),
+                          (["--system", "glycolytic", "--steps", "leads=2"],
+                           "no penalty constants for glycolytic")):
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "leads_protocol.py"),
                               "--out", str(tmp_path / "o"), "--smoke", *extra],
                              capture_output=True, text=True, timeout=120)

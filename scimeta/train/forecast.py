@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -39,6 +39,9 @@ OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "cosine")
 
 Params = dict[str, torch.Tensor]
+#: ``penalty(phi, y0, target) -> [E]``: a per-environment term added to the training
+#: loss (see :func:`fine_tune`)
+Penalty = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _check_model(model: object) -> Forecaster:
@@ -146,7 +149,8 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
               optimizer: str = "adam", names: Sequence[str] | None = None,
               shared: Sequence[str] = (), batch: int | None = None,
               seed: int = 0, schedule: str = "constant",
-              teacher_forcing: tuple[float, int] | None = None) -> tuple[Params, torch.Tensor]:
+              teacher_forcing: tuple[float, int] | None = None,
+              penalty: Penalty | None = None) -> tuple[Params, torch.Tensor]:
     """Adapt ``params`` to each of E environments on its support trajectories.
 
     Every environment starts from ``params`` (each entry shared, or stacked
@@ -183,6 +187,13 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
             from a generator seeded with ``seed + 1``); see
             :mod:`scimeta.train._teacher_forcing`. The curve then holds those
             training losses; its last entry, and validation, are full rollouts.
+        penalty: None (default), or ``penalty(phi, y0_b, target_b) -> [E]``, a
+            differentiable term per environment added to each update's loss (the
+            sum over environments of MSE + penalty is minimised): ``phi`` the
+            current parameters (``names`` stacked ``[E, ...]``), ``y0_b``
+            ``[E, b, S]`` and ``target_b`` ``[E, b, T, S]`` that update's
+            mini-batch. E.g. LEADS's penalty on the per-environment part of a
+            decomposed field. The curve holds the MSE alone.
 
     Returns:
         ``(phi, curve)``: every parameter, detached (``names`` stacked
@@ -191,7 +202,7 @@ def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         last (on all K), ``[steps + 1, E]``.
     """
     fit = _fit(model, params, y0, target, steps, lr, optimizer, names, shared, batch, seed,
-               schedule, teacher_forcing)
+               schedule, teacher_forcing, penalty)
     return fit.phi, fit.curve
 
 
@@ -225,7 +236,7 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
     parameters at the least mean over the E environments are returned (stopping by
     validation: a model that overfits its few training trajectories is kept at its
     best, with nothing chosen on a test set). ``kwargs`` are :func:`fine_tune`'s
-    (optimizer, names, shared, batch, seed, schedule, teacher_forcing).
+    (optimizer, names, shared, batch, seed, schedule, teacher_forcing, penalty).
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"every={every!r} is not allowed; it must be an int >= 1")
@@ -239,7 +250,7 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
 
 
 def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, shared=(),
-         batch=None, seed=0, schedule="constant", teacher_forcing=None,
+         batch=None, seed=0, schedule="constant", teacher_forcing=None, penalty=None,
          val=None) -> ValidatedFit:
     """The update loop of :func:`fine_tune` (``val``: validation data and interval)."""
     model = _check_model(model)
@@ -254,6 +265,9 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
         raise ConfigError(f"schedule={schedule!r} is not allowed; allowed: "
                           f"{', '.join(SCHEDULES)}")
     forcing = check_schedule(teacher_forcing)
+    if penalty is not None and not callable(penalty):
+        raise ConfigError(f"penalty={penalty!r} is not allowed; give None or a callable "
+                          "penalty(phi, y0, target) -> [E]")
     y0, target = _check_data(model, y0, target)
     n_env, n_traj = y0.shape[:2]
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
@@ -320,7 +334,14 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
         if len(curve) > steps:
             break
         opt.zero_grad()
-        err.sum().backward()
+        loss = err.sum()
+        if penalty is not None:
+            extra = penalty(phi, y0_b, target_b)
+            if extra.shape != (n_env,):
+                raise ConfigError(f"penalty returned shape {tuple(extra.shape)}; it must "
+                                  f"return one value per environment, [{n_env}]")
+            loss = loss + extra.sum()
+        loss.backward()
         opt.step()
         if decay is not None:
             decay.step()
