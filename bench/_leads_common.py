@@ -320,7 +320,8 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
     if size.get("leads"):
         t0 = time.perf_counter()
         leads_model, start, env = leads_start(train, size, args.seed)
-        penalties["leads"] = leads_penalty(leads_model, *LEADS_CONSTANTS[family])
+        penalties["leads"] = leads_penalty(leads_model, *LEADS_CONSTANTS[family],
+                                           channels=size.get("channels"))
         leads = fit("leads", leads_model, start, size["leads"], args.lr, names=env,
                     shared=[k for k in start if k not in env], batch=mini,
                     penalty=penalties["leads"])

@@ -16,15 +16,19 @@ LEADS's training objective (``MultiEnvExperiment._inference``, ``min_op =
               + mean over the training states y of (|g_e(y)| / (|y| + 1e-5))^2,
 
 W_e running over g_e's weight matrices (biases left out) and the states over every
-time of the update's trajectories. ``fine_tune`` minimises the *sum* over
-environments of their MSEs, E times LEADS's mean, so :func:`leads_penalty` returns
-``E * lambda_inv * Omega_e`` per environment: the same objective up to the factor E.
-One departure: LEADS estimates sigma_max by 5 power iterations per update on
-persisted vectors, which converge to it over training; here it is exact
-(``torch.linalg.matrix_norm(ord=2)``). The state norm is over the whole state vector,
-which is LEADS's for a vector state (Lotka-Volterra's MLP); for grid states LEADS
-takes it per grid point over the channels, so this module is refused for those
-fields (:func:`check_supported`).
+time of the update's trajectories; a weight of shape ``[out, ...]`` is taken as the
+matrix ``[out, prod(...)]`` (a convolution's ``[out, in * k * k]``, as LEADS's
+``w.view(height, -1)``). The norms |.| are over the state vector for a vector state
+(an MLP field) and, for a field on a grid, over the channels at each grid point, the
+mean then running over points too (LEADS's ``norm(dim=1)`` of ``[b, C, T, H, W]``);
+the flat grid layout is channel-fastest (:class:`~scimeta.nn.ConvVectorField`).
+``fine_tune`` minimises the *sum* over environments of their MSEs, E times LEADS's
+mean, so :func:`leads_penalty` returns ``E * lambda_inv * Omega_e`` per environment:
+the same objective up to the factor E. One departure: LEADS estimates sigma_max by 5
+power iterations per update on persisted vectors, which converge to it over
+training; here it is exact (``torch.linalg.matrix_norm(ord=2)``). The Fourier
+field's spectral weights (real/imaginary pairs in two corner blocks) are not mapped
+to LEADS's complex matrices, so Navier-Stokes is refused (:func:`check_supported`).
 
 LEADS's constants (``train_leads.py``): Lotka-Volterra lambda_inv = 1/5e3,
 factor_lip = 1e-2; Gray-Scott 1/1e3, 1e-2; Navier-Stokes 1/1e5, 1e-4.
@@ -61,12 +65,12 @@ class LeadsField(torch.nn.Module):
 
 
 def check_supported(size: dict, family: str) -> None:
-    """Refuse, naming the reason, what this module does not reproduce: grid fields
-    (module docstring) and families LEADS gives no constants for."""
-    if size.get("field", "mlp") != "mlp":
-        raise SystemExit("--steps leads=N: LEADS's penalty takes the state norm per grid "
-                         "point for grid fields, which this module does not implement; "
-                         "it runs on vector states (lotka-volterra)")
+    """Refuse, naming the reason, what this module does not reproduce: the Fourier
+    field (module docstring) and families LEADS gives no constants for."""
+    if size.get("field", "mlp") == "fno":
+        raise SystemExit("--steps leads=N: the Fourier field's spectral weights are not "
+                         "mapped to LEADS's complex matrices for its spectral-norm "
+                         "penalty; LEADS runs here on lotka-volterra and gray-scott")
     if family not in CONSTANTS:
         raise SystemExit(f"--steps leads=N: LEADS gives no penalty constants for {family} "
                          f"(it has them for {', '.join(sorted(CONSTANTS))})")
@@ -93,9 +97,12 @@ def silent_env(model: Forecaster, params: dict[str, torch.Tensor], n_env: int
     return out
 
 
-def leads_penalty(model: Forecaster, lambda_inv: float, factor_lip: float) -> Penalty:
+def leads_penalty(model: Forecaster, lambda_inv: float, factor_lip: float,
+                  channels: int | None = None) -> Penalty:
     """LEADS's penalty per environment, scaled for ``fine_tune``'s summed loss:
-    ``E * lambda_inv * Omega_e`` (module docstring), ``[E]``."""
+    ``E * lambda_inv * Omega_e`` (module docstring), ``[E]``. ``channels``: None for
+    a vector state (norms over the whole state), else the channels of a flat,
+    channel-fastest grid state (norms per grid point)."""
     names = env_names(model)
     weights = [n for n in names if n.endswith("weight")]
     env = model.field.env
@@ -110,6 +117,8 @@ def leads_penalty(model: Forecaster, lambda_inv: float, factor_lip: float) -> Pe
                                                 ord=2).pow(2) for n in weights)
         states = target.reshape(n_env, -1, target.shape[-1])            # [E, b*T, S]
         g = vmap(g_of)({n[len(PREFIX):]: phi[n] for n in names}, states)
+        c = states.shape[-1] if channels is None else channels
+        g, states = g.reshape(n_env, -1, c), states.reshape(n_env, -1, c)  # per point
         ratio = (g.norm(dim=-1) / (states.norm(dim=-1) + EPSILON)).pow(2).mean(dim=-1)
         return n_env * lambda_inv * (factor_lip * spectral + ratio)
 

@@ -32,8 +32,8 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectory, score the forecast of others; on the LEADS grid, whose environments
    hold one training trajectory, support = query) and ``context`` (the network takes
    a learned per-environment context vector as input, CAVIA/CoDA-style; a new
-   environment fits its context only) and, for Lotka-Volterra (``--steps leads=N``,
-   on by default there), ``leads``: LEADS's own method, a shared field f plus one
+   environment fits its context only) and, for Lotka-Volterra and Gray-Scott
+   (``--steps leads=N``, 0 to skip), ``leads``: LEADS's own method, a shared f plus one
    penalised field g_e per environment (``_leads_decomposition``); a new environment
    fits a fresh g_e (starting at 0) with f fixed.
 3. For each environment, fine-tune the init with Adam on the environment's support
@@ -109,9 +109,11 @@ _GLY = {
 #: channels, output scale 1e-3 as LEADS's factor) on the 32x32 grid, 2 channels (u, v)
 _GS_NET = dict(field="conv", channels=2, grid=(32, 32), scale=1e-3, substeps=1)
 _GS = {  # full: about 20 CPU-minutes on one thread here (LEADS: 120 000 epochs)
-    "full": dict(_GS_NET, hidden=(64, 64, 64), joint=240, context=320, maml=8, tune=40),
-    "quick": dict(_GS_NET, hidden=(64, 64, 64), joint=48, context=64, maml=2, tune=8),
-    "smoke": dict(_GS_NET, hidden=(4,), joint=2, context=2, maml=1, tune=1),
+    "full": dict(_GS_NET, hidden=(64, 64, 64), joint=240, context=320, maml=8, tune=40,
+                 leads=320),
+    "quick": dict(_GS_NET, hidden=(64, 64, 64), joint=48, context=64, maml=2, tune=8,
+                  leads=64),
+    "smoke": dict(_GS_NET, hidden=(4,), joint=2, context=2, maml=1, tune=1, leads=2),
 }
 #: Navier-Stokes: LEADS's field (FNO, modes 6 x 6, width 10, 4 Fourier layers, head 128,
 #: Swish, output scale 1), forward Euler with one step per output interval (dt = 1),

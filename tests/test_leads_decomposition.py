@@ -58,6 +58,26 @@ def test_penalty_is_the_closed_form_for_a_linear_g():
         np.testing.assert_allclose(got[e], 3 * lam * (lip * sigma**2 + ratio), rtol=1e-12)
 
 
+def test_grid_states_take_the_norm_per_point_over_channels():
+    """channels=C: a flat channel-fastest state [P * C] has its ratio per grid point,
+    |g(y)_p| / (|y_p| + 1e-5) over the C channels, the mean over points and times."""
+    torch.manual_seed(0)
+    f, g = nn.Linear(4, 4, bias=False).double(), nn.Linear(4, 4, bias=False).double()
+    model = Forecaster(LeadsField(f, g), T, substeps=2)
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(2, 4, 4))
+    phi = {"field.shared.weight": f.weight.detach(), "field.env.weight": torch.as_tensor(a)}
+    target = torch.as_tensor(rng.normal(size=(2, 1, 5, 4)))          # 2 points x 2 channels
+    got = leads_penalty(model, 1.0, 0.0, channels=2)(phi, target[:, :, 0], target).numpy()
+    y = target.numpy().reshape(2, -1, 4)
+    for e in range(2):
+        gy = (y[e] @ a[e].T).reshape(-1, 2)
+        yp = y[e].reshape(-1, 2)
+        ratio = np.mean((np.linalg.norm(gy, axis=1) / (np.linalg.norm(yp, axis=1)
+                                                          + EPSILON)) ** 2)
+        np.testing.assert_allclose(got[e], 2 * ratio, rtol=1e-12)
+
+
 def test_penalty_gradient_matches_finite_differences():
     model = linear_leads()
     rng = np.random.default_rng(2)

@@ -84,6 +84,7 @@ def test_gray_scott_smoke_with_the_conv_field(tmp_path):
     support and query are that trajectory, as on the LEADS grid)."""
     stdout, res = _run(tmp_path, "--system", "gray-scott")
     assert "| leads | in-domain | context |" in stdout and "| coda | new env |" in stdout
+    assert "| coda | new env | leads | g_e (f fixed) |" in stdout  # LEADS on the grid
     _check_rows(res, (("leads", ("in-domain",)), ("coda", ("in-domain", "new env"))))
     log = res["log"]
     assert log["system"] == "gray-scott" and log["family"] == "gray_scott_leads"
@@ -211,8 +212,8 @@ def test_bad_training_options_are_refused_before_any_store_is_built(tmp_path):
                           (["--teacher-forcing", "0.99"], "give K,EVERY"),
                           (["--system", "navier-stokes", "--augment", "d4"],
                            "gray-scott only"),
-                          (["--system", "gray-scott", "--steps", "leads=2"],
-                           "state norm per grid point"),
+                          (["--system", "navier-stokes", "--steps", "leads=2"],
+                           "spectral weights are not mapped"),
                           (["--system", "glycolytic", "--steps", "leads=2"],
                            "no penalty constants for glycolytic")):
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "leads_protocol.py"),
