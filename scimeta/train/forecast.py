@@ -28,6 +28,7 @@ from torch.func import functional_call, vmap
 
 from ..errors import ConfigError
 from ..nn import Forecaster
+from ._forecast_args import Params, check_data, check_model, names_of, own_params, stacked_of
 from ._teacher_forcing import check_schedule, draw_restarts, forced_rollout, restart_rate
 
 log = logging.getLogger(__name__)
@@ -38,73 +39,9 @@ OPTIMIZERS = ("adam", "sgd")
 #: (rate ``lr (1 + cos(pi k / steps)) / 2`` at update k, from lr down to 0)
 SCHEDULES = ("constant", "cosine")
 
-Params = dict[str, torch.Tensor]
 #: ``penalty(phi, y0, target) -> [E]``: a per-environment term added to the training
 #: loss (see :func:`fine_tune`)
 Penalty = Callable[[Params, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def _check_model(model: object) -> Forecaster:
-    if not isinstance(model, Forecaster):
-        raise ConfigError(f"model={type(model).__name__} is not allowed; give a "
-                          "scimeta.nn.Forecaster")
-    return model
-
-
-def _own_params(model: Forecaster, params: Mapping[str, torch.Tensor] | None) -> Params:
-    ref = dict(model.named_parameters())
-    if params is None:
-        return {k: v.detach() for k, v in ref.items()}
-    missing = sorted(set(ref) - set(params))
-    if missing:
-        raise ConfigError(f"params lacks the model parameter(s) {missing}; "
-                          f"expected keys: {sorted(ref)}")
-    return {k: params[k] for k in ref}
-
-
-def _stacked(model: Forecaster, params: Params, n_env: int) -> dict[str, bool]:
-    """Per entry: True when it carries a leading environment axis of size E."""
-    ref = dict(model.named_parameters())
-    out = {}
-    for k, v in params.items():
-        extra = v.dim() - ref[k].dim()
-        if extra not in (0, 1) or (extra == 1 and v.shape[0] != n_env) or (
-                v.shape[extra:] != ref[k].shape):
-            raise ConfigError(f"params[{k!r}] has shape {tuple(v.shape)}; expected the "
-                              f"model's {tuple(ref[k].shape)}, or stacked over the E={n_env} "
-                              "environments")
-        out[k] = extra == 1
-    return out
-
-
-def _names(model: Forecaster, arg: str, names: Sequence[str] | None,
-           default: Sequence[str]) -> list[str]:
-    known = [n for n, _ in model.named_parameters()]
-    if names is None:
-        return list(default)
-    if isinstance(names, str):
-        names = [names]
-    bad = [n for n in names if n not in known]
-    if bad:
-        raise ConfigError(f"{arg}={list(names)!r} names unknown parameter(s) {bad}; "
-                          f"allowed: {', '.join(known)}")
-    return list(names)
-
-
-def _check_data(model: Forecaster, y0: torch.Tensor,
-                target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """y0 ``[E, N, S]`` and target ``[E, N, T, S]`` (or ``[E, N, T*S]``) -> target 4-d."""
-    if y0.dim() != 3:
-        raise ConfigError(f"y0 must be [E, N, S] (environments, trajectories, state), "
-                          f"got shape {tuple(y0.shape)}")
-    e, n, s = y0.shape
-    t = model.t.shape[0]
-    if target.dim() == 3 and target.shape == (e, n, t * s):
-        target = target.reshape(e, n, t, s)
-    if target.shape != (e, n, t, s):
-        raise ConfigError(f"target must be [E, N, T, S] = {[e, n, t, s]} or [E, N, T*S] "
-                          f"(T = {t} times of the model's grid), got {list(target.shape)}")
-    return y0, target
 
 
 def _rollout(model: Forecaster, params: Params, stacked: Mapping[str, bool],
@@ -136,11 +73,11 @@ def forecast_mse(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         the mean over the T times and S states of the squared error of the rollout
         from ``y0`` (state units squared), per environment and trajectory.
     """
-    model = _check_model(model)
-    y0, target = _check_data(model, y0, target)
-    p = _own_params(model, params)
+    model = check_model(model)
+    y0, target = check_data(model, y0, target)
+    p = own_params(model, params)
     with torch.no_grad():
-        pred = _rollout(model, p, _stacked(model, p, y0.shape[0]), y0)
+        pred = _rollout(model, p, stacked_of(model, p, y0.shape[0]), y0)
     return (pred - target).pow(2).mean(dim=(-2, -1))
 
 
@@ -240,8 +177,8 @@ def fine_tune_validated(model: Forecaster, params: Mapping[str, torch.Tensor] | 
     """
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ConfigError(f"every={every!r} is not allowed; it must be an int >= 1")
-    model = _check_model(model)
-    val_y0, val_target = _check_data(model, val_y0, val_target)
+    model = check_model(model)
+    val_y0, val_target = check_data(model, val_y0, val_target)
     if val_y0.shape[0] != torch.as_tensor(y0).shape[0]:
         raise ConfigError(f"val_y0 has {val_y0.shape[0]} environments; y0 has "
                           f"{torch.as_tensor(y0).shape[0]}")
@@ -253,7 +190,7 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
          batch=None, seed=0, schedule="constant", teacher_forcing=None, penalty=None,
          val=None) -> ValidatedFit:
     """The update loop of :func:`fine_tune` (``val``: validation data and interval)."""
-    model = _check_model(model)
+    model = check_model(model)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ConfigError(f"steps={steps!r} is not allowed; it must be an int >= 0")
     if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
@@ -268,16 +205,16 @@ def _fit(model, params, y0, target, steps, lr, optimizer="adam", names=None, sha
     if penalty is not None and not callable(penalty):
         raise ConfigError(f"penalty={penalty!r} is not allowed; give None or a callable "
                           "penalty(phi, y0, target) -> [E]")
-    y0, target = _check_data(model, y0, target)
+    y0, target = check_data(model, y0, target)
     n_env, n_traj = y0.shape[:2]
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
                               or not 1 <= batch <= n_traj):
         raise ConfigError(f"batch={batch!r} is not allowed; it must be None or an int in "
                           f"[1, {n_traj}] (the support trajectories per environment)")
-    start = _own_params(model, params)
-    stacked = _stacked(model, start, n_env)
-    joint = _names(model, "shared", shared, ())
-    own = _names(model, "names", names, [k for k in start if k not in joint])
+    start = own_params(model, params)
+    stacked = stacked_of(model, start, n_env)
+    joint = names_of(model, "shared", shared, ())
+    own = names_of(model, "names", names, [k for k in start if k not in joint])
     both = sorted(set(own) & set(joint))
     if both:
         raise ConfigError(f"names and shared both hold {both}; a parameter is adapted per "
