@@ -26,9 +26,10 @@ the flat grid layout is channel-fastest (:class:`~scimeta.nn.ConvVectorField`).
 mean, so :func:`leads_penalty` returns ``E * lambda_inv * Omega_e`` per environment:
 the same objective up to the factor E. One departure: LEADS estimates sigma_max by 5
 power iterations per update on persisted vectors, which converge to it over
-training; here it is exact (``torch.linalg.matrix_norm(ord=2)``). The Fourier
-field's spectral weights (real/imaginary pairs in two corner blocks) are not mapped
-to LEADS's complex matrices, so Navier-Stokes is refused (:func:`check_supported`).
+training; here it is exact (``torch.linalg.matrix_norm(ord=2)``). A Fourier field's
+spectral weight ``[2, in, out, m1, m2, 2]`` (two corner blocks, real/imaginary pairs;
+:class:`~scimeta.nn.FourierVectorField`) counts as LEADS's two complex matrices
+``weights1``, ``weights2`` viewed ``[in, out * m1 * m2]``, one sigma^2 each.
 
 LEADS's constants (``train_leads.py``): Lotka-Volterra lambda_inv = 1/5e3,
 factor_lip = 1e-2; Gray-Scott 1/1e3, 1e-2; Navier-Stokes 1/1e5, 1e-4.
@@ -64,13 +65,8 @@ class LeadsField(torch.nn.Module):
         return self.shared(y) + self.env(y)
 
 
-def check_supported(size: dict, family: str) -> None:
-    """Refuse, naming the reason, what this module does not reproduce: the Fourier
-    field (module docstring) and families LEADS gives no constants for."""
-    if size.get("field", "mlp") == "fno":
-        raise SystemExit("--steps leads=N: the Fourier field's spectral weights are not "
-                         "mapped to LEADS's complex matrices for its spectral-norm "
-                         "penalty; LEADS runs here on lotka-volterra and gray-scott")
+def check_supported(family: str) -> None:
+    """Refuse, naming the reason, a family LEADS gives no constants for."""
     if family not in CONSTANTS:
         raise SystemExit(f"--steps leads=N: LEADS gives no penalty constants for {family} "
                          f"(it has them for {', '.join(sorted(CONSTANTS))})")
@@ -97,6 +93,17 @@ def silent_env(model: Forecaster, params: dict[str, torch.Tensor], n_env: int
     return out
 
 
+def spectral_sq(name: str, w: torch.Tensor) -> torch.Tensor:
+    """sum of sigma_max^2 over the matrices of the stacked weight ``w`` ``[E, ...]``
+    (module docstring), ``[E]``."""
+    n_env = w.shape[0]
+    if ".spectral." in name and w.dim() == 7 and w.shape[1] == 2 and w.shape[-1] == 2:
+        wc = torch.view_as_complex(w.contiguous())              # [E, 2, in, out, m1, m2]
+        mats = wc.reshape(n_env, 2, wc.shape[2], -1)
+        return torch.linalg.matrix_norm(mats, ord=2).pow(2).sum(dim=1)
+    return torch.linalg.matrix_norm(w.reshape(n_env, w.shape[1], -1), ord=2).pow(2)
+
+
 def leads_penalty(model: Forecaster, lambda_inv: float, factor_lip: float,
                   channels: int | None = None) -> Penalty:
     """LEADS's penalty per environment, scaled for ``fine_tune``'s summed loss:
@@ -113,8 +120,7 @@ def leads_penalty(model: Forecaster, lambda_inv: float, factor_lip: float,
     def penalty(phi: dict[str, torch.Tensor], y0: torch.Tensor,
                 target: torch.Tensor) -> torch.Tensor:
         n_env = target.shape[0]
-        spectral = sum(torch.linalg.matrix_norm(phi[n].reshape(n_env, phi[n].shape[1], -1),
-                                                ord=2).pow(2) for n in weights)
+        spectral = sum(spectral_sq(n, phi[n]) for n in weights)
         states = target.reshape(n_env, -1, target.shape[-1])            # [E, b*T, S]
         g = vmap(g_of)({n[len(PREFIX):]: phi[n] for n in names}, states)
         c = states.shape[-1] if channels is None else channels

@@ -32,8 +32,8 @@ Protocol (docs/protocols.md, "LEADS / CoDA new-environment forecasting"):
    trajectory, score the forecast of others; on the LEADS grid, whose environments
    hold one training trajectory, support = query) and ``context`` (the network takes
    a learned per-environment context vector as input, CAVIA/CoDA-style; a new
-   environment fits its context only) and, for Lotka-Volterra and Gray-Scott
-   (``--steps leads=N``, 0 to skip), ``leads``: LEADS's own method, a shared f plus one
+   environment fits its context only) and, with ``--steps leads=N`` (on by default for
+   Lotka-Volterra and Gray-Scott), ``leads``: LEADS's own method, a shared f plus one
    penalised field g_e per environment (``_leads_decomposition``); a new environment
    fits a fresh g_e (starting at 0) with f fixed.
 3. For each environment, fine-tune the init with Adam on the environment's support
@@ -126,7 +126,7 @@ _NS = {  # full: LEADS trains 120 000 epochs (4 updates each) on a GPU; joint an
     "full": dict(_NS_NET, joint=6000, context=6000, maml=20, tune=50, val=2, every=100),
     "quick": dict(_NS_NET, joint=600, context=600, maml=4, tune=10, val=2, every=100),
     "smoke": dict(_NS_NET, fno=dict(modes=(2, 2), width=2, head=4), joint=2, context=2,
-                  maml=1, tune=1, val=1, every=1, batch=1),
+                  maml=1, tune=1, val=1, every=1, batch=1, leads=2),
 }
 #: per system: family, title, grids -> dataset folder, sizes, smoke training tasks (one
 #: count, or one per grid),
@@ -228,7 +228,7 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
                              "tune, substeps, batch, val, every, leads")
         size[key] = int(value)
     if size.get("leads"):  # checked here, before any store is built
-        check_supported(size, SYSTEMS[args.system]["family"])
+        check_supported(SYSTEMS[args.system]["family"])
     return size
 
 

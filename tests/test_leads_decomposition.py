@@ -17,7 +17,14 @@ from scimeta.train.forecast import fine_tune, forecast_mse
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 try:
-    from _leads_decomposition import EPSILON, LeadsField, env_names, leads_penalty, silent_env
+    from _leads_decomposition import (
+        EPSILON,
+        LeadsField,
+        env_names,
+        leads_penalty,
+        silent_env,
+        spectral_sq,
+    )
 finally:
     sys.path.remove(str(ROOT / "bench"))
 
@@ -112,3 +119,24 @@ def test_silent_env_forecasts_as_f_alone_and_fine_tune_moves_g_only():
     assert torch.equal(phi["field.shared.weight"], p["field.shared.weight"])
     assert (phi["field.env.weight"] != 0).all()
     assert not torch.equal(phi["field.env.weight"][0], phi["field.env.weight"][1])
+
+
+def test_fourier_spectral_weights_count_as_leads_complex_matrices():
+    """A spectral weight [2, in, out, m1, m2, 2] is LEADS's weights1 and weights2, each
+    the complex matrix [in, out*m1*m2]: sigma_max^2 of both, summed (numpy's SVD); a
+    convolution's [out, in, k, k] is the matrix [out, in*k*k]."""
+    from scimeta.nn import FourierVectorField
+
+    g = FourierVectorField(1, (8, 8), modes=(2, 2), width=3).double()
+    w = torch.stack([p.detach() for p in (g.spectral[0].weight, g.spectral[1].weight)])
+    got = spectral_sq("field.env.spectral.0.weight", w).numpy()          # E = 2
+    for e in range(2):
+        a = w[e].numpy()
+        want = sum(np.linalg.svd((a[k, ..., 0] + 1j * a[k, ..., 1]).reshape(3, -1),
+                                 compute_uv=False)[0] ** 2 for k in range(2))
+        np.testing.assert_allclose(got[e], want, rtol=1e-12)
+    conv = torch.as_tensor(np.random.default_rng(4).normal(size=(2, 5, 3, 3, 3)))
+    got = spectral_sq("field.env.net.0.weight", conv).numpy()
+    for e in range(2):
+        want = np.linalg.svd(conv[e].numpy().reshape(5, -1), compute_uv=False)[0] ** 2
+        np.testing.assert_allclose(got[e], want, rtol=1e-12)
