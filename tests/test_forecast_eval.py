@@ -36,12 +36,7 @@ def linear_model(omega: float, substeps: int = 8) -> Forecaster:
     return Forecaster(lin, T, substeps=substeps)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: per-op overhead
 
 
 def test_rollout_mse_matches_closed_form():

@@ -20,13 +20,7 @@ from scimeta.problems.lotka_volterra import CODA_ADAPT_BETA_DELTA, CODA_TRAIN_BE
 LV = problems.get("lotka_volterra")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny graphs are all per-op overhead; two threads on a busy 2-core box are ~15x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: per-op overhead
 
 
 @pytest.fixture(scope="module")

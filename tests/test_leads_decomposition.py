@@ -37,12 +37,7 @@ def linear_leads(seed: int = 0) -> Forecaster:
     return Forecaster(LeadsField(f, g), T, substeps=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny graphs: per-op overhead
 
 
 def test_penalty_is_the_closed_form_for_a_linear_g():
