@@ -54,7 +54,7 @@ Usage::
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/gs --system gray-scott --quick
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/ns --system navier-stokes
     OMP_NUM_THREADS=1 python bench/leads_protocol.py --out /tmp/ns --system navier-stokes \
-        --grids leads --smoke --workers 2   # ~35 s on 2 cores, most of it the data
+        --grids leads --smoke --workers 2   # ~40 s on 2 cores, most of it the data
 
 ``--workers N`` generates the stores with N processes (the data do not depend on it).
 

@@ -125,7 +125,7 @@ def test_navier_stokes_smoke_with_the_fourier_field(tmp_path):
     per environment): the FNO field on omega alone, Euler steps, mini-batches of 1,
     joint and context trained on one trajectory and kept by validation on the other;
     adapts on every training trajectory of an environment, MAML on one and forecasts
-    the other. ~35 s on 2 cores: 16 tasks, each warmed up for 28.5 time units on 64^2
+    the other. ~40 s on 2 cores: 16 tasks, each warmed up for 28.5 time units on 64^2
     points, solved by 2 worker processes (~60 s with one)."""
     stdout, res = _run(tmp_path, "--system", "navier-stokes", "--grids", "leads",
                        "--workers", "2")
