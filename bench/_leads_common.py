@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import torch
 from _leads_decomposition import CONSTANTS as LEADS_CONSTANTS
-from _leads_decomposition import LeadsField, env_names, leads_penalty, silent_env
+from _leads_decomposition import LeadsField, env_names, env_start, leads_penalty, silent_env
 from _leads_gray_scott import FAMILY as GRAY_SCOTT
 from _leads_gray_scott import GrayScottGridField
 from _leads_gray_scott import published_solver_error as gray_scott_solver_error
@@ -262,24 +262,6 @@ ADAPTED = {"random": "all", "joint": "all", "maml": "all", "context": "context",
            "leads": "g_e (f fixed)"}
 
 
-def leads_start(train: EnvironmentReader, size: dict, seed: int
-                ) -> tuple[Forecaster, dict[str, torch.Tensor], list[str]]:
-    """LEADS's model (``_leads_decomposition``) and its start: f from ``seed``, each
-    environment's g from its own draw (seeds ``seed + 1 + e``), stacked ``[E, ...]``;
-    returns (model, start, g's names); ``leads_protocol.sizes`` has checked that
-    the system is supported (``_leads_decomposition.check_supported``)."""
-    model = make_model(train, size, seed, leads=True)
-    env = env_names(model)
-    start = {k: v.detach() for k, v in model.named_parameters()}
-    draws = []
-    for e in range(len(train)):
-        torch.manual_seed(seed + 1 + e)
-        g = make_field(train, size)
-        draws.append({f"field.env.{k}": v.detach() for k, v in g.named_parameters()})
-    start.update({k: torch.stack([d[k] for d in draws]) for k in env})
-    return model, start, env
-
-
 def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentReader,
              maml_sample: Callable[[np.random.Generator], TaskBatch], size: dict,
              args: Any, log: dict, family: str) -> list[dict]:
@@ -319,7 +301,10 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
     penalties = {}
     if size.get("leads"):
         t0 = time.perf_counter()
-        leads_model, start, env = leads_start(train, size, args.seed)
+        leads_model = make_model(train, size, args.seed, leads=True)
+        env = env_names(leads_model)
+        start = env_start(leads_model, lambda: make_field(train, size), len(train),
+                          args.seed)
         penalties["leads"] = leads_penalty(leads_model, *LEADS_CONSTANTS[family],
                                            channels=size.get("channels"))
         leads = fit("leads", leads_model, start, size["leads"], args.lr, names=env,

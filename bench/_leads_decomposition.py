@@ -37,6 +37,8 @@ factor_lip = 1e-2; Gray-Scott 1/1e3, 1e-2; Navier-Stokes 1/1e5, 1e-4.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.func import functional_call, vmap
 
@@ -73,8 +75,24 @@ def check_supported(family: str) -> None:
 
 
 def env_names(model: Forecaster) -> list[str]:
-    """The names of g's parameters in ``model`` (a Forecaster of a LeadsField)."""
+    """The names of g's parameters in ``model`` (a Forecaster of a LeadsField); the
+    leads_protocol script checks the system first (:func:`check_supported`)."""
     return [k for k, _ in model.named_parameters() if k.startswith(PREFIX)]
+
+
+def env_start(model: Forecaster, make_env: Callable[[], torch.nn.Module], n_env: int,
+              seed: int) -> dict[str, torch.Tensor]:
+    """The model's parameters (detached) with g stacked ``[n_env, ...]``: environment
+    e's g is ``make_env()`` drawn after ``torch.manual_seed(seed + 1 + e)`` (LEADS
+    initialises each g_e on its own)."""
+    start = {k: v.detach() for k, v in model.named_parameters()}
+    draws = []
+    for e in range(n_env):
+        torch.manual_seed(seed + 1 + e)
+        draws.append(dict(make_env().named_parameters()))
+    for name in env_names(model):
+        start[name] = torch.stack([d[name[len(PREFIX):]].detach() for d in draws])
+    return start
 
 
 def silent_env(model: Forecaster, params: dict[str, torch.Tensor], n_env: int

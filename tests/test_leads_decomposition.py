@@ -21,6 +21,7 @@ try:
         EPSILON,
         LeadsField,
         env_names,
+        env_start,
         leads_penalty,
         silent_env,
         spectral_sq,
@@ -135,3 +136,19 @@ def test_fourier_spectral_weights_count_as_leads_complex_matrices():
     for e in range(2):
         want = np.linalg.svd(conv[e].numpy().reshape(5, -1), compute_uv=False)[0] ** 2
         np.testing.assert_allclose(got[e], want, rtol=1e-12)
+
+
+def test_env_start_draws_each_environment_its_own_g():
+    """g of environment e is make_env() after manual_seed(seed + 1 + e); f is the
+    model's own."""
+    model = linear_leads()
+
+    def make():
+        return nn.Linear(2, 2, bias=False).double()
+
+    start = env_start(model, make, 3, seed=5)
+    for e in range(3):
+        torch.manual_seed(5 + 1 + e)
+        assert torch.equal(start["field.env.weight"][e], make().weight.detach())
+    assert torch.equal(start["field.shared.weight"], model.field.shared.weight.detach())
+    assert not torch.equal(start["field.env.weight"][0], start["field.env.weight"][1])
