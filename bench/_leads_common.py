@@ -45,9 +45,8 @@ def build(name: str, out: Path, smoke: bool, preset: str = "accurate",
     ``out/data/<name>``, others to ``out/data/<name>-<preset>``). With ``smoke`` the
     test splits keep 2 trajectories per environment and ``train`` keeps
     ``smoke_train`` tasks (when given). A reused store must carry ``preset``.
-    ``workers`` processes solve each store, in units of at most ``ceil(tasks /
-    workers)`` tasks (and the family's preferred batch) so that a small store is shared
-    too; the stored data do not depend on it (every task is drawn from its own seed).
+    ``workers`` processes solve each store (``generate`` shares even a small store
+    among them); the stored data do not depend on it.
     """
     cfg = dataset_manifest.load_config(REPO / "datasets" / name)
     folder = out / "data" / (name if preset == "accurate" else f"{name}-{preset}")
@@ -61,9 +60,7 @@ def build(name: str, out: Path, smoke: bool, preset: str = "accurate",
         path = folder / f"{split}.h5"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            preferred = getattr(gc.resolve()[0], "preferred_batch", 8) or 8
-            unit = min(preferred, -(-gc.tasks // workers)) if workers > 1 else None
-            generate(gc, path, workers=workers, unit_size=unit)
+            generate(gc, path, workers=workers)
         if store_preset(path) != preset:
             raise SystemExit(f"{path} holds solver_preset {store_preset(path)!r}, not "
                              f"{preset!r}; remove it")

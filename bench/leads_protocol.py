@@ -197,7 +197,15 @@ def parse() -> argparse.Namespace:
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
                     "every grid of the system; glycolytic has coda only)")
-    return ap.parse_args()
+    args = ap.parse_args()
+    if args.workers < 1:
+        ap.error(f"--workers {args.workers}: give an int >= 1")
+    return args
+
+
+#: the sizes ``--steps`` may override
+STEP_KEYS = ("joint", "context", "maml", "tune", "substeps", "batch", "val", "every",
+             "leads")
 
 
 def sizes(args: argparse.Namespace, level: str) -> dict:
@@ -222,10 +230,8 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
         size["hidden"] = tuple(int(w) for w in args.hidden.split(","))
     for item in filter(None, args.steps.split(",")):
         key, _, value = item.partition("=")
-        if key not in ("joint", "context", "maml", "tune", "substeps", "batch", "val",
-                       "every", "leads"):
-            raise SystemExit(f"--steps: unknown size {key!r}; use joint, context, maml, "
-                             "tune, substeps, batch, val, every, leads")
+        if key not in STEP_KEYS:
+            raise SystemExit(f"--steps: unknown size {key!r}; use {', '.join(STEP_KEYS)}")
         size[key] = int(value)
     if size.get("leads"):  # checked here, before any store is built
         check_supported(SYSTEMS[args.system]["family"])

@@ -214,7 +214,10 @@ def test_bad_training_options_are_refused_before_any_store_is_built(tmp_path):
                           (["--system", "navier-stokes", "--augment", "d4"],
                            "gray-scott only"),
                           (["--system", "glycolytic", "--steps", "leads=2"],
-                           "no penalty constants for glycolytic")):
+                           "no penalty constants for glycolytic"),
+                          (["--workers", "0"], "--workers 0: give an int >= 1"),
+                          (["--steps", "epochs=3"], "unknown size 'epochs'; use joint, "
+                                                    "context, maml, tune, substeps")):
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "leads_protocol.py"),
                               "--out", str(tmp_path / "o"), "--smoke", *extra],
                              capture_output=True, text=True, timeout=120)

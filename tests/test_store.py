@@ -65,6 +65,23 @@ def test_one_and_two_workers_write_identical_data(tmp_path):
             np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
 
 
+def test_workers_share_a_small_store_by_default(tmp_path, caplog):
+    """Without unit_size, units hold at most ceil(tasks / workers) tasks (the family's
+    preferred batch, 8, would leave 6 tasks in one unit and one worker idle); the data
+    equal a one-worker run's."""
+    cfg = GenerationConfig("oscillator", "train", tasks=6, seed=2, support=4, query=8)
+    with caplog.at_level("INFO", logger="scimeta.data.generate"):
+        b = generate(cfg, tmp_path / "b.h5", workers=2)
+    assert "6 of 6 tasks to solve with 2 worker(s) in 2 unit(s)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("INFO", logger="scimeta.data.generate"):
+        a = generate(cfg, tmp_path / "a.h5", workers=1)
+    assert "with 1 worker(s) in 1 unit(s)" in caplog.text
+    with h5py.File(a) as fa, h5py.File(b) as fb:
+        for name in ("u", "params", "seed", "status", "support_idx", "query_idx"):
+            np.testing.assert_array_equal(fa[name][:], fb[name][:], err_msg=name)
+
+
 def test_layout_chunks_one_task_compressed_and_dimension_scales(osc_store):
     with h5py.File(osc_store) as f:
         u = f["u"]

@@ -84,11 +84,13 @@ def generate(
     """Generate a task store at ``out`` and return its path.
 
     ``workers`` processes solve units of ``unit_size`` tasks (default: the family's
-    ``preferred_batch`` or 8); ``resume`` continues ``<out>.partial`` of the same
-    config (or an incomplete ``out``); ``overwrite`` replaces an existing file once
-    the new one is complete. The output is locked for the whole run (a second writer
-    is refused with the first one's PID). Before any work, the store's size (an upper
-    bound) is checked against the free space, the file-size limit and the memory;
+    ``preferred_batch`` or 8, and with several workers at most ``ceil(tasks /
+    workers)``, so that a small store is shared among them too); ``resume`` continues
+    ``<out>.partial`` of the same config (or an incomplete ``out``); ``overwrite``
+    replaces an existing file once the new one is complete. The output is locked for
+    the whole run (a second writer is refused with the first one's PID). Before any
+    work, the store's size (an upper bound) is checked against the free space, the
+    file-size limit and the memory;
     ``skip_space_check=True`` skips that check (the run still stops cleanly, resumable,
     before a write that could not fit). ``shard=(I, N)`` solves only shard I's block
     of tasks into ``<out stem>.shard-I-of-N.h5`` (see :mod:`.shards`), with the
@@ -136,11 +138,13 @@ def generate(
             todo = todo[(todo >= span[0]) & (todo < span[1])]
         if resuming and not skip_space_check:
             _check_space(config, family, time, partial, len(todo))
-        log.info("%s: %d of %d tasks to solve with %d worker(s)", partial, len(todo),
-                 config.tasks, workers)
         per_unit = int(unit_size or getattr(family, "preferred_batch", 8) or 8)
+        if unit_size is None and workers > 1:  # every worker gets a share of a small store
+            per_unit = max(1, min(per_unit, -(-len(todo) // workers)))
         units = [Unit(todo[i:i + per_unit], seeds[todo[i:i + per_unit]])
                  for i in range(0, len(todo), per_unit)]
+        log.info("%s: %d of %d tasks to solve with %d worker(s) in %d unit(s)", partial,
+                 len(todo), config.tasks, workers, len(units))
         args = (family, regime, time, config.sampling, config.support, config.query,
                 config.dtype, config.solver_preset)
         show = sys.stderr.isatty() if progress is None else progress

@@ -48,7 +48,7 @@ def stacked_of(model: Forecaster, params: Params, n_env: int) -> dict[str, bool]
 
 
 def names_of(model: Forecaster, arg: str, names: Sequence[str] | None,
-           default: Sequence[str]) -> list[str]:
+             default: Sequence[str]) -> list[str]:
     known = [n for n, _ in model.named_parameters()]
     if names is None:
         return list(default)
@@ -62,7 +62,7 @@ def names_of(model: Forecaster, arg: str, names: Sequence[str] | None,
 
 
 def check_data(model: Forecaster, y0: torch.Tensor,
-                target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+               target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """y0 ``[E, N, S]`` and target ``[E, N, T, S]`` (or ``[E, N, T*S]``) -> target 4-d."""
     if y0.dim() != 3:
         raise ConfigError(f"y0 must be [E, N, S] (environments, trajectories, state), "
