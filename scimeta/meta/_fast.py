@@ -25,6 +25,7 @@ from torch import nn
 from ..batch import TaskBatch
 from ..typing import Params
 from ._hand_loop import chunked_mean, inner_states, unroll
+from ._layouts import outer
 from ._update import InnerLoop
 
 if TYPE_CHECKING:
@@ -222,9 +223,8 @@ class SequentialPlan:
         (:meth:`finish_first`)."""
         lay = self.layers[i]
         if only is None or lay.weight in only:
-            gw = torch.bmm(dz.mT, rows)
-            g[lay.weight] = gw if streams is None else torch.baddbmm(gw, streams[0].mT,
-                                                                       streams[1])
+            gw = outer(dz, rows)
+            g[lay.weight] = gw if streams is None else gw + outer(*streams)
         if self._wants_sum(i, only):
             dsum = dz.sum(-2)
             if lay.bias is not None and (only is None or lay.bias in only):
