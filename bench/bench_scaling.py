@@ -4,7 +4,9 @@
 
 Trains the unforced oscillator (MLP 1-64-64-2 tanh, second-order MAML, 5 inner steps,
 K = 10, Q = 100) with one process and with ``--ranks`` processes under ``torchrun``
-(each rank one thread), alternating, ``--repeats`` times each. The rate is read from
+(each rank one thread), alternating, ``--repeats`` times each; the multi-rank runs
+once per ``--wait`` mode (``SCIMETA_DIST_WAIT``: ranks poll the pending all-reduce,
+or block in it), so the modes see the same machine. The rate is read from
 the run's own metrics.csv (rank 0 logs the wall seconds every ``--log-every``
 iterations): meta-iterations per second between the first logged row (warm-up and
 start-up excluded) and the last, so interpreter start-up, store loading and the
@@ -74,6 +76,9 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--wait", default="poll,block",
+                    help="SCIMETA_DIST_WAIT modes of the multi-rank runs, alternated in "
+                         "each repeat (comma-separated: poll, block)")
     ap.add_argument("--gen-family", default="lotka_volterra")
     ap.add_argument("--gen-tasks", type=int, default=200)
     args = ap.parse_args()
@@ -86,20 +91,23 @@ def main() -> None:
         d = Path(tmp)
         generate(GenerationConfig("oscillator", "unforced-train", tasks=200, seed=0),
                  d / "train.h5")
-        speed: dict[int | str, list[float]] = {1: [], args.ranks: [], "free": []}
+        modes = args.wait.split(",")
+        speed: dict[str, list[float]] = {"1": [], "free": [], **{m: [] for m in modes}}
         for rep in range(args.repeats):
             speed["free"].append(side_by_side(d, scimeta, env, args, rep))
-            for ranks in (1, args.ranks):
-                cfg = d / f"r{ranks}.toml"
-                cfg.write_text(CONFIG.format(store=d / "train.h5", batch=args.meta_batch,
-                                             iterations=args.iterations,
-                                             log_every=args.log_every))
-                run = d / f"run-{ranks}-{rep}"
-                cmd = ([scimeta, "train", str(cfg), "--run-dir", str(run)] if ranks == 1
-                       else [torchrun, "--standalone", f"--nproc-per-node={ranks}",
+            cfg = d / "run.toml"
+            cfg.write_text(CONFIG.format(store=d / "train.h5", batch=args.meta_batch,
+                                         iterations=args.iterations,
+                                         log_every=args.log_every))
+            for key in ("1", *modes):
+                run = d / f"run-{key}-{rep}"
+                cmd = ([scimeta, "train", str(cfg), "--run-dir", str(run)] if key == "1"
+                       else [torchrun, "--standalone", f"--nproc-per-node={args.ranks}",
                              "--no-python", scimeta, "train", str(cfg), "--run-dir", str(run)])
-                subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-                speed[ranks].append(steady_rate(run / "metrics.csv"))
+                subprocess.run(cmd, check=True, env={**env, "SCIMETA_DIST_WAIT": modes[0]
+                                                     if key == "1" else key},
+                               stdout=subprocess.DEVNULL)
+                speed[key].append(steady_rate(run / "metrics.csv"))
         gen = generation(d, scimeta, env, args)
         latency = subprocess.run(
             [torchrun, "--standalone", f"--nproc-per-node={args.ranks}",
@@ -107,19 +115,24 @@ def main() -> None:
             check=True, env=env, capture_output=True, text=True).stdout
     print(f"meta-batch {args.meta_batch}, {args.iterations} iterations (rate after the "
           f"first {args.log_every}), oscillator, MLP 1-64-64-2 tanh, second-order MAML")
-    print(f"| run | 1 rank it/s | {args.ranks} ranks it/s | speed-up | scaling efficiency "
-          f"| ceiling: {args.ranks} independent runs of B/{args.ranks} |")
-    print("|---|---|---|---|---|---|")
-    eff, ceil = [], []
-    rows = zip(speed[1], speed[args.ranks], speed["free"], strict=True)
-    for rep, (s1, sn, sf) in enumerate(rows):
-        eff.append(sn / s1 / args.ranks)
-        ceil.append(sf / s1 / args.ranks)
-        print(f"| {rep + 1} | {s1:.2f} | {sn:.2f} | {sn / s1:.2f} | {100 * eff[-1]:.0f} % "
-              f"| {100 * ceil[-1]:.0f} % |")
-    print(f"| median | {statistics.median(speed[1]):.2f} | "
-          f"{statistics.median(speed[args.ranks]):.2f} | | "
-          f"**{100 * statistics.median(eff):.0f} %** | {100 * statistics.median(ceil):.0f} % |")
+    head = " | ".join(f"{args.ranks} ranks, {m}: it/s, efficiency" for m in modes)
+    print(f"| run | 1 rank it/s | {head} | ceiling: {args.ranks} independent runs of "
+          f"B/{args.ranks} |")
+    print("|---" * (3 + len(modes)) + "|")
+    eff: dict[str, list[float]] = {m: [] for m in modes}
+    ceil = []
+    for rep in range(args.repeats):
+        s1 = speed["1"][rep]
+        cells = []
+        for m in modes:
+            eff[m].append(speed[m][rep] / s1 / args.ranks)
+            cells.append(f"{speed[m][rep]:.2f}, {100 * eff[m][-1]:.0f} %")
+        ceil.append(speed["free"][rep] / s1 / args.ranks)
+        print(f"| {rep + 1} | {s1:.2f} | {' | '.join(cells)} | {100 * ceil[-1]:.0f} % |")
+    med = " | ".join(f"{statistics.median(speed[m]):.2f}, "
+                     f"**{100 * statistics.median(eff[m]):.0f} %**" for m in modes)
+    print(f"| median | {statistics.median(speed['1']):.2f} | {med} | "
+          f"{100 * statistics.median(ceil):.0f} % |")
     print(f"\n{latency.strip()}")
     print(f"\ngeneration: {args.gen_tasks} tasks of {args.gen_family} (regime train)")
     print("| processes | wall s (incl. merge) | tasks/s | speed-up |")

@@ -30,6 +30,7 @@ from scimeta.runtime.dist_env import (
     expand_hostlist,
     first_host,
     timeout_seconds,
+    wait_mode,
 )
 from scimeta.train.distributed import allreduce_mean, shard
 
@@ -45,10 +46,10 @@ def setup():
     return MAML(model, 0.1, 2), b
 
 
-def _worker(rank: int, world: int, port: int, out: str) -> None:
+def _worker(rank: int, world: int, port: int, out: str, wait: str = "poll") -> None:
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), SCIMETA_DIST_WAIT=wait)
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
         learner, b = setup()
@@ -72,9 +73,12 @@ def free_port() -> int:
 
 
 @pytest.mark.distributed
-def test_two_ranks_equal_one_process(tmp_path):
+@pytest.mark.parametrize("wait", ["poll", "block"])
+def test_two_ranks_equal_one_process(tmp_path, wait):
+    """Either way of waiting for the all-reduce (SCIMETA_DIST_WAIT) gives the
+    one-process meta-gradient."""
     out = str(tmp_path / "grads.pt")
-    mp.spawn(_worker, args=(2, free_port(), out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, free_port(), out, wait), nprocs=2, join=True)
     learner, b = setup()
     _, want = learner.meta_gradient(learner.init_params(), b)
     got = torch.load(out, weights_only=True)
@@ -265,6 +269,9 @@ def test_detect_errors_name_the_variable():
         timeout_seconds({"SCIMETA_DIST_TIMEOUT": "0"})
     assert timeout_seconds({"SCIMETA_DIST_TIMEOUT": "12.5"}) == 12.5
     assert timeout_seconds({}) == DEFAULT_TIMEOUT
+    with pytest.raises(ConfigError, match=r"SCIMETA_DIST_WAIT='spin'.*'poll' or 'block'"):
+        wait_mode({"SCIMETA_DIST_WAIT": "spin"})
+    assert wait_mode({}) == "poll" and wait_mode({"SCIMETA_DIST_WAIT": "block"}) == "block"
 
 
 SLOW_STEPS = """

@@ -179,6 +179,17 @@ def timeout_seconds(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
+def wait_mode(environ: Mapping[str, str] | None = None) -> str:
+    """How a rank waits for a CPU (gloo) all-reduce: ``SCIMETA_DIST_WAIT``, ``"poll"``
+    (default: poll the pending work, yielding the core between polls) or ``"block"``
+    (sleep in the collective until it completes)."""
+    env = os.environ if environ is None else environ
+    raw = env.get("SCIMETA_DIST_WAIT", "poll")
+    if raw not in ("poll", "block"):
+        raise ConfigError(f"SCIMETA_DIST_WAIT={raw!r} is not allowed; use 'poll' or 'block'")
+    return raw
+
+
 def local_device(env: DistEnv, device: torch.device) -> torch.device:
     """``device`` made rank-local: under several ranks, plain ``cuda`` becomes
     ``cuda:<local_rank mod GPUs>`` (an explicit ``cuda:N`` is kept)."""
