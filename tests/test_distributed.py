@@ -29,6 +29,7 @@ from scimeta.runtime.dist_env import (
     detect,
     expand_hostlist,
     first_host,
+    process_group,
     timeout_seconds,
     wait_mode,
 )
@@ -272,6 +273,19 @@ def test_detect_errors_name_the_variable():
     with pytest.raises(ConfigError, match=r"SCIMETA_DIST_WAIT='spin'.*'poll' or 'block'"):
         wait_mode({"SCIMETA_DIST_WAIT": "spin"})
     assert wait_mode({}) == "poll" and wait_mode({"SCIMETA_DIST_WAIT": "block"}) == "block"
+
+
+def test_bad_wait_mode_stops_before_the_process_group(monkeypatch):
+    """Refused at start-up, not at the first all-reduce: no group is ever joined (a
+    group at this unused port would otherwise wait for its second rank)."""
+    import torch.distributed as dist
+
+    monkeypatch.setenv("SCIMETA_DIST_WAIT", "spin")
+    env = DistEnv(rank=0, world_size=2, master_port=free_port(), launcher="torchrun")
+    with pytest.raises(ConfigError, match="SCIMETA_DIST_WAIT='spin'"):
+        with process_group(torch.device("cpu"), env, timeout=5.0):
+            pass
+    assert not dist.is_initialized()
 
 
 SLOW_STEPS = """

@@ -222,6 +222,7 @@ def process_group(device: torch.device, env: DistEnv | None = None,
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     seconds = timeout_seconds() if timeout is None else timeout
+    wait_mode()  # a bad SCIMETA_DIST_WAIT stops here, before any step is taken
     try:
         dist.init_process_group(
             backend, init_method=f"tcp://{env.master_addr}:{env.master_port}",
