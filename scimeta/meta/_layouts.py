@@ -53,7 +53,7 @@ class _Outer(torch.autograd.Function):
 
 
 class _OuterEager(torch.autograd.Function):
-    """:class:`_Outer` in the classic form: a third of its call overhead (~10 µs
+    """:class:`_Outer` in the classic form: about a third of its call overhead (6-10 µs
     against ~25 µs per call on CPU), outside ``torch.func`` transforms only."""
 
     @staticmethod
