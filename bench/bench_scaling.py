@@ -104,9 +104,8 @@ def main() -> None:
                 cmd = ([scimeta, "train", str(cfg), "--run-dir", str(run)] if key == "1"
                        else [torchrun, "--standalone", f"--nproc-per-node={args.ranks}",
                              "--no-python", scimeta, "train", str(cfg), "--run-dir", str(run)])
-                subprocess.run(cmd, check=True, env={**env, "SCIMETA_DIST_WAIT": modes[0]
-                                                     if key == "1" else key},
-                               stdout=subprocess.DEVNULL)
+                run_env = env if key == "1" else {**env, "SCIMETA_DIST_WAIT": key}
+                subprocess.run(cmd, check=True, env=run_env, stdout=subprocess.DEVNULL)
                 speed[key].append(steady_rate(run / "metrics.csv"))
         gen = generation(d, scimeta, env, args)
         latency = subprocess.run(

@@ -13,8 +13,8 @@ kernels run 2.5-8x slower than the same numbers computed as ``h gᵀ``
 gradients (tested in float64 with ``gradcheck`` and ``gradgradcheck``); its backward
 is written with ordinary differentiable ops in the fast orientation, so higher
 derivatives (Hessian-vector products of the meta-loss) stay exact. Measured with
-``python bench/bench_maml.py`` (docs/benchmarks.md): the second-order meta-gradient
-of the 1-64-64-64-1 tanh MLP 1.2-1.4x faster eager. (Doing the same for the layer
+``python bench/bench_layouts.py`` (docs/benchmarks.md): the second-order
+meta-gradient of the 1-64-64-64-1 tanh MLP 1.2-1.4x faster eager. (Doing the same for the layer
 product ``h Wᵀ``, whose weight cotangent autograd returns as a transposed view, was
 measured too and bought nothing; not kept.)
 """
@@ -88,4 +88,3 @@ def outer(d: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
     if not _tracked(d, r):
         return torch.bmm(d.mT, r)
     return _OuterEager.apply(d, r)
-

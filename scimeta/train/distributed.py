@@ -51,7 +51,6 @@ def allreduce_mean(grads: Grads, n_local: int, loss: float = 0.0,
         travel in one flat buffer (per-step latency, not bandwidth, bounds scaling at
         these sizes). Needs an initialised process group.
     """
-
     groups: dict[tuple[torch.dtype, torch.device], list[str]] = {}
     for key in sorted(grads):
         g = grads[key]
@@ -111,7 +110,6 @@ def sync_step(loss: float, n_local: int, stop: bool) -> tuple[float, bool]:
         (the meta-loss of the whole meta-batch, whether any rank asked to stop), the
         same on every rank, so all ranks stop at the same step boundary.
     """
-
     t = torch.tensor([loss * n_local, float(n_local), float(stop)], dtype=torch.float64)
     _all_reduce(t)
     return float(t[0] / t[1]), bool(t[2] > 0)
