@@ -229,15 +229,25 @@ def fmt(d: dict) -> str:
     return f"{d['mean']:.3g} ± {d['std']:.2g}{div}"
 
 
-def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
-             grid: str) -> Callable[..., dict[str, torch.Tensor]]:
+def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict, grid: str,
+             augment: Callable[[torch.Tensor, torch.Tensor],
+                               tuple[torch.Tensor, torch.Tensor]] | None = None,
+             ) -> Callable[..., dict[str, torch.Tensor]]:
     """Training of the joint and context inits on every training trajectory, or with
     ``size["val"] = v`` on all but the last v per environment, keeping the iterate
     with the least validation MSE on those v (checked every ``size["every"]``
     updates; the kept update count goes to the log); ``size["schedule"]``: the rate
     schedule (constant or cosine); ``size["teacher_forcing"]``: LEADS's training
-    rollouts ``(k, every)`` or None."""
+    rollouts ``(k, every)`` or None. ``augment(y0, traj)`` replaces the trajectories
+    trained on by their images *after* the validation ones are split off (no image of
+    a validation trajectory is trained on; validation scores the trajectories as
+    stored)."""
     v = size.get("val", 0)
+    val = (y0[:, -v:], traj[:, -v:]) if v else None
+    if v:
+        y0, traj = y0[:, :-v], traj[:, :-v]
+    if augment is not None:
+        y0, traj = augment(y0, traj)
 
     def fit(what: str, model: Forecaster, start: dict | None, steps: int, lr: float,
             **kw: Any) -> dict[str, torch.Tensor]:
@@ -245,9 +255,8 @@ def _trainer(size: dict, y0: torch.Tensor, traj: torch.Tensor, log: dict,
         kw["teacher_forcing"] = size.get("teacher_forcing")
         if not v:
             return fine_tune(model, start, y0, traj, steps, lr, **kw)[0]
-        out = fine_tune_validated(model, start, y0[:, :-v], traj[:, :-v], y0[:, -v:],
-                                  traj[:, -v:], steps, lr, every=size.get("every", 100),
-                                  **kw)
+        out = fine_tune_validated(model, start, y0, traj, *val, steps, lr,
+                                  every=size.get("every", 100), **kw)
         log[f"{grid}/{what}_kept_step"] = out.best_step
         log[f"{grid}/{what}_val_mse"] = float(out.val_curve.mean(1).min())
         return out.phi
@@ -264,10 +273,17 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
              args: Any, log: dict, family: str) -> list[dict]:
     """Train the inits on ``train``; adapt and score on each reader of ``sets``."""
     y0, traj = all_trajectories(train)
-    if size.get("augment") == "d4":  # the joint and context training sets only
+    augment = None  # images for the joint and context training sets only
+    if size.get("augment") == "d4":
         from _leads_gray_scott import augment_d4
 
-        y0, traj = augment_d4(y0, traj, tuple(size["grid"]), size["channels"])
+        def augment(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return augment_d4(a, b, tuple(size["grid"]), size["channels"])
+    elif size.get("augment") == "forcing":
+        from _leads_navier_stokes import augment_forcing_symmetric
+
+        def augment(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return augment_forcing_symmetric(a, b, train.params, size["images"])
     plain = make_model(train, size, args.seed)
     names = [k for k, _ in plain.named_parameters()]
     inits: dict[str, tuple[Forecaster, dict, list[str] | None]] = {
@@ -275,7 +291,7 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
                    None)}
     t0 = time.perf_counter()
     mini = size.get("batch")  # trajectories per environment per update (None: all)
-    fit = _trainer(size, y0, traj, log, name)
+    fit = _trainer(size, y0, traj, log, name, augment)
     joint = fit("joint", plain, None, size["joint"], args.lr, names=[], shared=names,
                 batch=mini)
     inits["joint"] = (plain, joint, None)

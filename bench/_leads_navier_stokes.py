@@ -8,14 +8,18 @@ resolution (the same family with ``refine = 1``) lies from the stored test data,
 each stored initial state. There is no exact-field floor: the learned field is
 stepped once per output interval (dt = 1), where the PDE's own field is unstable
 under any explicit step (nu |k|^2 dt ~ 10 at the grid's highest modes, velocity x
-dt / dx ~ 30). Nothing here prints.
+dt / dx ~ 30). :func:`augment_forcing_symmetric` is ``--augment forcing``: each
+training trajectory's images under the isometries of the periodic grid that leave its
+environment's forcing unchanged. Nothing here prints.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import numpy as np
+import torch
 
 from scimeta.data import EnvironmentReader
 from scimeta.problems.navier_stokes import NavierStokesForced
@@ -51,3 +55,65 @@ def _per_trajectory(fam: NavierStokesForced, reader: EnvironmentReader, t: np.nd
         sol, _ = fam.solve_batch(np.repeat(reader.params[e][None], len(omega), 0), y0, t)
         errs.append(np.mean((sol[..., 0].reshape(omega.shape) - omega) ** 2, axis=(1, 2)))
     return errs
+
+
+#: a grid isometry: (flip the first axis, quarter turns, roll along x, roll along y)
+Isometry = tuple[bool, int, int, int]
+
+
+def grid_image(g: torch.Tensor, iso: Isometry) -> torch.Tensor:
+    """The image of scalar fields ``[..., N, N]`` under the grid isometry ``iso``, with
+    the sign of its orientation: vorticity (and the forcing) is a pseudo-scalar, so
+    ``omega -> det(Q) omega(Q^-1 (x - s))`` maps a solution of the vorticity equation
+    with forcing f to one with forcing ``det(Q) f(Q^-1 (x - s))`` (the advection term
+    and the isotropic Laplacian commute with every isometry of the torus)."""
+    flip, turns, dx, dy = iso
+    if flip:
+        g = g.flip(-2)
+    g = torch.rot90(g, turns, dims=(-2, -1))
+    g = torch.roll(g, (dx, dy), dims=(-2, -1))
+    return -g if flip else g
+
+
+def forcing_symmetries(fam: NavierStokesForced, params: np.ndarray,
+                       tol: float = 1e-12) -> list[Isometry]:
+    """Every isometry of the stored N x N periodic grid (the 8 of the square, each with
+    the N^2 grid shifts) that leaves the forcing of the environment ``params [P]``
+    unchanged, identity first. LEADS's 4 environments have 128, 2, 2 and 4 (derived by
+    hand in tests/test_leads_protocol.py)."""
+    n = fam.shape["x"]
+    if fam.shape["y"] != n:
+        raise ValueError(f"grid isometries need a square grid, got {fam.shape}")
+    x, y = np.meshgrid(fam.space["x"], fam.space["y"], indexing="ij")
+    f = torch.as_tensor(fam.forcing_grid(x, y, np.asarray(params)[None])[0])
+    scale = float(f.abs().max())
+    return [iso for iso in itertools.product((False, True), range(4), range(n), range(n))
+            if float((grid_image(f, iso) - f).abs().max()) <= tol * scale]
+
+
+def augment_forcing_symmetric(y0: torch.Tensor, traj: torch.Tensor, params: np.ndarray,
+                              images: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training trajectories of omega, y0 ``[E, K, S]`` and traj ``[E, K, T, S]`` (S =
+    N*N), with environment parameters ``params [E, P]`` -> ``images`` images of each
+    (``[E, images*K, S]`` and ``[E, images*K, T, S]``, image 0 the trajectory itself,
+    the images of trajectory k consecutive): isometries from
+    :func:`forcing_symmetries`, spread evenly over each environment's list, repeated in
+    turn where an environment has fewer (so every environment keeps ``images*K``
+    trajectories and equal weight in each update). Each image is a trajectory of the
+    same environment (tested against the solver)."""
+    fam = NavierStokesForced()
+    n = fam.shape["x"]
+    e, k, t, s = traj.shape
+    if s != n * n or len(params) != e:
+        raise ValueError(f"traj {tuple(traj.shape)} and params {np.shape(params)} do not "
+                         f"match {e} environments of {n} x {n} omega fields")
+    out = []
+    for env in range(e):
+        group = forcing_symmetries(fam, params[env])
+        pick = (np.arange(images) * len(group) // images if len(group) >= images
+                else np.arange(images) % len(group))
+        grid = traj[env].reshape(k, t, n, n)
+        imgs = torch.stack([grid_image(grid, group[i]) for i in pick], 1)  # [K, M, T, N, N]
+        out.append(imgs.reshape(k * images, t, s))
+    aug = torch.stack(out)
+    return aug[:, :, 0], aug

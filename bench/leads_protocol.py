@@ -189,10 +189,12 @@ def parse() -> argparse.Namespace:
                     help="LEADS's training rollouts for the joint and context training: "
                          "restart from the observed state at each time with probability "
                          "K^(1 + update // EVERY); LEADS's is 0.99,10 (default: none)")
-    ap.add_argument("--augment", choices=("none", "d4"), default="none",
-                    help="gray-scott only: train the joint and context inits on the 8 "
-                         "rotations/reflections of each training trajectory (the grid "
-                         "model is isotropic), one image per environment per update")
+    ap.add_argument("--augment", choices=("none", "d4", "forcing"), default="none",
+                    help="train the joint and context inits on images of each training "
+                         "trajectory; d4 (gray-scott): its 8 rotations/reflections (the "
+                         "grid model is isotropic), one image per environment per update; "
+                         "forcing (navier-stokes): 16 images under the grid isometries "
+                         "that leave its environment's forcing unchanged")
     ap.add_argument("--hidden", default="", help="override hidden widths, e.g. 64,64,64")
     ap.add_argument("--activation", default="silu", help="tanh, silu, relu or sine")
     ap.add_argument("--grids", default="", help="comma list of leads, coda (default: "
@@ -214,11 +216,15 @@ def sizes(args: argparse.Namespace, level: str) -> dict:
     size["activation"] = args.activation
     size["schedule"] = args.schedule
     if args.augment != "none":
-        if args.system != "gray-scott":
-            raise SystemExit(f"--augment {args.augment}: gray-scott only (the forcing of "
-                             "navier-stokes and the ODE states have no such symmetry)")
+        allowed = {"d4": "gray-scott", "forcing": "navier-stokes"}[args.augment]
+        if args.system != allowed:
+            raise SystemExit(f"--augment {args.augment}: {allowed} only (the ODE states "
+                             "have no such symmetry; d4 does not keep the Navier-Stokes "
+                             "forcings, and Gray-Scott has no forcing)")
         size["augment"] = args.augment
         size.setdefault("batch", 1)
+        if args.augment == "forcing":
+            size["images"] = 16
     if args.teacher_forcing:
         k, _, every = args.teacher_forcing.partition(",")
         try:  # checked here, before any store is built

@@ -208,11 +208,106 @@ def test_d4_images_of_a_gray_scott_trajectory_are_trajectories():
     assert (torch.cdist(flat, flat) + torch.eye(8)).min() > 1e-3   # 8 distinct images
 
 
+def _bench_module(name: str):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        return __import__(name)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+#: LEADS's Navier-Stokes environments (nu, a_x, a_y, b_x, b_y)
+NS_ENVS = [[1e-3, 1, 1, 1, 1], [1e-3, 1, 1, 1, 2], [1e-3, 1, 1, 2, 1], [1e-3, 1, 2, 2, 1]]
+
+
+def test_forcing_symmetries_of_the_leads_navier_stokes_environments():
+    """The isometries of the 32 x 32 torus grid that keep f = sin 2pi(a.x) + cos 2pi(b.x),
+    derived by hand: a = b = (1, 1) depends on x + y alone, so the 32 shifts (s, -s)
+    keep it, and so do the quarter turn / reflection families found below — 128 in
+    all; a = (1, 1), b = (1, 2): the half turn with a shift s, a.s = 1/2, b.s = 0 ->
+    s = (0, 1/2) (grid (1, 17) with torch.rot90's index offset), 2 in all; (1, 1),
+    (2, 1): the mirror case, 2; (1, 2), (2, 1): the half turn with s = (1/2, 0) and
+    the anti-diagonal reflections with a.s = -1/4, b.s = 1/4, 4 in all."""
+    import numpy as np
+
+    from scimeta import registry
+
+    mod = _bench_module("_leads_navier_stokes")
+    fam = registry.get("navier_stokes_forced")
+    groups = [mod.forcing_symmetries(fam, np.array(p)) for p in NS_ENVS]
+    assert [len(g) for g in groups] == [128, 2, 2, 4]
+    assert all(g[0] == (False, 0, 0, 0) for g in groups)
+    # (1, 1), (1, 1): every shift along (1, -1) keeps x + y mod 1
+    assert all((False, 0, k, (32 - k) % 32) in groups[0] for k in range(32))
+    assert groups[1][1][:2] == (False, 2) and groups[2][1][:2] == (False, 2)
+    assert sum(flip for flip, *_ in groups[3]) == 2
+
+
+def test_forcing_images_of_a_navier_stokes_trajectory_are_trajectories():
+    """--augment forcing: the image of a solved trajectory under each isometry that
+    keeps its environment's forcing equals the solve from the image of its initial
+    state (the pseudo-spectral solver is exactly equivariant), to round-off; an
+    isometry that does not keep the forcing does not give a trajectory."""
+    import numpy as np
+    import torch
+
+    from scimeta import registry
+
+    mod = _bench_module("_leads_navier_stokes")
+    fam = registry.get("navier_stokes_forced")
+    rng = np.random.default_rng(0)
+    k = np.fft.fftfreq(32, 1 / 32)
+    low = (np.abs(k)[:, None] <= 4) & (np.abs(k)[None] <= 4)
+    w0 = np.fft.ifft2(low * (rng.standard_normal((32, 32)) + 1j * rng.standard_normal(
+        (32, 32)))).real * 200                                  # an asymmetric field
+    t = np.array([0.0, 0.5, 1.0])
+    p = np.array([NS_ENVS[3]])
+    y0 = np.zeros((1, 32, 32, 2))
+    y0[..., 0] = w0
+    sol, _ = fam.solve_batch(p, y0, t)                                # [1, T, 32, 32, 2]
+    omega = torch.as_tensor(sol[..., 0].reshape(1, 1, 3, -1))         # [E, K, T, S]
+    a0, a = mod.augment_forcing_symmetric(omega[:, :, 0], omega, p, images=4)
+    assert a.shape == (1, 4, 3, 1024) and torch.equal(a[:, :, 0], a0)
+    assert torch.equal(a[0, 0], omega[0, 0])
+    scale = float(omega.abs().max())
+    for i in range(4):
+        img0 = np.zeros((1, 32, 32, 2))
+        img0[..., 0] = a[0, i, 0].reshape(32, 32).numpy()
+        again, _ = fam.solve_batch(p, img0, t)
+        np.testing.assert_allclose(again[0, ..., 0].reshape(3, -1), a[0, i].numpy(),
+                                   rtol=0, atol=1e-10 * scale)
+    flat = a[0, :, 2]
+    assert (torch.cdist(flat, flat) + torch.eye(4) * scale).min() > 1e-3 * scale
+    wrong = mod.grid_image(omega[0, 0].reshape(3, 32, 32), (False, 1, 0, 0))  # a 1/4 turn
+    img0[..., 0] = wrong[0].numpy()
+    again, _ = fam.solve_batch(p, img0, t)
+    assert np.abs(again[0, -1, ..., 0] - wrong[-1].numpy()).max() > 1e-3 * scale
+
+
+def test_augmented_training_never_sees_a_validation_trajectory():
+    """The trainer splits the validation trajectories off before making images: the
+    trained set is the images of the first K - v trajectories only."""
+    import torch
+
+    mod = _bench_module("_leads_common")
+    seen = {}
+
+    def augment(y0, traj):
+        seen["traj"] = traj
+        return y0.repeat(1, 3, 1), traj.repeat(1, 3, 1, 1)
+
+    traj = torch.arange(2 * 5 * 4 * 3, dtype=torch.float64).reshape(2, 5, 4, 3)
+    mod._trainer(dict(val=2), traj[:, :, 0], traj, {}, "g", augment)
+    assert torch.equal(seen["traj"], traj[:, :3])
+
+
 def test_bad_training_options_are_refused_before_any_store_is_built(tmp_path):
     for extra, needle in ((["--teacher-forcing", "1.5,10"], "0 <= K <= 1"),
                           (["--teacher-forcing", "0.99"], "give K,EVERY"),
                           (["--system", "navier-stokes", "--augment", "d4"],
                            "gray-scott only"),
+                          (["--system", "gray-scott", "--augment", "forcing"],
+                           "navier-stokes only"),
                           (["--system", "glycolytic", "--steps", "leads=2"],
                            "no penalty constants for glycolytic"),
                           (["--workers", "0"], "--workers 0: give an int >= 1"),
