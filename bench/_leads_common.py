@@ -7,6 +7,7 @@ here prints; see the script's docstring for the protocol.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -277,13 +278,13 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
     if size.get("augment") == "d4":
         from _leads_gray_scott import augment_d4
 
-        def augment(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return augment_d4(a, b, tuple(size["grid"]), size["channels"])
+        augment = functools.partial(augment_d4, shape=tuple(size["grid"]),
+                                    channels=size["channels"])
     elif size.get("augment") == "forcing":
         from _leads_navier_stokes import augment_forcing_symmetric
 
-        def augment(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return augment_forcing_symmetric(a, b, train.params, size["images"])
+        augment = functools.partial(augment_forcing_symmetric, params=train.params,
+                                    images=size["images"])
     plain = make_model(train, size, args.seed)
     names = [k for k, _ in plain.named_parameters()]
     inits: dict[str, tuple[Forecaster, dict, list[str] | None]] = {
