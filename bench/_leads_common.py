@@ -23,6 +23,7 @@ from _leads_gray_scott import GrayScottGridField
 from _leads_gray_scott import published_solver_error as gray_scott_solver_error
 from _leads_navier_stokes import FAMILY as NAVIER_STOKES
 from _leads_navier_stokes import coarse_solver_error
+from _leads_output import ForecastErrors
 
 from scimeta import problems
 from scimeta.batch import TaskBatch
@@ -31,7 +32,12 @@ from scimeta.data import manifest as dataset_manifest
 from scimeta.data.validate import validate
 from scimeta.meta import MAML
 from scimeta.nn import ConvVectorField, Forecaster, FourierVectorField, VectorFieldNet
-from scimeta.train.forecast import fine_tune, fine_tune_validated, forecast_mse
+from scimeta.train.forecast import (
+    fine_tune,
+    fine_tune_validated,
+    forecast_error,
+    forecast_mse,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 #: scipy's solve_ivp defaults, what the LEADS/CoDA generators used
@@ -271,8 +277,13 @@ ADAPTED = {"random": "all", "joint": "all", "maml": "all", "context": "context",
 
 def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentReader,
              maml_sample: Callable[[np.random.Generator], TaskBatch], size: dict,
-             args: Any, log: dict, family: str) -> list[dict]:
-    """Train the inits on ``train``; adapt and score on each reader of ``sets``."""
+             args: Any, log: dict, family: str,
+             errors: dict[str, ForecastErrors] | None = None) -> list[dict]:
+    """Train the inits on ``train``; adapt and score on each reader of ``sets``.
+
+    ``errors``, if given, receives per test set (key ``"<grid>/<set>"``) the squared
+    error of every test rollout at every time, before and after each row's
+    adaptation (:class:`ForecastErrors`), in the order of the rows returned."""
     y0, traj = all_trajectories(train)
     augment = None  # images for the joint and context training sets only
     if size.get("augment") == "d4":
@@ -334,6 +345,7 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
         if floor is not None:
             log[f"{key} MSE"], log[f"{key} diverged"], log[f"{key} n"] = floor
         same = np.array_equal(reader.params, train.params)
+        found = ForecastErrors(plain.t.numpy())
         mean_ctx = dict(ctx, **{"field.context": ctx["field.context"].mean(0)})
         inits["context"] = (ctx_model, ctx if same else mean_ctx, ["field.context"])
         if "leads" in penalties:  # a new environment: a fresh g (= 0) on the trained f
@@ -342,20 +354,24 @@ def run_grid(name: str, sets: dict[str, EnvironmentReader], train: EnvironmentRe
         for init, (model, p, tuned) in inits.items():
             s = batch.support_x.shape[-1]
             qy, sy = (b.unflatten(-1, (-1, s)) for b in (batch.query_y, batch.support_y))
-            before = forecast_mse(model, p, batch.query_x, qy).numpy()
+            before = forecast_error(model, p, batch.query_x, qy).numpy()
             rate = args.context_lr if init == "context" else args.tune_lr
             phi, curve = fine_tune(model, p, batch.support_x, sy, steps=size["tune"],
                                    lr=rate, names=tuned, penalty=penalties.get(init))
-            after = forecast_mse(model, phi, batch.query_x, qy).numpy()
+            after = forecast_error(model, phi, batch.query_x, qy).numpy()
             rows.append({"grid": name, "set": set_name, "init": init,
-                         "adapted": ADAPTED[init], "none": stats(before),
-                         "tuned": stats(after), "support": float(curve[-1].mean())})
+                         "adapted": ADAPTED[init], "none": stats(before.mean(-1)),
+                         "tuned": stats(after.mean(-1)), "support": float(curve[-1].mean())})
+            found.add(init, ADAPTED[init], before, after)
         adapted = maml.adapt_batch(theta, batch)  # MAML's own rule
-        own = forecast_mse(plain, {k: adapted[k] for k in theta}, batch.query_x,
-                           batch.query_y).numpy()
+        own = forecast_error(plain, {k: adapted[k] for k in theta}, batch.query_x,
+                             batch.query_y).numpy()
         maml_row = next(r for r in reversed(rows) if r["init"] == "maml")
         rows.append({"grid": name, "set": set_name, "init": "maml",
                      "adapted": f"all, {args.inner_steps} SGD step(s) {args.inner_lr:g}",
-                     "none": maml_row["none"], "tuned": stats(own), "support": None})
+                     "none": maml_row["none"], "tuned": stats(own.mean(-1)), "support": None})
+        found.add("maml", rows[-1]["adapted"], found.none[found.init.index("maml")], own)
+        if errors is not None:
+            errors[f"{name}/{set_name}"] = found
     log[f"{name}/eval_s"] = time.perf_counter() - t0
     return rows

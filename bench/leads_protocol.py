@@ -65,15 +65,19 @@ and 1e-3 fine-tuning; ``--schedule cosine`` decays the training rate to 0 over t
 steps, ``--teacher-forcing 0.99,10`` trains on LEADS's restarted rollouts (both off by
 default). Seeds: network init ``--seed``
 (0), MAML batches rng 0, context init after ``--seed``;
-the stores' seeds are those of the dataset configs. Writes ``results.json`` and
-``table.md`` under ``--out`` and prints the table.
+the stores' seeds are those of the dataset configs. Writes ``results.json`` (the
+command line in ``log.argv``), ``table.md`` and, per grid and test set,
+``forecast-<grid>-<set>.nc`` (every test rollout's squared error at every time, before
+and after each row's adaptation; ``bench/_leads_output.py``) under ``--out``, each
+atomically, and prints the table; ``scimeta report OUT`` renders them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -81,10 +85,12 @@ import numpy as np
 import torch
 from _leads_common import build, fmt, published_solver_error, run_grid, store_preset
 from _leads_decomposition import check_supported
+from _leads_output import ForecastErrors, write_errors
 
 from scimeta.batch import TaskBatch
 from scimeta.data import EnvironmentReader
 from scimeta.errors import ConfigError
+from scimeta.runtime.atomic import write_json, write_text
 from scimeta.train._teacher_forcing import check_schedule
 
 #: LEADS repository README (github.com/yuan-yin/LEADS, "Results"), test MSE of LEADS
@@ -340,9 +346,10 @@ def main() -> None:
     log: dict = {"system": args.system, "family": family, "solver_preset": preset,
                  "level": level, "size": {k: list(v) if isinstance(v, tuple) else v
                                           for k, v in size.items()},
-                 "args": dict(vars(args)), "store_presets": {}}
+                 "args": dict(vars(args)), "argv": sys.argv[1:], "store_presets": {}}
     log["args"]["out"] = str(args.out)
     rows: list[dict] = []
+    errors: dict[str, ForecastErrors] = {}  # per test set, the errors at every time
     floor: dict[str, float] = {}
     if "leads" in grids:
         d = build(system["datasets"]["leads"], args.out, args.smoke, preset,
@@ -368,7 +375,7 @@ def main() -> None:
                              whole.support_y, None, whole.params)
 
         rows += run_grid("leads", {"in-domain": test}, maml_train, leads_sample, size, args,
-                         log, family)
+                         log, family, errors)
     if "coda" in grids:
         t0 = time.perf_counter()
         d = build(system["datasets"]["coda"], args.out, args.smoke, preset,
@@ -394,13 +401,16 @@ def main() -> None:
             floor[f"coda/{name}"] = published_solver_error(reader, family, preset)
         log["coda/solver_error_s"] = time.perf_counter() - t0 - log["coda/data_s"]
         rows += run_grid("coda", sets, train, lambda rng: train.sample(len(train), rng),
-                         size, args, log, family)
+                         size, args, log, family, errors)
     log["wall_s"] = time.perf_counter() - start
     log["published_solver_mse"] = floor
     text = table(system, level, log, rows, floor)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.md").write_text(text + "\n")
-    (args.out / "results.json").write_text(json.dumps({"rows": rows, "log": log}, indent=1))
+    write_text(args.out / "table.md", text + "\n")
+    write_errors(args.out, errors, {"system": args.system, "family": family,
+                                    "solver_preset": preset, "level": level,
+                                    "argv": shlex.join(log["argv"])})
+    write_json(args.out / "results.json", {"rows": rows, "log": log}, indent=1)
     print(text)
 
 

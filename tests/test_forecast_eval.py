@@ -12,7 +12,7 @@ from torch import nn
 
 from scimeta.errors import ConfigError
 from scimeta.nn import Forecaster
-from scimeta.train.forecast import fine_tune, fine_tune_validated, forecast_mse
+from scimeta.train.forecast import fine_tune, fine_tune_validated, forecast_error, forecast_mse
 
 T = torch.linspace(0.0, 2.0, 9, dtype=torch.float64)
 
@@ -56,6 +56,23 @@ def test_rollout_mse_matches_closed_form():
     wrong = forecast_mse(model, {"field.weight": rotation(1.0)}, y0, traj)
     assert (wrong > 1e-3).all()
 
+
+def test_forecast_error_per_time_matches_closed_form():
+    """A field of rate w' instead of w rotates y0 by the wrong angle: the rollout's
+    squared error at time t is |R(w't) y0 - R(w t) y0|^2 / 2 per state =
+    |y0|^2 (1 - cos((w' - w) t)) (rotations keep the norm), 0 at t = 0; the mean over
+    times is forecast_mse."""
+    model = linear_model(1.3)
+    y0 = torch.tensor([[[1.0, 0.0], [0.5, -2.0]], [[0.2, 0.3], [-1.0, 1.0]]],
+                      dtype=torch.float64)                        # [E=2, N=2, 2]
+    traj = torch.stack([exact(1.0, y0[0]), exact(1.0, y0[1])])     # [2, 2, 9, 2]
+    err = forecast_error(model, None, y0, traj)
+    assert err.shape == (2, 2, 9)
+    want = y0.pow(2).sum(-1)[..., None] * (1 - torch.cos(0.3 * T))
+    torch.testing.assert_close(err, want, rtol=1e-6, atol=1e-12)  # RK4 error ~1e-9
+    assert err[..., 0].abs().max() == 0
+    torch.testing.assert_close(forecast_mse(model, None, y0, traj), err.mean(-1),
+                               rtol=1e-14, atol=0)
 
 def test_fine_tune_stacked_equals_independent_and_finds_field():
     y0 = torch.tensor([[[1.0, 0.5]], [[-0.5, 1.0]]], dtype=torch.float64)   # [E=2, K=1, 2]

@@ -53,6 +53,34 @@ def test_smoke_runs_end_to_end(tmp_path):
     assert res["log"]["solver_preset"] == "accurate"
     assert set(res["log"]["store_presets"].values()) == {"accurate"}
     assert (tmp_path / "table.md").read_text().startswith("Lotka-Volterra forecasting")
+    assert res["log"]["argv"] == ["--out", str(tmp_path), "--smoke"]
+    _check_error_files(tmp_path, res)
+
+
+def _check_error_files(out: Path, res: dict) -> None:
+    """One forecast-<grid>-<set>.nc per test set, its rows those of results.json, each
+    trajectory's mean over time its MSE there (the same rollouts)."""
+    import numpy as np
+    import xarray as xr
+
+    sets = sorted({(r["grid"], r["set"]) for r in res["rows"]})
+    files = sorted(p.name for p in out.glob("forecast-*.nc"))
+    assert files == sorted(f"forecast-{g}-{s.replace(' ', '-')}.nc" for g, s in sets)
+    for grid, test_set in sets:
+        rows = [r for r in res["rows"] if (r["grid"], r["set"]) == (grid, test_set)]
+        with xr.open_dataset(out / f"forecast-{grid}-{test_set.replace(' ', '-')}.nc",
+                             engine="h5netcdf") as ds:
+            assert ds.attrs["grid"] == grid and ds.attrs["set"] == test_set
+            assert list(ds["init"].values) == [r["init"] for r in rows]
+            assert (ds["sq_error_tuned"].isel(time=0) == 0).all()  # rollouts start at y0
+            for i, r in enumerate(rows):
+                for stage in ("none", "tuned"):
+                    mse = ds[f"sq_error_{stage}"].isel(row=i).mean("time").values
+                    ok = np.isfinite(mse)
+                    assert int((~ok).sum()) == r[stage]["diverged"]
+                    if ok.any():
+                        assert math.isclose(float(mse[ok].mean()), r[stage]["mean"],
+                                            rel_tol=1e-5)
 
 
 def test_glycolytic_smoke_on_published_data(tmp_path):
@@ -105,11 +133,13 @@ def test_gray_scott_smoke_with_the_conv_field(tmp_path):
 
 
 def test_gray_scott_smoke_on_published_data(tmp_path):
-    """LEADS's own generator: RK45 at scipy's defaults on the 9-point grid model."""
+    """LEADS's own generator: RK45 at scipy's defaults on the 9-point grid model; the
+    joint and context inits trained on the grid's rotations/reflections (--augment d4)."""
     _, res = _run(tmp_path, "--system", "gray-scott", "--grids", "leads",
-                  "--solver-preset", "published")
+                  "--solver-preset", "published", "--augment", "d4")
     log = res["log"]
     assert log["solver_preset"] == "published"
+    assert log["size"]["augment"] == "d4"  # the images' path through run_grid ran
     stores = sorted((tmp_path / "data" / "gray_scott_leads-published").glob("*.h5"))
     assert [p.name for p in stores] == ["test.h5", "train.h5"]
     for path in stores:
@@ -123,12 +153,13 @@ def test_gray_scott_smoke_on_published_data(tmp_path):
 def test_navier_stokes_smoke_with_the_fourier_field(tmp_path):
     """LEADS's Navier-Stokes grid (4 forcings; here 2 training and 2 test trajectories
     per environment): the FNO field on omega alone, Euler steps, mini-batches of 1,
-    joint and context trained on one trajectory and kept by validation on the other;
+    joint and context trained on the forcing-symmetry images of one trajectory
+    (--augment forcing) and kept by validation on the other;
     adapts on every training trajectory of an environment, MAML on one and forecasts
     the other. ~40 s on 2 cores: 16 tasks, each warmed up for 28.5 time units on 64^2
     points, solved by 2 worker processes (~60 s with one)."""
     stdout, res = _run(tmp_path, "--system", "navier-stokes", "--grids", "leads",
-                       "--workers", "2")
+                       "--workers", "2", "--augment", "forcing")
     assert "| leads | in-domain | context |" in stdout and "| coda |" not in stdout
     _check_rows(res, (("leads", ("in-domain",)),))
     log = res["log"]
@@ -136,6 +167,8 @@ def test_navier_stokes_smoke_with_the_fourier_field(tmp_path):
     assert log["size"]["method"] == "euler" and log["size"]["batch"] == 1
     assert log["size"]["val"] == 1 and log["leads/context_kept_step"] in (0, 1, 2)
     assert log["args"]["workers"] == 2
+    assert log["size"]["augment"] == "forcing" and log["size"]["images"] == 16
+    _check_error_files(tmp_path, res)
     assert "| leads | in-domain | leads | g_e (f fixed) |" in stdout  # LEADS on the FNO
     assert {r["tuned"]["n_env"] for r in res["rows"]} == {4}
     # a solve on LEADS's 32 x 32 grid lies far below the published MSE of the data

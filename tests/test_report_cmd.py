@@ -223,3 +223,58 @@ def test_forecasting_results_json_is_reported_beside_leads(tmp_path):
     assert "0.5 (at or below)" in line and pub.cite in line
     coda = next(x for x in md.splitlines() if x.startswith("| coda | new env | maml"))
     assert coda.rstrip().endswith("|  |  |")  # no published figure for that grid
+
+
+def _forecast_run(folder: Path, log: dict) -> None:
+    import json
+
+    stat = {"mean": 1e-3, "std": 1e-4, "std_env": 5e-5, "n": 8, "diverged": 0}
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"rows": [
+        {"grid": "leads", "set": "in-domain", "init": "context", "adapted": "context",
+         "none": stat, "tuned": stat}], "log": log}))
+
+
+def test_forecasting_report_names_the_command_that_produced_the_run(tmp_path):
+    """The recorded argv is the command; results without one (written before it was
+    recorded) get every recorded argument back, so options such as the augmentation,
+    the step counts and the seed are never dropped from the report."""
+    from scimeta.report._forecast import command
+
+    argv = ["--system", "navier-stokes", "--augment", "forcing", "--seed", "1"]
+    _forecast_run(tmp_path / "a", {"system": "navier-stokes", "argv": argv})
+    md = build_report(tmp_path / "a").read_text()
+    assert "`python bench/leads_protocol.py --system navier-stokes --augment forcing " \
+           "--seed 1`" in md
+    args = {"system": "navier-stokes", "out": "/x", "smoke": False, "quick": False,
+            "seed": 1, "augment": "forcing", "steps": "joint=1,context=15000",
+            "hidden": None, "solver_preset": "accurate"}
+    cmd = command({"system": "navier-stokes", "args": args, "level": "full"}, Path("/x/r"))
+    assert cmd == ["python", "bench/leads_protocol.py", "--system", "navier-stokes",
+                   "--out", "/x", "--seed", "1", "--augment", "forcing", "--steps",
+                   "joint=1,context=15000", "--solver-preset", "accurate"]
+    old = command({"system": "lotka-volterra", "solver_preset": "published",
+                   "level": "smoke"}, Path("/r/results.json"))
+    assert old == ["python", "bench/leads_protocol.py", "--system", "lotka-volterra",
+                   "--solver-preset", "published", "--smoke", "--out", "/r"]
+
+
+def test_forecasting_report_plots_each_forecast_error_file(tmp_path):
+    """A forecast-<grid>-<set>.nc beside results.json becomes one figure (PNG written,
+    linked relative to the document)."""
+    pytest.importorskip("matplotlib")
+    import xarray as xr
+
+    _forecast_run(tmp_path / "run", {"system": "lotka-volterra", "argv": ["--smoke"]})
+    err = np.full((1, 2, 4, 5), 1e-3) * np.arange(5)
+    dims = ("row", "env", "traj", "time")
+    xr.Dataset({"sq_error_none": (dims, 2 * err), "sq_error_tuned": (dims, err)},
+               coords={"init": ("row", ["context"]), "adapted": ("row", ["context"]),
+                       "time": ("time", np.arange(5.0))},
+               attrs={"system": "lotka-volterra", "grid": "leads", "set": "in-domain"}
+               ).to_netcdf(tmp_path / "run" / "forecast-leads-in-domain.nc",
+                           engine="h5netcdf")
+    doc = build_report(tmp_path, out=tmp_path / "doc" / "r.md")
+    links = re.findall(r"!\[forecast error against time, forecast-leads-in-domain\]\((.+?)\)",
+                       doc.read_text())
+    assert len(links) == 1 and (doc.parent / links[0]).stat().st_size > 1000

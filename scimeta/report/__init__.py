@@ -74,7 +74,7 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
         log.info("report: reading %s", folder)
         blocks += suite_blocks(collect(folder), fig_dir, doc.parent)
     for path in forecasts:
-        blocks += forecast_blocks(path)
+        blocks += forecast_blocks(path, fig_dir, doc.parent)
     title = f"scimeta report: {root.resolve().name}"
     write_text(doc, to_html(blocks, title) if fmt == "html" else to_markdown(blocks))
     return doc

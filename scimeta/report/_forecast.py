@@ -1,11 +1,14 @@
 """The LEADS/CoDA forecasting protocol's results (``bench/leads_protocol.py``) in
-the report: its ``results.json`` beside the published LEADS figure it compares with."""
+the report: its ``results.json`` beside the published LEADS figure it compares with,
+the command that produced it, and a plot of the forecast error along the horizon per
+``forecast-<grid>-<set>.nc`` file beside it."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -43,9 +46,35 @@ def _stat(s: dict) -> str:
     return out + (f" [{num(env, 2)}]" if math.isfinite(env) else "")
 
 
-def forecast_blocks(path: Path) -> list[Block]:
+def command(log: dict[str, Any], path: Path) -> list[str]:
+    """The command line of the run: as recorded (``log["argv"]``), or for results
+    written before it was, rebuilt from every recorded argument (``log["args"]``;
+    flags set, values given, ``None`` left out), so the options that shaped the run
+    (steps, seed, augmentation, ...) are never dropped."""
+    script = ["python", "bench/leads_protocol.py"]
+    if isinstance(log.get("argv"), list):
+        return script + [str(a) for a in log["argv"]]
+    args = dict(log.get("args", {}))
+    args.setdefault("system", log["system"])
+    args.setdefault("solver_preset", log.get("solver_preset", "accurate"))
+    if log.get("level") in ("quick", "smoke"):
+        args.setdefault(log["level"], True)
+    args.setdefault("out", str(path.parent))
+    cmd = list(script)
+    for key, value in args.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        cmd += [flag] if value is True else [flag, str(value)]
+    return cmd
+
+
+def forecast_blocks(path: Path, fig_dir: Path | None = None,
+                    doc_dir: Path | None = None) -> list[Block]:
     """Heading, provenance and one table of a forecasting run; the LEADS grid's
-    in-domain rows carry the published LEADS figure of the family, if any."""
+    in-domain rows carry the published LEADS figure of the family, if any. With
+    ``fig_dir``, one PNG per ``forecast-*.nc`` beside ``path`` (the forecast error
+    against time, after adaptation), linked relative to ``doc_dir``."""
     data = _load(path)
     assert data is not None
     log = data["log"]
@@ -53,11 +82,7 @@ def forecast_blocks(path: Path) -> list[Block]:
     preset = log.get("solver_preset", "accurate")
     pub = next((p for p in PUBLISHED.values()
                 if p.match.get("forecast") and p.match.get("family") == family), None)
-    args = log.get("args", {})
-    cmd = ["python", "bench/leads_protocol.py", "--system", str(system),
-           "--solver-preset", str(preset), "--out", str(args.get("out", path.parent))]
-    if log.get("level") in ("quick", "smoke"):
-        cmd.append(f"--{log['level']}")
+    cmd = command(log, path)
     blocks: list[Block] = [
         ("h", 2, f"Forecasting protocol: {system} ({preset} solver data)"),
         ("p", f"Results `{path}` of `{shlex.join(cmd)}` (size `{log.get('level', '?')}`). "
@@ -82,4 +107,52 @@ def forecast_blocks(path: Path) -> list[Block]:
     note = ("" if pub is not None else
             f"No published figure of this protocol for `{family}` is in the registry.")
     blocks.append(("table", header, rows, note))
+    if fig_dir is not None:
+        blocks += _error_figures(path, fig_dir, doc_dir or fig_dir.parent)
     return blocks
+
+
+def _error_figures(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
+    """One image block per ``forecast-*.nc`` beside ``path``."""
+    from ._figures import have_matplotlib
+
+    found = sorted(path.parent.glob("forecast-*.nc"))
+    if not found:
+        return []
+    if not have_matplotlib():
+        return [("p", f"{len(found)} forecast-error plot(s) left out: matplotlib is not "
+                      "installed (`pip install \"scimeta[plot]\"`).")]
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    tag = re.sub(r"[^A-Za-z0-9]+", "-", str(path.parent.resolve())).strip("-")[-60:]
+    blocks: list[Block] = []
+    for nc in found:
+        png = error_png(nc, fig_dir / f"{tag}-{nc.stem}.png")
+        rel = Path(os.path.relpath(png, doc_dir)).as_posix()
+        blocks.append(("img", rel, f"forecast error against time, {nc.stem}"))
+    return blocks
+
+
+def error_png(nc: Path, png: Path) -> Path:
+    """The forecast error of ``nc`` against time, before and after adaptation (two
+    panels), written to ``png`` atomically (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from ..plot.forecast import plot_forecast_error
+    from ..runtime.atomic import save_figure
+
+    with xr.open_dataset(nc, engine="h5netcdf") as ds:
+        ds = ds.load()
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.6), layout="constrained")
+    try:
+        for ax, stage in zip(axes, ("none", "tuned"), strict=True):
+            plot_forecast_error(ds, ax=ax, stage=stage)
+            ax.set_title(f"{ds.attrs.get('system', '')}, {ds.attrs.get('grid', '')} grid, "
+                         f"{ds.attrs.get('set', '')}", fontsize="medium")
+        save_figure(fig, png, dpi=90)
+    finally:
+        plt.close(fig)
+    return png

@@ -11,6 +11,7 @@ dict shared by all environments or one stacked dict (leading axis E) per environ
     mse = forecast_mse(model, None, y0, traj)                 # [E, N], no adaptation
     phi, curve = fine_tune(model, params, sup_y0, sup_traj, steps=300, lr=1e-2)
     mse = forecast_mse(model, phi, y0, traj)                  # [E, N], adapted
+    err = forecast_error(model, phi, y0, traj)                # [E, N, T], per time
 
 :func:`fine_tune_validated` keeps the iterate with the least MSE on held-out
 trajectories (stopping by validation) when a model can overfit its few training ones.
@@ -55,6 +56,30 @@ def _rollout(model: Forecaster, params: Params, stacked: Mapping[str, bool],
     return out.reshape(*y0.shape[:2], model.t.shape[0], y0.shape[-1])
 
 
+def forecast_error(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
+                   y0: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Squared error of full rollouts at each time, ``[E, N, T]`` (no graph).
+
+    The same rollouts as :func:`forecast_mse` (whose value is this array's mean over
+    its last axis), kept per time so that the growth of the error along the forecast
+    horizon can be read (:func:`scimeta.plot.forecast.plot_forecast_error`).
+
+    Args: as :func:`forecast_mse`.
+
+    Returns:
+        the mean over the S states of the squared error of the rollout from ``y0``
+        at each of the T times of the model's grid (state units squared), per
+        environment and trajectory; index 0 is the initial state (error 0 where
+        ``y0`` is the trajectory's first state).
+    """
+    model = check_model(model)
+    y0, target = check_data(model, y0, target)
+    p = own_params(model, params)
+    with torch.no_grad():
+        pred = _rollout(model, p, stacked_of(model, p, y0.shape[0]), y0)
+    return (pred - target).pow(2).mean(dim=-1)
+
+
 def forecast_mse(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
                  y0: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Per-trajectory MSE of full rollouts, ``[E, N]`` (no graph).
@@ -73,12 +98,7 @@ def forecast_mse(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
         the mean over the T times and S states of the squared error of the rollout
         from ``y0`` (state units squared), per environment and trajectory.
     """
-    model = check_model(model)
-    y0, target = check_data(model, y0, target)
-    p = own_params(model, params)
-    with torch.no_grad():
-        pred = _rollout(model, p, stacked_of(model, p, y0.shape[0]), y0)
-    return (pred - target).pow(2).mean(dim=(-2, -1))
+    return forecast_error(model, params, y0, target).mean(dim=-1)
 
 
 def fine_tune(model: Forecaster, params: Mapping[str, torch.Tensor] | None,
