@@ -1,4 +1,6 @@
-"""Outputs of ``bench/meta_pinn.py``: the netCDF, the markdown table and the figure.
+"""Outputs of ``bench/meta_pinn.py``: the netCDF, the markdown table and the figure
+(the table and figure drawn by ``scimeta.report._pinn``, which ``scimeta report``
+uses too), each written atomically.
 
 Nothing here prints; see docs/meta-pinn.md for the protocol.
 """
@@ -11,10 +13,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from _pinn_common import INITS, SETTINGS, THRESHOLD, Setup, Size
+from _pinn_common import INITS, SETTINGS, Setup, Size
+
+from scimeta.report._pinn import curves_png, markdown_table
+from scimeta.runtime.atomic import write_netcdf, write_text
 
 
 def hardware() -> dict[str, str]:
@@ -63,70 +67,7 @@ def write_outputs(out: Path, args: argparse.Namespace, setup: Setup, size: Size,
         "wall_times": json.dumps({k: round(v, 1) for k, v in walls.items()}),
         **{f"hardware_{k}": v for k, v in hardware().items()},
         "smoke": int(args.smoke)})
-    ds.to_netcdf(out / "meta_pinn.nc")
-    (out / "table.md").write_text(markdown_table(ds, steps, setup))
-    plot(ds, out / "meta_pinn.png")
-
-
-def _fmt(v: float) -> str:
-    return "nan" if not np.isfinite(v) else f"{v:.3g}"
-
-
-def markdown_table(ds: Any, steps: int, setup: Setup) -> str:
-    """Median [IQR] relative L2 per step, and steps to 1e-2, per split, init, setting."""
-    budgets = [int(s) for s in ds["step"].values]
-    lines = []
-    for split in ds["split"].values:
-        nu = ds[setup.param].sel(split=split).values
-        lines += [f"### split `{split}` ({setup.symbol} ∈ [{np.nanmin(nu):.3g}, "
-                  f"{np.nanmax(nu):.3g}], {int(np.isfinite(nu).sum())} tasks)", "",
-                  "| setting | init | λ | " + " | ".join(f"@{b}" for b in budgets)
-                  + " | steps to 1e-2 (median; reached) |",
-                  "|---" * (len(budgets) + 4) + "|"]
-        for setting in ds["setting"].values:
-            for init in ds["init"].values:
-                r = ds["rel_l2"].sel(split=split, init=init, setting=setting).values
-                cells = []
-                for row in r:
-                    q = np.nanpercentile(row, [25, 50, 75]) if np.isfinite(row).any() \
-                        else [np.nan] * 3
-                    cells.append(f"{_fmt(q[1])} [{_fmt(q[0])}, {_fmt(q[2])}]")
-                st = ds["steps_to_1e-2"].sel(split=split, init=init, setting=setting).values
-                st = st[np.isfinite(nu)]
-                hit = np.isfinite(st)
-                if hit.sum() * 2 > len(st):
-                    reach = f"{np.median(np.where(hit, st, np.inf)):.0f}; {hit.sum()}/{len(st)}"
-                else:
-                    reach = f"not reached in {steps} (median); {hit.sum()}/{len(st)}"
-                w = float(ds["chosen_weight"].sel(init=init, setting=setting))
-                lines.append(f"| {setting} | {init} | {w:g} | " + " | ".join(cells)
-                             + f" | {reach} |")
-        lines.append("")
-    lines.append(f"Median [IQR] relative L2 over the test tasks; λ chosen on validation "
-                 f"{setup.symbol}.")
-    return "\n".join(lines) + "\n"
-
-
-def plot(ds: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    splits = list(ds["split"].values)
-    fig, axes = plt.subplots(len(splits), len(ds["setting"]), squeeze=False,
-                             figsize=(5 * len(ds["setting"]), 3.5 * len(splits)))
-    x = np.maximum(ds["step"].values, 1)
-    for i, split in enumerate(splits):
-        for j, setting in enumerate(ds["setting"].values):
-            ax = axes[i][j]
-            for init in ds["init"].values:
-                r = ds["rel_l2"].sel(split=split, init=init, setting=setting).values
-                ax.plot(x, np.nanmedian(r, -1), marker="o", label=str(init))
-            ax.axhline(THRESHOLD, color="grey", ls=":")
-            ax.set(xscale="log", yscale="log", title=f"{split}, {setting}",
-                   xlabel="Adam steps (0 plotted at 1)", ylabel="median relative L2")
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ds.attrs["symbol"] = setup.symbol
+    write_netcdf(ds, out / "meta_pinn.nc")
+    write_text(out / "table.md", markdown_table(ds))
+    curves_png(ds, out / "meta_pinn.png")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,16 @@ def test_smoke_runs_end_to_end(tmp_path: Path) -> None:
     table = (tmp_path / "out" / "table.md").read_text()
     assert "| zero-data | maml |" in table and "| 10-points | conditioned |" in table
     assert (tmp_path / "out" / "meta_pinn.png").stat().st_size > 0
+    # scimeta report renders the run: the same table rows, the command, a figure
+    from scimeta.report import build_report
+
+    md = build_report(tmp_path / "out", out=tmp_path / "doc" / "r.md").read_text()
+    assert "## Meta-learned PINN initialisation: burgers (regime `classic`, smoke size)" in md
+    rows = [x for x in table.splitlines() if x.startswith(("| zero-data", "| 10-points"))]
+    assert len(rows) == 16 and all(r in md.splitlines() for r in rows)
+    assert "bench/meta_pinn.py --smoke" in md and "total_s" in md
+    png = re.search(r"!\[adaptation curves, burgers\]\((.+?)\)", md)
+    assert png is not None and (tmp_path / "doc" / png.group(1)).stat().st_size > 1000
 
 
 def test_ic_bc_support_is_exact() -> None:

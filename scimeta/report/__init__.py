@@ -5,7 +5,10 @@
 per results folder, the evaluation tables (ratios to the random and joint inits),
 our numbers beside the published figures the suite file names
 (:mod:`scimeta.report.published`), the adaptation-curve plots (PNG files in a folder
-next to the document), the wall times and the commands. See docs/report.md.
+next to the document), the wall times and the commands; then the forecasting
+protocol's runs (``results.json``, :mod:`._forecast`) and the meta-learned PINN
+protocol's (``meta_pinn.nc``, :mod:`._pinn`) found under the folder. See
+docs/report.md.
 """
 
 from __future__ import annotations
@@ -50,16 +53,18 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
     from ._collect import collect, find_results
     from ._document import header_blocks, suite_blocks
     from ._forecast import find_forecasts, forecast_blocks
+    from ._pinn import find_pinn, pinn_blocks
     from ._render import to_html, to_markdown
 
     if fmt not in FORMATS:
         raise ConfigError(f"fmt={fmt!r}: expected one of {', '.join(FORMATS)}")
     root = Path(results_dir)
     forecasts = find_forecasts(root) if root.is_dir() else []
+    pinns = find_pinn(root) if root.is_dir() else []
     try:
         folders = find_results(root)
     except RunError:
-        if not forecasts:
+        if not forecasts and not pinns:
             raise
         folders = []
     doc = Path(out) if out is not None else default_out(root, fmt)
@@ -75,6 +80,8 @@ def build_report(results_dir: str | os.PathLike, out: str | os.PathLike | None =
         blocks += suite_blocks(collect(folder), fig_dir, doc.parent)
     for path in forecasts:
         blocks += forecast_blocks(path, fig_dir, doc.parent)
+    for path in pinns:
+        blocks += pinn_blocks(path, fig_dir, doc.parent)
     title = f"scimeta report: {root.resolve().name}"
     write_text(doc, to_html(blocks, title) if fmt == "html" else to_markdown(blocks))
     return doc
