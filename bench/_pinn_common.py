@@ -53,6 +53,8 @@ class Size:
     joint_iters: int = 3000
     joint_batch: int = 8
     adapt_lr: float = 1e-3
+    #: Adam rates chosen among on validation with λ (empty: ``adapt_lr`` alone)
+    rates: tuple[float, ...] = ()
     budgets: tuple[int, ...] = (0, 10, 50, 100, 200, 500)
     val_steps: int = 200
     weights: tuple[float, ...] = (0.1, 1.0, 10.0)
@@ -60,6 +62,11 @@ class Size:
     check_stride: int = 8
     eval_stride: int = 1
     hidden: tuple[int, ...] = (64, 64, 64)
+
+
+def rate_grid(size: Size) -> tuple[float, ...]:
+    """The test-time Adam rates validation chooses among."""
+    return size.rates or (size.adapt_lr,)
 
 
 FULL = Size()

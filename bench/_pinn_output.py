@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _pinn_common import INITS, SETTINGS, Setup, Size
+from _pinn_common import INITS, SETTINGS, Setup, Size, rate_grid
 
 from scimeta.report._pinn import curves_png, markdown_table
 from scimeta.runtime.atomic import write_netcdf, write_text
@@ -32,7 +32,8 @@ def hardware() -> dict[str, str]:
 
 def write_outputs(out: Path, args: argparse.Namespace, setup: Setup, size: Size,
                   splits: list[str], rel: np.ndarray, reach: np.ndarray, values: np.ndarray,
-                  chosen: np.ndarray, val_err: np.ndarray, walls: dict[str, float], seed: int,
+                  chosen: np.ndarray, chosen_rate: np.ndarray, val_err: np.ndarray,
+                  walls: dict[str, float], seed: int,
                   train_loss: dict[str, list[float]], n_train: int) -> None:
     import xarray as xr
 
@@ -42,9 +43,11 @@ def write_outputs(out: Path, args: argparse.Namespace, setup: Setup, size: Size,
          "steps_to_1e-2": (("split", "init", "setting", "task"), reach),
          setup.param: (("split", "task"), values),
          "chosen_weight": (("init", "setting"), chosen),
-         "val_rel_l2": (("init", "setting", "weight", "val_task"), val_err)},
+         "chosen_rate": (("init", "setting"), chosen_rate),
+         "val_rel_l2": (("init", "setting", "weight", "rate", "val_task"), val_err)},
         coords={"split": list(splits), "init": list(INITS), "setting": list(SETTINGS),
-                "step": list(size.budgets), "weight": list(size.weights)})
+                "step": list(size.budgets), "weight": list(size.weights),
+                "rate": list(rate_grid(size))})
     ds["rel_l2"].attrs["description"] = ("relative L2 error over the solver's (t, x) grid "
                                          f"(x stride {size.eval_stride}), NaN if diverged")
     ds["steps_to_1e-2"].attrs["description"] = (

@@ -88,21 +88,24 @@ def _learner_and_batch(init: str, model: nn.Module, reader: TaskReader,
 def run_init(init: str, params: dict[str, torch.Tensor], model: nn.Module, reader: TaskReader,
              tasks: Sequence[int], n_data: int, weight: float, size: Size, scale: list[float],
              problem: Problem, colloc_seed: int, box: Box, record: Sequence[int],
-             stride: int) -> np.ndarray:
-    """Adapt ``init`` on ``tasks`` of ``reader``; relative L2 ``[len(record), B]``."""
+             stride: int, rate: float) -> np.ndarray:
+    """Adapt ``init`` on ``tasks`` of ``reader`` with Adam at ``rate``; relative L2
+    ``[len(record), B]``."""
     learner, batch, cond = _learner_and_batch(init, model, reader, tasks, n_data, weight,
                                               size, scale, problem, colloc_seed, box)
     ev = Evaluator(model, reader, tasks, stride, cond)
-    err, _ = adapt_pinn(learner, params, batch, size.adapt_lr, max(record), record, ev)
+    err, _ = adapt_pinn(learner, params, batch, rate, max(record), record, ev)
     return err.numpy()
 
 
 def run_two(init: str, params: dict[str, torch.Tensor], model: nn.Module, reader: TaskReader,
             tasks: Sequence[int], n_data: int, weight: float, size: Size, scale: list[float],
             problem: Problem, colloc_seed: int, box: Box, record: Sequence[int],
-            full: Evaluator, coarse: Evaluator) -> tuple[np.ndarray, np.ndarray]:
-    """One adaptation; relative L2 on the full grid at the budgets and on the coarse grid
-    at every recorded step: ``([R, B], [R, B])`` (full-grid rows off the budgets are NaN)."""
+            full: Evaluator, coarse: Evaluator,
+            rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """One adaptation (Adam at ``rate``); relative L2 on the full grid at the budgets
+    and on the coarse grid at every recorded step: ``([R, B], [R, B])`` (full-grid rows
+    off the budgets are NaN)."""
     learner, batch, cond = _learner_and_batch(init, model, reader, tasks, n_data, weight,
                                               size, scale, problem, colloc_seed, box)
     if cond is not None:
@@ -117,5 +120,5 @@ def run_two(init: str, params: dict[str, torch.Tensor], model: nn.Module, reader
                          else torch.full((len(tasks),), float("nan")))
         return coarse(fast)
 
-    err, _ = adapt_pinn(learner, params, batch, size.adapt_lr, max(record), record, both)
+    err, _ = adapt_pinn(learner, params, batch, rate, max(record), record, both)
     return torch.stack(fine_rows).double().numpy(), err.numpy()

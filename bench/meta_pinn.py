@@ -49,6 +49,7 @@ from _pinn_common import (
     Problem,
     build_model,
     make_store,
+    rate_grid,
 )
 from _pinn_output import write_outputs
 from _pinn_train import run_init, run_two, train_joint, train_maml
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="λ grid, comma-separated (default 0.1,1,10; smoke 1)")
     ap.add_argument("--adapt-lr", type=float, default=None,
                     help="Adam rate of test-time adaptation (default 1e-3)")
+    ap.add_argument("--adapt-lrs", default=None,
+                    help="Adam rates, comma-separated, chosen on validation together with "
+                         "λ per init and setting (default: --adapt-lr alone)")
     ap.add_argument("--no-slope-bc", action="store_true",
                     help="periodic families: boundary term on the jump of u only")
     args = ap.parse_args(argv)
@@ -83,6 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = dataclasses.replace(size, weights=tuple(float(w) for w in args.weights.split(",")))
     if args.adapt_lr is not None:
         size = dataclasses.replace(size, adapt_lr=args.adapt_lr)
+    if args.adapt_lrs is not None:
+        try:
+            rates = tuple(float(r) for r in args.adapt_lrs.split(","))
+        except ValueError:
+            rates = ()
+        if not rates or not all(np.isfinite(r) and r > 0 for r in rates):
+            ap.error(f"--adapt-lrs {args.adapt_lrs!r}: give positive rates, e.g. 3e-4,1e-3")
+        size = dataclasses.replace(size, rates=rates)
     splits = [s for s in args.splits.split(",") if s]
     for s in splits:
         if s not in setup.splits:
@@ -146,25 +158,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"train {k}: loss {np.mean(v[:5]):.3g} -> {np.mean(v[-5:]):.3g} "
               f"({len(v)} iterations)", flush=True)
 
-    # ---- λ on validation ------------------------------------------------------
+    # ---- λ and the Adam rate on validation ------------------------------------
     t0 = time.perf_counter()
     val = readers["val"]
     vtasks = list(range(len(val)))
+    rates = rate_grid(size)
     chosen = np.zeros((len(INITS), len(SETTINGS)))
-    val_err = np.full((len(INITS), len(SETTINGS), len(size.weights), len(vtasks)), np.nan)
+    chosen_rate = np.zeros((len(INITS), len(SETTINGS)))
+    val_err = np.full((len(INITS), len(SETTINGS), len(size.weights), len(rates), len(vtasks)),
+                      np.nan)
     for a, init in enumerate(INITS):
         for b, setting in enumerate(SETTINGS):
             n_data = 0 if setting == "zero-data" else 10
             for c, w in enumerate(size.weights):
-                err = run_init(init, inits[init], models[init], val, vtasks, n_data, w, size,
-                               scale, problem, seed + 100, box, [size.val_steps],
-                               size.check_stride)
-                val_err[a, b, c] = err[-1]
-            med = np.nanmedian(np.where(np.isfinite(val_err[a, b]), val_err[a, b], np.inf), -1)
-            chosen[a, b] = size.weights[int(np.argmin(med))]
-            print(f"val {init} {setting}: median rel L2 @{size.val_steps} per λ "
-                  f"{dict(zip(size.weights, np.round(med, 4).tolist(), strict=True))} "
-                  f"-> λ = {chosen[a, b]}", flush=True)
+                for d, r in enumerate(rates):
+                    err = run_init(init, inits[init], models[init], val, vtasks, n_data, w,
+                                   size, scale, problem, seed + 100, box, [size.val_steps],
+                                   size.check_stride, r)
+                    val_err[a, b, c, d] = err[-1]
+            # a diverged task counts as infinitely bad; ties go to the first (λ, rate)
+            med = np.median(np.where(np.isfinite(val_err[a, b]), val_err[a, b], np.inf), -1)
+            c, d = np.unravel_index(int(np.argmin(med)), med.shape)
+            chosen[a, b], chosen_rate[a, b] = size.weights[c], rates[d]
+            print(f"val {init} {setting}: median rel L2 @{size.val_steps} per (λ, rate) "
+                  f"{np.round(med, 4).tolist()} -> λ = {chosen[a, b]}, "
+                  f"rate = {chosen_rate[a, b]:g}", flush=True)
     walls["validation_s"] = time.perf_counter() - t0
 
     # ---- test -----------------------------------------------------------------
@@ -190,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 coarse = Evaluator(models[init], rd, tasks, size.check_stride, None)
                 fine, coarse_err = run_two(init, inits[init], models[init], rd, tasks, n_data,
                                            float(chosen[a, b]), size, scale, problem,
-                                           seed + 200 + s, box, record, full, coarse)
+                                           seed + 200 + s, box, record, full, coarse,
+                                           float(chosen_rate[a, b]))
                 fine_rows = [record.index(k) for k in size.budgets]
                 rel[s, a, b, :, :len(tasks)] = fine[fine_rows]
                 check_rows = [record.index(k) for k in checks]
@@ -203,7 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     walls["total_s"] = time.perf_counter() - t_all
 
     # ---- outputs --------------------------------------------------------------
-    write_outputs(out, args, setup, size, splits, rel, reach, values, chosen, val_err, walls,
+    write_outputs(out, args, setup, size, splits, rel, reach, values, chosen, chosen_rate,
+                  val_err, walls,
                   seed, train_loss, len(train_idx))
     print(f"wrote {out}/meta_pinn.nc, table.md, meta_pinn.png in {walls['total_s']:.0f} s",
           flush=True)

@@ -38,11 +38,22 @@ def test_smoke_runs_end_to_end(tmp_path: Path) -> None:
     xr = pytest.importorskip("xarray")
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
+                          "--weights", "0.1,1", "--adapt-lrs", "1e-3,1e-2",
                           "--out", str(tmp_path / "out")], env=env, cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     ds = xr.open_dataset(tmp_path / "out" / "meta_pinn.nc")
     assert set(ds["init"].values) == {"maml", "random", "joint", "conditioned"}
+    # λ and the Adam rate: the pair with the least median validation error, per init and
+    # setting (a diverged validation task counts as infinite)
+    val = ds["val_rel_l2"].transpose("init", "setting", "weight", "rate", "val_task").values
+    assert val.shape[2:4] == (2, 2)
+    med = np.median(np.where(np.isfinite(val), val, np.inf), axis=-1)
+    for a, init in enumerate(ds["init"].values):
+        for b, setting in enumerate(ds["setting"].values):
+            c, d = np.unravel_index(np.argmin(med[a, b]), (2, 2))
+            assert float(ds["chosen_weight"].sel(init=init, setting=setting)) == [0.1, 1][c]
+            assert float(ds["chosen_rate"].sel(init=init, setting=setting)) == [1e-3, 1e-2][d]
     assert set(ds["setting"].values) == {"zero-data", "10-points"}
     assert set(ds["split"].values) == {"extrapolate", "interpolate"}
     assert list(ds["step"].values) == [0, 5, 10]
@@ -66,6 +77,7 @@ def test_smoke_runs_end_to_end(tmp_path: Path) -> None:
 
     md = build_report(tmp_path / "out", out=tmp_path / "doc" / "r.md").read_text()
     assert "## Meta-learned PINN initialisation: burgers (regime `classic`, smoke size)" in md
+    assert "| setting | init | λ | Adam rate | @0 |" in table
     rows = [x for x in table.splitlines() if x.startswith(("| zero-data", "| 10-points"))]
     assert len(rows) == 16 and all(r in md.splitlines() for r in rows)
     assert "bench/meta_pinn.py --smoke" in md and "total_s" in md
@@ -140,6 +152,15 @@ def test_pinn_batch_rejects_too_many_points() -> None:
         pinn_batch(batch, ic_bc_support(4, 2), n_data=100)
     with pytest.raises(ConfigError):
         ic_bc_support(1, 2)
+
+
+def test_bad_rate_grid_is_refused_before_any_work(tmp_path: Path) -> None:
+    for bad in ("0,1e-3", "fast", ""):
+        out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
+                              "--adapt-lrs", bad, "--out", str(tmp_path / "o")],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and f"--adapt-lrs {bad!r}: give positive rates" in out.stderr
+        assert not (tmp_path / "o").exists()
 
 
 # ---- families other than Burgers (allen_cahn: periodic, IC from the family's rule) ----

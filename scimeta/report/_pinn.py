@@ -3,7 +3,8 @@
 That script writes ``meta_pinn.nc``: the relative L2 error of each init's
 physics-informed adaptation per split, setting (zero data or 10 data points), step
 budget and test task (``rel_l2``), the steps to reach 1e-2 (``steps_to_1e-2``), the
-λ chosen on the validation band (``chosen_weight``), with its command, wall times and
+λ and Adam rate chosen on the validation band (``chosen_weight``, ``chosen_rate``;
+older files hold λ alone), with its command, wall times and
 machine as attributes. This module finds such files, tabulates them (median and
 interquartile range per budget, steps to 1e-2) and draws the adaptation curves; the
 script writes its own ``table.md`` and figure with the same functions.
@@ -56,8 +57,9 @@ def split_tables(ds: Any) -> list[tuple[str, list[str], list[list[str]]]]:
     steps = max(budgets)
     param = str(ds.attrs.get("varied_param", ""))
     symbol = str(ds.attrs.get("symbol", param))
-    header = ["setting", "init", "λ", *(f"@{b}" for b in budgets),
-              "steps to 1e-2 (median; reached)"]
+    has_rate = "chosen_rate" in ds
+    header = ["setting", "init", "λ", *(["Adam rate"] if has_rate else []),
+              *(f"@{b}" for b in budgets), "steps to 1e-2 (median; reached)"]
     out = []
     for split in ds["split"].values:
         nu = ds[param].sel(split=split).values if param in ds else np.array([np.nan])
@@ -81,7 +83,9 @@ def split_tables(ds: Any) -> list[tuple[str, list[str], list[list[str]]]]:
                 else:
                     reach = f"not reached in {steps} (median); {hit.sum()}/{len(st)}"
                 w = float(ds["chosen_weight"].sel(init=init, setting=setting))
-                rows.append([str(setting), str(init), f"{w:g}", *cells, reach])
+                rate = ([f"{float(ds['chosen_rate'].sel(init=init, setting=setting)):g}"]
+                        if has_rate else [])
+                rows.append([str(setting), str(init), f"{w:g}", *rate, *cells, reach])
         out.append((heading, header, rows))
     return out
 
@@ -89,8 +93,9 @@ def split_tables(ds: Any) -> list[tuple[str, list[str], list[list[str]]]]:
 def caption(ds: Any) -> str:
     """What the tables show."""
     symbol = str(ds.attrs.get("symbol", ds.attrs.get("varied_param", "the parameter")))
-    return (f"Median [IQR] relative L2 over the test tasks; λ chosen on validation "
-            f"{symbol}.")
+    what = "λ and the Adam rate" if "chosen_rate" in ds else "λ"
+    return (f"Median [IQR] relative L2 over the test tasks; {what} chosen on validation "
+            f"{symbol}, per init and setting.")
 
 
 def markdown_table(ds: Any) -> str:
