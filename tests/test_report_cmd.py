@@ -248,7 +248,7 @@ def test_forecasting_report_names_the_command_that_produced_the_run(tmp_path):
            "--seed 1`" in md
     args = {"system": "navier-stokes", "out": "/x", "smoke": False, "quick": False,
             "seed": 1, "augment": "forcing", "steps": "joint=1,context=15000",
-            "hidden": None, "solver_preset": "accurate"}
+            "hidden": None, "teacher_forcing": "", "solver_preset": "accurate"}
     cmd = command({"system": "navier-stokes", "args": args, "level": "full"}, Path("/x/r"))
     assert cmd == ["python", "bench/leads_protocol.py", "--system", "navier-stokes",
                    "--out", "/x", "--seed", "1", "--augment", "forcing", "--steps",

@@ -49,7 +49,7 @@ def _stat(s: dict) -> str:
 def command(log: dict[str, Any], path: Path) -> list[str]:
     """The command line of the run: as recorded (``log["argv"]``), or for results
     written before it was, rebuilt from every recorded argument (``log["args"]``;
-    flags set, values given, ``None`` left out), so the options that shaped the run
+    flags set, values given, unset ones left out), so the options that shaped the run
     (steps, seed, augmentation, ...) are never dropped."""
     script = ["python", "bench/leads_protocol.py"]
     if isinstance(log.get("argv"), list):
@@ -63,7 +63,7 @@ def command(log: dict[str, Any], path: Path) -> list[str]:
     cmd = list(script)
     for key, value in args.items():
         flag = "--" + key.replace("_", "-")
-        if value is None or value is False:
+        if value is None or value is False or value == "":  # unset options
             continue
         cmd += [flag] if value is True else [flag, str(value)]
     return cmd
