@@ -154,6 +154,25 @@ def test_pinn_batch_rejects_too_many_points() -> None:
         ic_bc_support(1, 2)
 
 
+def test_one_split_trains_on_the_full_runs_training_set(tmp_path: Path) -> None:
+    """`--splits extrapolate` still holds the interpolation band out of training (it
+    used to train on it, so its inits differed from the full run's)."""
+    xr = pytest.importorskip("xarray")
+    from scimeta.data import TaskReader
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
+                          "--splits", "extrapolate", "--out", str(tmp_path / "o")], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    nu = TaskReader(tmp_path / "o" / "train.h5").params[:, 0]
+    outside = int(((nu < 0.2) | (nu >= 0.3)).sum())   # Burgers' interpolation band
+    assert 0 < outside < len(nu)                       # the smoke draw holds some out
+    with xr.open_dataset(tmp_path / "o" / "meta_pinn.nc") as ds:
+        assert list(ds["split"].values) == ["extrapolate"]
+        assert int(ds.attrs["training_tasks"]) == outside
+
+
 def test_bad_rate_grid_is_refused_before_any_work(tmp_path: Path) -> None:
     for bad in ("0,1e-3", "fast", ""):
         out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
