@@ -34,13 +34,17 @@ from scimeta.train.pinn import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _smoke(tmp_path: Path, out: str, *extra: str) -> subprocess.CompletedProcess:
+    """``bench/meta_pinn.py --smoke --out tmp_path/out *extra`` on one thread."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
+                           *extra, "--out", str(tmp_path / out)], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_smoke_runs_end_to_end(tmp_path: Path) -> None:
     xr = pytest.importorskip("xarray")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
-                          "--weights", "0.1,1", "--adapt-lrs", "1e-3,1e-2",
-                          "--out", str(tmp_path / "out")], env=env, cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = _smoke(tmp_path, "out", "--weights", "0.1,1", "--adapt-lrs", "1e-3,1e-2")
     assert out.returncode == 0, out.stderr
     ds = xr.open_dataset(tmp_path / "out" / "meta_pinn.nc")
     assert set(ds["init"].values) == {"maml", "random", "joint", "conditioned"}
@@ -160,10 +164,7 @@ def test_one_split_trains_on_the_full_runs_training_set(tmp_path: Path) -> None:
     xr = pytest.importorskip("xarray")
     from scimeta.data import TaskReader
 
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
-                          "--splits", "extrapolate", "--out", str(tmp_path / "o")], env=env,
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = _smoke(tmp_path, "o", "--splits", "extrapolate")
     assert out.returncode == 0, out.stderr
     nu = TaskReader(tmp_path / "o" / "train.h5").params[:, 0]
     outside = int(((nu < 0.2) | (nu >= 0.3)).sum())   # Burgers' interpolation band
@@ -175,9 +176,7 @@ def test_one_split_trains_on_the_full_runs_training_set(tmp_path: Path) -> None:
 
 def test_bad_rate_grid_is_refused_before_any_work(tmp_path: Path) -> None:
     for bad in ("0,1e-3", "fast", ""):
-        out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
-                              "--adapt-lrs", bad, "--out", str(tmp_path / "o")],
-                             capture_output=True, text=True, timeout=120)
+        out = _smoke(tmp_path, "o", "--adapt-lrs", bad)
         assert out.returncode == 2 and f"--adapt-lrs {bad!r}: give positive rates" in out.stderr
         assert not (tmp_path / "o").exists()
 
@@ -186,10 +185,7 @@ def test_bad_rate_grid_is_refused_before_any_work(tmp_path: Path) -> None:
 
 def test_allen_cahn_smoke_runs_end_to_end(tmp_path: Path) -> None:
     xr = pytest.importorskip("xarray")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "meta_pinn.py"), "--smoke",
-                          "--family", "allen_cahn", "--out", str(tmp_path / "out")], env=env,
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = _smoke(tmp_path, "out", "--family", "allen_cahn")
     assert out.returncode == 0, out.stderr
     ds = xr.open_dataset(tmp_path / "out" / "meta_pinn.nc")
     assert ds.attrs["family"] == "allen_cahn" and ds.attrs["boundary"] == "periodic"
