@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ._collect import Results
 from ._compare import Comparison, compare
-from ._figures import adaptation_png, have_matplotlib
+from ._figures import adaptation_png, have_matplotlib, image_block
 from ._render import Block
 
 CELL_HEADER = ["evaluation", "run", "init", "optimizer", "budget", "median MSE",
@@ -89,8 +89,7 @@ def _figures(res: Results, fig_dir: Path, doc_dir: Path) -> list[Block]:
     fig_dir.mkdir(parents=True, exist_ok=True)
     for e in res.evaluations:
         png = adaptation_png(e, fig_dir / f"{res.folder.name}-{e.run}-{e.name}.png")
-        rel = Path(os.path.relpath(png, doc_dir)).as_posix()
-        blocks.append(("img", rel, f"adaptation curves of {e.name} ({e.run})"))
+        blocks.append(image_block(png, doc_dir, f"adaptation curves of {e.name} ({e.run})"))
     return blocks
 
 

@@ -4,6 +4,8 @@ test-time optimizer, drawn with :func:`scimeta.plot.curves.plot_adaptation`."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,18 @@ from ._collect import Evaluation
 def have_matplotlib() -> bool:
     """Whether matplotlib can be imported (without importing it)."""
     return importlib.util.find_spec("matplotlib") is not None
+
+
+def image_block(png: Path, doc_dir: Path, alt: str) -> tuple[str, str, str]:
+    """The ``("img", src, alt)`` block of ``png``, linked relative to ``doc_dir``."""
+    return ("img", Path(os.path.relpath(png, doc_dir)).as_posix(), alt)
+
+
+def folder_tag(folder: Path) -> str:
+    """A file-name prefix naming ``folder`` (its absolute path, runs of other
+    characters as one ``-``, the last 60 characters), so that figures of results in
+    different folders do not overwrite each other in one figure folder."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", str(folder.resolve())).strip("-")[-60:]
 
 
 def adaptation_png(e: Evaluation, path: Path) -> Path:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -69,12 +68,11 @@ def command(log: dict[str, Any], path: Path) -> list[str]:
     return cmd
 
 
-def forecast_blocks(path: Path, fig_dir: Path | None = None,
-                    doc_dir: Path | None = None) -> list[Block]:
+def forecast_blocks(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
     """Heading, provenance and one table of a forecasting run; the LEADS grid's
-    in-domain rows carry the published LEADS figure of the family, if any. With
-    ``fig_dir``, one PNG per ``forecast-*.nc`` beside ``path`` (the forecast error
-    against time, after adaptation), linked relative to ``doc_dir``."""
+    in-domain rows carry the published LEADS figure of the family, if any; then one
+    PNG in ``fig_dir`` per ``forecast-*.nc`` beside ``path`` (the forecast error
+    against time, before and after adaptation), linked relative to ``doc_dir``."""
     data = _load(path)
     assert data is not None
     log = data["log"]
@@ -107,14 +105,12 @@ def forecast_blocks(path: Path, fig_dir: Path | None = None,
     note = ("" if pub is not None else
             f"No published figure of this protocol for `{family}` is in the registry.")
     blocks.append(("table", header, rows, note))
-    if fig_dir is not None:
-        blocks += _error_figures(path, fig_dir, doc_dir or fig_dir.parent)
-    return blocks
+    return blocks + _error_figures(path, fig_dir, doc_dir)
 
 
 def _error_figures(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
     """One image block per ``forecast-*.nc`` beside ``path``."""
-    from ._figures import have_matplotlib
+    from ._figures import folder_tag, have_matplotlib, image_block
 
     found = sorted(path.parent.glob("forecast-*.nc"))
     if not found:
@@ -123,13 +119,9 @@ def _error_figures(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
         return [("p", f"{len(found)} forecast-error plot(s) left out: matplotlib is not "
                       "installed (`pip install \"scimeta[plot]\"`).")]
     fig_dir.mkdir(parents=True, exist_ok=True)
-    tag = re.sub(r"[^A-Za-z0-9]+", "-", str(path.parent.resolve())).strip("-")[-60:]
-    blocks: list[Block] = []
-    for nc in found:
-        png = error_png(nc, fig_dir / f"{tag}-{nc.stem}.png")
-        rel = Path(os.path.relpath(png, doc_dir)).as_posix()
-        blocks.append(("img", rel, f"forecast error against time, {nc.stem}"))
-    return blocks
+    tag = folder_tag(path.parent)
+    return [image_block(error_png(nc, fig_dir / f"{tag}-{nc.stem}.png"), doc_dir,
+                        f"forecast error against time, {nc.stem}") for nc in found]
 
 
 def error_png(nc: Path, png: Path) -> Path:

@@ -13,7 +13,6 @@ script writes its own ``table.md`` and figure with the same functions.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -147,7 +146,7 @@ def pinn_blocks(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
     adaptation-curve figure of one ``meta_pinn.nc``."""
     import xarray as xr
 
-    from ._figures import have_matplotlib
+    from ._figures import folder_tag, have_matplotlib, image_block
 
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         ds = ds.load()
@@ -172,8 +171,6 @@ def pinn_blocks(path: Path, fig_dir: Path, doc_dir: Path) -> list[Block]:
         blocks += [("h", 3, heading), ("table", header, rows, caption(ds))]
     if have_matplotlib():
         fig_dir.mkdir(parents=True, exist_ok=True)
-        tag = "".join(c if c.isalnum() else "-" for c in str(path.parent.resolve()))[-60:]
-        png = curves_png(ds, fig_dir / f"{tag.strip('-')}-meta_pinn.png")
-        rel = Path(os.path.relpath(png, doc_dir)).as_posix()
-        blocks.append(("img", rel, f"adaptation curves, {attrs.get('family', '')}"))
+        png = curves_png(ds, fig_dir / f"{folder_tag(path.parent)}-meta_pinn.png")
+        blocks.append(image_block(png, doc_dir, f"adaptation curves, {attrs.get('family', '')}"))
     return blocks
