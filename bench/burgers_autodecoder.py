@@ -1,7 +1,7 @@
 """Can a learned field decoder identify a Burgers task from its 10 support points?
 
     OMP_NUM_THREADS=1 python bench/burgers_autodecoder.py TRAIN.h5 VALIDATION.h5 \
-        [--steps 6000] [--code-dim 16] [--no-nu]
+        [--steps 6000] [--code-dim 16] [--code learned|basis] [--finetune] [--no-nu]
 
 A probe of the question behind the Burgers new-regime result (docs/results.md): the
 equation's own solver recovers every task from K = 10 points (system identification,
@@ -21,6 +21,15 @@ On the validation store each task's code is then fitted by L-BFGS (the weights f
   ``scimeta evaluate`` does), from the mean code and from the 5 training codes that
   fit the support points best (the lowest final loss kept).
 
+``--code basis`` replaces the learned code by one the family's own structure makes
+identifiable: the six coefficients of u(0, x) on sin kπx, cos kπx, k = 1..3 (the basis
+the family draws its initial states from; read exactly off each task's stored field at
+t = 0), given to the decoder in training rather than learned; the table then also has
+the decoder's error at the task's *true* coefficients (its floor). ``--finetune`` adds
+the package's usual last step: the code fitted to the data, then the code and every
+weight by L-BFGS on data + residual (50 steps), and the same adaptation from a decoder
+of the same shape with random weights (this probe's own random init).
+
 Prints the median and quartiles of the query MSE (the stored 100 query points, in
 units of the spread of u squared, as ``scimeta evaluate`` reports them). Compare with
 the random init's 0.32 on the same 50 validation tasks (L-BFGS + residual, 50 steps).
@@ -29,6 +38,7 @@ the random init's 0.32 on the same 50 validation tasks (L-BFGS + residual, 50 st
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import time
 
@@ -39,6 +49,7 @@ from scimeta.data import TaskReader
 from scimeta.train.setup import derivative_scale, normalization
 
 MODES = 4
+BASIS = 3  # the Burgers family draws u(0, x) from modes 1..3 of the period 2
 
 
 class Decoder(torch.nn.Module):
@@ -73,6 +84,18 @@ def grid(reader: TaskReader) -> tuple[torch.Tensor, torch.Tensor]:
             torch.as_tensor(np.asarray(x), dtype=torch.float32))
 
 
+def basis_codes(reader: TaskReader, scale: float) -> torch.Tensor:
+    """Each task's u(0, x) / scale in the family's initial-state basis, ``[n, 2 * BASIS]``:
+    the coefficients of sin(kπx) and cos(kπx), k = 1..BASIS (exact on the periodic grid,
+    since the family draws u(0, x) from these modes alone)."""
+    (x,) = reader.meta.space
+    k = np.arange(1, BASIS + 1)[:, None] * np.pi * np.asarray(x)[None]
+    u0 = np.stack([reader.fields(i)[0, :, 0] for i in range(len(reader))]) / scale
+    n = u0.shape[1]
+    return torch.as_tensor(np.concatenate([2 / n * u0 @ np.sin(k).T, 2 / n * u0 @ np.cos(k).T],
+                                          axis=1), dtype=torch.float32)
+
+
 def train(reader: TaskReader, args: argparse.Namespace, scale: float
           ) -> tuple[Decoder, torch.Tensor]:
     fields = torch.as_tensor(np.stack([reader.fields(i)[..., 0] for i in range(len(reader))]),
@@ -81,9 +104,14 @@ def train(reader: TaskReader, args: argparse.Namespace, scale: float
     t, x = grid(reader)
     box = (float(nu.min()), float(nu.max()))
     dec = Decoder(args.code_dim, args.width, not args.no_nu, box)
-    codes = torch.nn.Parameter(torch.zeros(len(reader), args.code_dim))
-    opt = torch.optim.Adam([{"params": dec.parameters(), "lr": 1e-3},
-                            {"params": [codes], "lr": 1e-2}])
+    if args.code == "basis":
+        # the code is each task's initial state in the family's own basis, not learned
+        codes = basis_codes(reader, scale)
+        opt = torch.optim.Adam(dec.parameters(), lr=1e-3)
+    else:
+        codes = torch.nn.Parameter(torch.zeros(len(reader), args.code_dim))
+        opt = torch.optim.Adam([{"params": dec.parameters(), "lr": 1e-3},
+                                {"params": [codes], "lr": 1e-2}])
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps)
     g = torch.Generator().manual_seed(0)
     n, nt, nx = fields.shape
@@ -92,8 +120,9 @@ def train(reader: TaskReader, args: argparse.Namespace, scale: float
         ti = torch.randint(0, nt, (32, 512), generator=g)
         xi = torch.randint(0, nx, (32, 512), generator=g)
         pred = dec(t[ti], x[xi], codes[b], nu[b])
-        loss = ((pred - fields[b[:, None], ti, xi]) ** 2).mean() \
-            + 1e-4 * (codes[b] ** 2).sum(-1).mean()
+        loss = ((pred - fields[b[:, None], ti, xi]) ** 2).mean()
+        if args.code == "learned":
+            loss = loss + 1e-4 * (codes[b] ** 2).sum(-1).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -106,9 +135,15 @@ def train(reader: TaskReader, args: argparse.Namespace, scale: float
 def fit_code(dec: Decoder, start: torch.Tensor, mean: torch.Tensor, x: torch.Tensor,
              y: torch.Tensor, nu: torch.Tensor, prior: float, lam: float,
              colloc: tuple[torch.Tensor, torch.Tensor], u_scale: float, dydt: float,
-             iters: int) -> tuple[torch.Tensor, float]:
-    """L-BFGS on one task's code; returns it and the final data + residual loss."""
+             iters: int, weights: bool = False) -> tuple[torch.Tensor, float]:
+    """L-BFGS on one task's code (and, with ``weights``, on all of ``dec``'s weights,
+    which the caller then owns); returns the code and the final data + residual loss."""
     z = start.clone()[None].requires_grad_(True)
+    params = [z]
+    if weights:
+        for p in dec.parameters():
+            p.requires_grad_(True)
+        params += list(dec.parameters())
     tc, xc = colloc
 
     def residual() -> torch.Tensor:
@@ -121,7 +156,7 @@ def fit_code(dec: Decoder, start: torch.Tensor, mean: torch.Tensor, x: torch.Ten
     def data() -> torch.Tensor:
         return ((dec(x[..., 0], x[..., 1], z, nu) - y) ** 2).mean()
 
-    opt = torch.optim.LBFGS([z], lr=1, max_iter=iters, line_search_fn="strong_wolfe",
+    opt = torch.optim.LBFGS(params, lr=1, max_iter=iters, line_search_fn="strong_wolfe",
                             history_size=20)
 
     def closure() -> torch.Tensor:
@@ -142,9 +177,16 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--code-dim", type=int, default=16)
     ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--code", choices=("learned", "basis"), default="learned",
+                    help="learned: a free per-task code (auto-decoder); basis: the task's "
+                         "initial state in the family's sine/cosine basis (6 numbers)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also adapt every weight after the code (L-BFGS, data + residual)")
     ap.add_argument("--no-nu", action="store_true", help="the decoder does not see ν")
     ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
     args = ap.parse_args()
+    if args.code == "basis":
+        args.code_dim = 2 * BASIS
     torch.manual_seed(0)
     torch.set_num_threads(1)
     tr = TaskReader(args.train, in_memory=True)
@@ -155,12 +197,14 @@ def main() -> None:
     print(f"decoder trained in {time.perf_counter() - t0:.0f} s ({args.steps} steps, "
           f"code dim {args.code_dim}, ν input {not args.no_nu})")
     mean = codes.mean(0)
+    dec_box = (math.exp(dec.log_lo), math.exp(dec.log_hi))
     va = TaskReader(args.validation, in_memory=True)
     n = min(args.tasks, len(va))
     b = va.batch(np.arange(n))
     nu = torch.as_tensor(va.params[:n, 0], dtype=torch.float32)
     t, x = grid(va)
     g = torch.Generator().manual_seed(5)
+    true_codes = basis_codes(va, scale)[:n] if args.code == "basis" else None
     rows: dict[str, list[float]] = {}
     for i in range(n):
         ni = nu[i:i + 1]
@@ -177,6 +221,9 @@ def main() -> None:
         z, _ = fit_code(dec, mean, mean, torch.stack([t[ti], x[xi]], -1), f[ti, xi], ni,
                         1e-5, 0.0, colloc, scale, dydt, 200)
         rows.setdefault("oracle: code fitted to 2000 field points", []).append(query(z))
+        if true_codes is not None:
+            rows.setdefault("oracle: the task's true initial-state coefficients", []).append(
+                query(true_codes[i:i + 1]))
         with torch.no_grad():
             fit = ((dec(sx[..., 0].expand(len(codes), -1), sx[..., 1].expand(len(codes), -1),
                         codes, ni.expand(len(codes))) - sy) ** 2).mean(1)
@@ -187,6 +234,26 @@ def main() -> None:
                                  dydt, 50) for j in fit.argsort()[:5]), key=lambda r: r[1])
             rows.setdefault(f"support, λ = {lam:g}, best of 5 starts", []).append(
                 query(best[0]))
+        if args.finetune:
+            # the code fitted to the data alone, then code and every weight together by
+            # L-BFGS on data + residual (the package's lbfgs+physics adaptation)
+            z, _ = fit_code(dec, mean, mean, sx, sy, ni, 1e-2, 0.0, colloc, scale, dydt, 50)
+            tuned = copy.deepcopy(dec)
+            for lam in (0.1, 1.0):
+                model = copy.deepcopy(tuned)
+                zt, _ = fit_code(model, z[0], mean, sx, sy, ni, 0.0, lam, colloc, scale, dydt,
+                                 50, weights=True)
+                with torch.no_grad():
+                    err = float(((model(qx[..., 0], qx[..., 1], zt, ni) - qy) ** 2).mean())
+                rows.setdefault(f"support: code (λ = 0), then code + weights, λ = {lam:g}",
+                                []).append(err)
+            # the same adaptation from a decoder of the same shape with random weights
+            model = Decoder(args.code_dim, args.width, not args.no_nu, dec_box)
+            zt, _ = fit_code(model, torch.zeros_like(mean), mean, sx, sy, ni, 0.0, 1.0, colloc,
+                             scale, dydt, 50, weights=True)
+            with torch.no_grad():
+                err = float(((model(qx[..., 0], qx[..., 1], zt, ni) - qy) ** 2).mean())
+            rows.setdefault("random decoder weights, code + weights, λ = 1", []).append(err)
     print(f"\n{n} validation tasks ({va.path.name}); query MSE in units of the spread²\n")
     print("| code fitted to | median | 25 % | 75 % |\n|---|---|---|---|")
     for label, vals in rows.items():
