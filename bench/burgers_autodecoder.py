@@ -1,7 +1,8 @@
 """Can a learned field decoder identify a Burgers task from its 10 support points?
 
     OMP_NUM_THREADS=1 python bench/burgers_autodecoder.py TRAIN.h5 VALIDATION.h5 \
-        [--steps 6000] [--code-dim 16] [--code learned|basis] [--finetune] [--no-nu]
+        [--steps 6000] [--code-dim 16] [--code learned|basis] [--finetune]
+        [--physics-nu LO:HI] [--no-nu]
 
 A probe of the question behind the Burgers new-regime result (docs/results.md): the
 equation's own solver recovers every task from K = 10 points (system identification,
@@ -29,6 +30,10 @@ the decoder's error at the task's *true* coefficients (its floor). ``--finetune`
 the package's usual last step: the code fitted to the data, then the code and every
 weight by L-BFGS on data + residual (50 steps), and the same adaptation from a decoder
 of the same shape with random weights (this probe's own random init).
+``--physics-nu LO:HI`` (with ``--code basis``) adds to each training step, beside the
+field data, the equation's residual and the initial-state misfit on 16 training
+initial states at viscosities log-uniform in [LO, HI] — a range that may reach below
+the training store's: no solved field is needed there, since the code *is* u(0, x).
 
 Prints the median and quartiles of the query MSE (the stored 100 query points, in
 units of the spread of u squared, as ``scimeta evaluate`` reports them). Compare with
@@ -96,7 +101,33 @@ def basis_codes(reader: TaskReader, scale: float) -> torch.Tensor:
                                           axis=1), dtype=torch.float32)
 
 
-def train(reader: TaskReader, args: argparse.Namespace, scale: float
+def residual_loss(dec: Decoder, tc: torch.Tensor, xc: torch.Tensor, z: torch.Tensor,
+                  nu: torch.Tensor, u_scale: float, dydt: float) -> torch.Tensor:
+    """Mean square of (u_t + u u_x − ν u_xx) / dydt at ``tc``, ``xc`` ``[B, N]``."""
+    tt, xx = tc.clone().requires_grad_(True), xc.clone().requires_grad_(True)
+    u = dec(tt, xx, z, nu) * u_scale
+    ut, ux = torch.autograd.grad(u.sum(), (tt, xx), create_graph=True)
+    uxx = torch.autograd.grad(ux.sum(), xx, create_graph=True)[0]
+    return (((ut + u * ux - nu[:, None] * uxx) / dydt) ** 2).mean()
+
+
+def physics_terms(dec: Decoder, codes: torch.Tensor, nu_box: tuple[float, float],
+                  g: torch.Generator, u_scale: float, dydt: float) -> torch.Tensor:
+    """Residual + initial-state loss on 16 training initial states at viscosities drawn
+    log-uniformly from ``nu_box`` (no solved field needed: the code is u(0, x))."""
+    b = torch.randint(0, len(codes), (16,), generator=g)
+    lo, hi = math.log(nu_box[0]), math.log(nu_box[1])
+    nu = torch.exp(lo + (hi - lo) * torch.rand(16, generator=g))
+    tc, xc = torch.rand(16, 256, generator=g), torch.rand(16, 256, generator=g) * 2 - 1
+    x0 = torch.rand(16, 256, generator=g) * 2 - 1
+    k = torch.arange(1, BASIS + 1, dtype=x0.dtype) * math.pi * x0[..., None]
+    z = codes[b]
+    u0 = (torch.sin(k) * z[:, None, :BASIS]).sum(-1) + (torch.cos(k) * z[:, None, BASIS:]).sum(-1)
+    initial = ((dec(torch.zeros_like(x0), x0, z, nu) - u0) ** 2).mean()
+    return residual_loss(dec, tc, xc, z, nu, u_scale, dydt) + initial
+
+
+def train(reader: TaskReader, args: argparse.Namespace, scale: float, dydt: float
           ) -> tuple[Decoder, torch.Tensor]:
     fields = torch.as_tensor(np.stack([reader.fields(i)[..., 0] for i in range(len(reader))]),
                              dtype=torch.float32) / scale
@@ -123,6 +154,8 @@ def train(reader: TaskReader, args: argparse.Namespace, scale: float
         loss = ((pred - fields[b[:, None], ti, xi]) ** 2).mean()
         if args.code == "learned":
             loss = loss + 1e-4 * (codes[b] ** 2).sum(-1).mean()
+        if args.physics_nu:
+            loss = loss + physics_terms(dec, codes, args.physics_nu, g, scale, dydt)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -147,11 +180,7 @@ def fit_code(dec: Decoder, start: torch.Tensor, mean: torch.Tensor, x: torch.Ten
     tc, xc = colloc
 
     def residual() -> torch.Tensor:
-        tt, xx = tc.clone().requires_grad_(True), xc.clone().requires_grad_(True)
-        u = dec(tt, xx, z, nu) * u_scale
-        ut, ux = torch.autograd.grad(u.sum(), (tt, xx), create_graph=True)
-        uxx = torch.autograd.grad(ux.sum(), xx, create_graph=True)[0]
-        return (((ut + u * ux - nu[:, None] * uxx) / dydt) ** 2).mean()
+        return residual_loss(dec, tc, xc, z, nu, u_scale, dydt)
 
     def data() -> torch.Tensor:
         return ((dec(x[..., 0], x[..., 1], z, nu) - y) ** 2).mean()
@@ -182,18 +211,31 @@ def main() -> None:
                          "initial state in the family's sine/cosine basis (6 numbers)")
     ap.add_argument("--finetune", action="store_true",
                     help="also adapt every weight after the code (L-BFGS, data + residual)")
+    ap.add_argument("--physics-nu", default=None, metavar="LO:HI",
+                    help="with --code basis: also train on the residual and the initial "
+                         "state at viscosities log-uniform in [LO, HI] (no field data)")
     ap.add_argument("--no-nu", action="store_true", help="the decoder does not see ν")
     ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
     args = ap.parse_args()
     if args.code == "basis":
         args.code_dim = 2 * BASIS
+    if args.physics_nu:
+        if args.code != "basis":
+            ap.error("--physics-nu needs --code basis (the code must be the initial state)")
+        try:
+            lo, hi = (float(v) for v in args.physics_nu.split(":"))
+        except ValueError:
+            ap.error(f"--physics-nu {args.physics_nu!r}: need LO:HI, e.g. 0.01:0.2")
+        if not 0 < lo < hi:
+            ap.error(f"--physics-nu {args.physics_nu!r}: need 0 < LO < HI")
+        args.physics_nu = (lo, hi)
     torch.manual_seed(0)
     torch.set_num_threads(1)
     tr = TaskReader(args.train, in_memory=True)
     scale = float(normalization(tr)["y_scale"][0])
     dydt = float(derivative_scale(tr)[0])
     t0 = time.perf_counter()
-    dec, codes = train(tr, args, scale)
+    dec, codes = train(tr, args, scale, dydt)
     print(f"decoder trained in {time.perf_counter() - t0:.0f} s ({args.steps} steps, "
           f"code dim {args.code_dim}, ν input {not args.no_nu})")
     mean = codes.mean(0)
