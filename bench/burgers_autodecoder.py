@@ -253,8 +253,9 @@ def main() -> None:
         sx, sy = b.support_x[i:i + 1], b.support_y[i:i + 1, :, 0] / scale
         qx, qy = b.query_x[i:i + 1], b.query_y[i:i + 1, :, 0] / scale
 
-        def query(z: torch.Tensor, qx=qx, qy=qy, ni=ni) -> float:
-            return float(((dec(qx[..., 0], qx[..., 1], z, ni) - qy) ** 2).mean())
+        def query(z: torch.Tensor, model: Decoder = dec, qx=qx, qy=qy, ni=ni) -> float:
+            with torch.no_grad():
+                return float(((model(qx[..., 0], qx[..., 1], z, ni) - qy) ** 2).mean())
 
         f = torch.as_tensor(va.fields(i)[..., 0], dtype=torch.float32) / scale
         ti = torch.randint(0, len(t), (1, 2000), generator=g)
@@ -272,30 +273,27 @@ def main() -> None:
         for lam in (0.0, 1.0):
             z, _ = fit_code(dec, mean, mean, sx, sy, ni, 1e-2, lam, colloc, scale, dydt, 50)
             rows.setdefault(f"support, λ = {lam:g}, from the mean code", []).append(query(z))
+            if lam == 0.0:
+                z_data = z  # the code fitted to the data alone, where --finetune starts
             best = min((fit_code(dec, codes[j], mean, sx, sy, ni, 1e-3, lam, colloc, scale,
                                  dydt, 50) for j in fit.argsort()[:5]), key=lambda r: r[1])
             rows.setdefault(f"support, λ = {lam:g}, best of 5 starts", []).append(
                 query(best[0]))
         if args.finetune:
-            # the code fitted to the data alone, then code and every weight together by
+            # from the code fitted to the data alone, code and every weight together by
             # L-BFGS on data + residual (the package's lbfgs+physics adaptation)
-            z, _ = fit_code(dec, mean, mean, sx, sy, ni, 1e-2, 0.0, colloc, scale, dydt, 50)
-            tuned = copy.deepcopy(dec)
             for lam in (0.1, 1.0):
-                model = copy.deepcopy(tuned)
-                zt, _ = fit_code(model, z[0], mean, sx, sy, ni, 0.0, lam, colloc, scale, dydt,
-                                 50, weights=True)
-                with torch.no_grad():
-                    err = float(((model(qx[..., 0], qx[..., 1], zt, ni) - qy) ** 2).mean())
+                model = copy.deepcopy(dec)
+                zt, _ = fit_code(model, z_data[0], mean, sx, sy, ni, 0.0, lam, colloc, scale,
+                                 dydt, 50, weights=True)
                 rows.setdefault(f"support: code (λ = 0), then code + weights, λ = {lam:g}",
-                                []).append(err)
+                                []).append(query(zt, model))
             # the same adaptation from a decoder of the same shape with random weights
             model = Decoder(args.code_dim, args.width, not args.no_nu, dec_box)
             zt, _ = fit_code(model, torch.zeros_like(mean), mean, sx, sy, ni, 0.0, 1.0, colloc,
                              scale, dydt, 50, weights=True)
-            with torch.no_grad():
-                err = float(((model(qx[..., 0], qx[..., 1], zt, ni) - qy) ** 2).mean())
-            rows.setdefault("random decoder weights, code + weights, λ = 1", []).append(err)
+            rows.setdefault("random decoder weights, code + weights, λ = 1", []).append(
+                query(zt, model))
     print(f"\n{n} validation tasks ({va.path.name}); query MSE in units of the spread²\n")
     print("| code fitted to | median | 25 % | 75 % |\n|---|---|---|---|")
     for label, vals in rows.items():
