@@ -48,15 +48,12 @@ B, K, Q, C, STEPS, WIDTH = 25, 10, 50, 32, 5, 40
 FAMILIES = (("oscillator", 1, 2, 1), ("burgers", 2, 1, 3))  # name, d_in, d_out, streams
 
 
-DEVICE = "cpu"  # set from --device in main()
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
 
 
-def sync() -> None:
-    if DEVICE.startswith("cuda"):
-        torch.cuda.synchronize(DEVICE)
-
-
-def batch(din: int, dout: int, n_params: int, c: int = C) -> TaskBatch:
+def batch(din: int, dout: int, n_params: int, c: int = C, device: str = "cpu") -> TaskBatch:
     g = torch.Generator().manual_seed(0)
 
     def r(n: int, d: int) -> torch.Tensor:
@@ -64,32 +61,33 @@ def batch(din: int, dout: int, n_params: int, c: int = C) -> TaskBatch:
 
     return TaskBatch(r(K, din), torch.randn(B, K, dout, generator=g), r(Q, din),
                      torch.randn(B, Q, dout, generator=g), r(c, din),
-                     torch.rand(B, n_params, generator=g) + 0.3).to(device=DEVICE)
+                     torch.rand(B, n_params, generator=g) + 0.3).to(device=device)
 
 
-def time_path(family: str, din: int, dout: int, path: str, repeats: int, c: int = C) -> float:
+def time_path(family: str, din: int, dout: int, path: str, repeats: int, c: int = C,
+              device: str = "cpu") -> float:
     """ms per meta-iteration; path: data, hand, autograd, func, data-compile or
     hand-compile."""
     fam = problems.get(family)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(din, WIDTH), nn.Tanh(), nn.Linear(WIDTH, WIDTH),
-                          nn.Tanh(), nn.Linear(WIDTH, dout)).to(DEVICE)
+                          nn.Tanh(), nn.Linear(WIDTH, dout)).to(device)
     loss = None if path.startswith("data") else PhysicsLoss(fam, 0.01, "inner")
     learner = MAML(model, 0.01, STEPS, physics=loss, fast=path != "func",
                    compile=path.endswith("compile"))
     if path == "autograd":
         learner._fast.hand = None  # type: ignore[union-attr]
-    b = batch(din, dout, len(fam.params), c)
+    b = batch(din, dout, len(fam.params), c, device)
     p = learner.init_params()
     for _ in range(2):
         learner.meta_loss(p, b).backward()
     best = float("inf")
     for _ in range(repeats):
-        sync()
+        sync(device)
         t0 = time.perf_counter()
         for _ in range(5):
             learner.meta_loss(p, b).backward()
-        sync()
+        sync(device)
         best = min(best, (time.perf_counter() - t0) / 5)
     return best * 1e3
 
@@ -113,16 +111,15 @@ def main() -> None:
         ap.error(f"--device {args.device!r}: this torch sees no CUDA device; use cpu")
     if not (args.device == "cpu" or args.device.startswith("cuda")):
         ap.error(f"--device {args.device!r} is not allowed; use cpu or cuda[:N]")
-    global DEVICE
-    DEVICE = args.device
+    dev = args.device
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.device}, {torch.get_num_threads()} threads; "
+    print(f"torch {torch.__version__}, {dev}, {torch.get_num_threads()} threads; "
           f"B={B} K={K} Q={Q} C={C}, {STEPS} steps, MLP d-{WIDTH}-{WIDTH}-d tanh, second order")
     print(f"{'family':<12}{'data ms':>9}{'hand ms':>9}{'ratio':>7}{'autograd ms':>13}"
           f"{'ratio':>7}{'func ms':>9}{'ratio':>7}{'hand/autograd':>15}{'model':>7}")
     data = {}
     for family, din, dout, streams in FAMILIES:
-        t = {path: time_path(family, din, dout, path, args.repeats)
+        t = {path: time_path(family, din, dout, path, args.repeats, device=dev)
              for path in ("data", "hand", "autograd", "func")}
         data[family] = t["data"]
         d = t["data"]
@@ -131,8 +128,8 @@ def main() -> None:
               f"{t['func'] / d:>7.2f}{t['hand'] / t['autograd']:>15.2f}"
               f"{predicted(C, streams):>7.2f}")
         if args.compile:
-            dc = time_path(family, din, dout, "data-compile", args.repeats)
-            hc = time_path(family, din, dout, "hand-compile", args.repeats)
+            dc = time_path(family, din, dout, "data-compile", args.repeats, device=dev)
+            hc = time_path(family, din, dout, "hand-compile", args.repeats, device=dev)
             print(f"{'':<12}compiled: data {dc:.1f} ms, physics {hc:.1f} ms, ratio "
                   f"{hc / dc:.2f} (vs eager data-only: {hc / d:.2f})")
     counts = [int(v) for v in args.sweep.split(",") if v.strip()]
@@ -140,7 +137,7 @@ def main() -> None:
         print(f"\n{'family':<12}{'C':>5}{'hand ms':>9}{'/ data':>8}{'model':>7}")
         for family, din, dout, streams in FAMILIES:
             for c in counts:
-                ms = time_path(family, din, dout, "hand", args.repeats, c)
+                ms = time_path(family, din, dout, "hand", args.repeats, c, dev)
                 print(f"{family:<12}{c:>5}{ms:>9.1f}{ms / data[family]:>8.2f}"
                       f"{predicted(c, streams):>7.2f}")
 
