@@ -1,8 +1,8 @@
 """Can a learned field decoder identify a Burgers task from its 10 support points?
 
-    OMP_NUM_THREADS=1 python bench/burgers_autodecoder.py TRAIN.h5 VALIDATION.h5 \
+    OMP_NUM_THREADS=1 python bench/burgers_autodecoder.py TRAIN.h5 EVAL.h5 [EVAL.h5 ...] \
         [--steps 6000] [--code-dim 16] [--code learned|basis] [--finetune]
-        [--physics-nu LO:HI] [--no-nu]
+        [--physics-nu LO:HI] [--no-nu] [--symmetry]
 
 A probe of the question behind the Burgers new-regime result (docs/results.md): the
 equation's own solver recovers every task from K = 10 points (system identification,
@@ -34,6 +34,11 @@ of the same shape with random weights (this probe's own random init).
 field data, the equation's residual and the initial-state misfit on 16 training
 initial states at viscosities log-uniform in [LO, HI] — a range that may reach below
 the training store's: no solved field is needed there, since the code *is* u(0, x).
+``--symmetry`` (with ``--code basis``) builds the decoder on the equation's scaling
+symmetry (u -> a u(a t, x) maps viscosity ν to a ν): every task is mapped to one
+reference viscosity, so a task outside the training box is one the decoder has seen
+whenever its Reynolds number (amplitude / ν) is inside the training tasks' range.
+Each EVAL store (validation band, or draws made for the probe) gets its own table.
 
 Prints the median and quartiles of the query MSE (the stored 100 query points, in
 units of the spread of u squared, as ``scimeta evaluate`` reports them). Compare with
@@ -58,14 +63,22 @@ BASIS = 3  # the Burgers family draws u(0, x) from modes 1..3 of the period 2
 
 
 class Decoder(torch.nn.Module):
-    """u(t, x; z, ν) in units of the training spread of u."""
+    """u(t, x; z, ν) in units of the training spread of u.
+
+    With ``symmetry`` the decoder is built on Burgers' scaling symmetry: if u(t, x)
+    solves u_t + u u_x = ν u_xx from u0, then a u(a t, x) solves it at viscosity a ν
+    from a u0. With a = ν / ν_ref (ν_ref the geometric mean of the training box) every
+    task is mapped to the one viscosity ν_ref: u(t, x; z, ν) = a D(a t, x; z / a), and
+    D never sees ν. A task outside the training box whose Reynolds number (amplitude /
+    ν) lies inside the training tasks' range is then a task the decoder has seen."""
 
     def __init__(self, code_dim: int, width: int, use_nu: bool,
-                 nu_box: tuple[float, float]) -> None:
+                 nu_box: tuple[float, float], symmetry: bool = False) -> None:
         super().__init__()
-        self.code_dim, self.use_nu = code_dim, use_nu
+        self.code_dim, self.use_nu, self.symmetry = code_dim, use_nu and not symmetry, symmetry
         self.log_lo, self.log_hi = math.log(nu_box[0]), math.log(nu_box[1])
-        d_in = 1 + 2 * MODES + code_dim + int(use_nu)
+        self.nu_ref = math.exp((self.log_lo + self.log_hi) / 2)
+        d_in = 1 + 2 * MODES + code_dim + int(self.use_nu)
         self.net = torch.nn.Sequential(
             torch.nn.Linear(d_in, width), torch.nn.Tanh(), torch.nn.Linear(width, width),
             torch.nn.Tanh(), torch.nn.Linear(width, width), torch.nn.Tanh(),
@@ -74,6 +87,13 @@ class Decoder(torch.nn.Module):
     def forward(self, t: torch.Tensor, x: torch.Tensor, z: torch.Tensor,
                 nu: torch.Tensor) -> torch.Tensor:
         """t, x ``[B, N]`` (s, m; x periodic on [-1, 1)), z ``[B, d]``, nu ``[B]`` -> ``[B, N]``."""
+        if self.symmetry:
+            a = (nu / self.nu_ref)[:, None]
+            return a * self.reduced(a * t, x, z / a, nu)
+        return self.reduced(t, x, z, nu)
+
+    def reduced(self, t: torch.Tensor, x: torch.Tensor, z: torch.Tensor,
+                nu: torch.Tensor) -> torch.Tensor:
         k = torch.arange(1, MODES + 1, dtype=t.dtype) * math.pi
         feats = [2 * t[..., None] - 1, torch.sin(k * x[..., None]), torch.cos(k * x[..., None]),
                  z[:, None, :].expand(*t.shape, self.code_dim)]
@@ -134,7 +154,7 @@ def train(reader: TaskReader, args: argparse.Namespace, scale: float, dydt: floa
     nu = torch.as_tensor(reader.params[:, 0], dtype=torch.float32)
     t, x = grid(reader)
     box = (float(nu.min()), float(nu.max()))
-    dec = Decoder(args.code_dim, args.width, not args.no_nu, box)
+    dec = Decoder(args.code_dim, args.width, not args.no_nu, box, args.symmetry)
     if args.code == "basis":
         # the code is each task's initial state in the family's own basis, not learned
         codes = basis_codes(reader, scale)
@@ -199,48 +219,12 @@ def fit_code(dec: Decoder, start: torch.Tensor, mean: torch.Tensor, x: torch.Ten
     return z.detach(), float(final.detach())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    ap.add_argument("train")
-    ap.add_argument("validation")
-    ap.add_argument("--steps", type=int, default=6000)
-    ap.add_argument("--code-dim", type=int, default=16)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--code", choices=("learned", "basis"), default="learned",
-                    help="learned: a free per-task code (auto-decoder); basis: the task's "
-                         "initial state in the family's sine/cosine basis (6 numbers)")
-    ap.add_argument("--finetune", action="store_true",
-                    help="also adapt every weight after the code (L-BFGS, data + residual)")
-    ap.add_argument("--physics-nu", default=None, metavar="LO:HI",
-                    help="with --code basis: also train on the residual and the initial "
-                         "state at viscosities log-uniform in [LO, HI] (no field data)")
-    ap.add_argument("--no-nu", action="store_true", help="the decoder does not see ν")
-    ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
-    args = ap.parse_args()
-    if args.code == "basis":
-        args.code_dim = 2 * BASIS
-    if args.physics_nu:
-        if args.code != "basis":
-            ap.error("--physics-nu needs --code basis (the code must be the initial state)")
-        try:
-            lo, hi = (float(v) for v in args.physics_nu.split(":"))
-        except ValueError:
-            ap.error(f"--physics-nu {args.physics_nu!r}: need LO:HI, e.g. 0.01:0.2")
-        if not 0 < lo < hi:
-            ap.error(f"--physics-nu {args.physics_nu!r}: need 0 < LO < HI")
-        args.physics_nu = (lo, hi)
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    tr = TaskReader(args.train, in_memory=True)
-    scale = float(normalization(tr)["y_scale"][0])
-    dydt = float(derivative_scale(tr)[0])
-    t0 = time.perf_counter()
-    dec, codes = train(tr, args, scale, dydt)
-    print(f"decoder trained in {time.perf_counter() - t0:.0f} s ({args.steps} steps, "
-          f"code dim {args.code_dim}, ν input {not args.no_nu})")
+def evaluate(path: str, dec: Decoder, codes: torch.Tensor, args: argparse.Namespace,
+             scale: float, dydt: float) -> None:
+    """Fit the first ``args.tasks`` tasks of the store at ``path`` and print the table."""
     mean = codes.mean(0)
     dec_box = (math.exp(dec.log_lo), math.exp(dec.log_hi))
-    va = TaskReader(args.validation, in_memory=True)
+    va = TaskReader(path, in_memory=True)
     n = min(args.tasks, len(va))
     b = va.batch(np.arange(n))
     nu = torch.as_tensor(va.params[:n, 0], dtype=torch.float32)
@@ -289,16 +273,64 @@ def main() -> None:
                 rows.setdefault(f"support: code (λ = 0), then code + weights, λ = {lam:g}",
                                 []).append(query(zt, model))
             # the same adaptation from a decoder of the same shape with random weights
-            model = Decoder(args.code_dim, args.width, not args.no_nu, dec_box)
+            model = Decoder(args.code_dim, args.width, not args.no_nu, dec_box, args.symmetry)
             zt, _ = fit_code(model, torch.zeros_like(mean), mean, sx, sy, ni, 0.0, 1.0, colloc,
                              scale, dydt, 50, weights=True)
             rows.setdefault("random decoder weights, code + weights, λ = 1", []).append(
                 query(zt, model))
-    print(f"\n{n} validation tasks ({va.path.name}); query MSE in units of the spread²\n")
+    print(f"\n{n} tasks ({va.path.name}); query MSE in units of the spread²\n")
     print("| code fitted to | median | 25 % | 75 % |\n|---|---|---|---|")
     for label, vals in rows.items():
         q = np.quantile(vals, [0.5, 0.25, 0.75])
         print(f"| {label} | {q[0]:.3f} | {q[1]:.3f} | {q[2]:.3f} |")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("train")
+    ap.add_argument("validation", nargs="+", help="stores to evaluate on (each its own table)")
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--code-dim", type=int, default=16)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--code", choices=("learned", "basis"), default="learned",
+                    help="learned: a free per-task code (auto-decoder); basis: the task's "
+                         "initial state in the family's sine/cosine basis (6 numbers)")
+    ap.add_argument("--finetune", action="store_true",
+                    help="also adapt every weight after the code (L-BFGS, data + residual)")
+    ap.add_argument("--physics-nu", default=None, metavar="LO:HI",
+                    help="with --code basis: also train on the residual and the initial "
+                         "state at viscosities log-uniform in [LO, HI] (no field data)")
+    ap.add_argument("--no-nu", action="store_true", help="the decoder does not see ν")
+    ap.add_argument("--symmetry", action="store_true",
+                    help="with --code basis: build the decoder on Burgers' scaling symmetry "
+                         "(every task mapped to one reference viscosity; see Decoder)")
+    ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
+    args = ap.parse_args()
+    if args.code == "basis":
+        args.code_dim = 2 * BASIS
+    elif args.symmetry:
+        ap.error("--symmetry needs --code basis (the code must scale with the initial state)")
+    if args.physics_nu:
+        if args.code != "basis":
+            ap.error("--physics-nu needs --code basis (the code must be the initial state)")
+        try:
+            lo, hi = (float(v) for v in args.physics_nu.split(":"))
+        except ValueError:
+            ap.error(f"--physics-nu {args.physics_nu!r}: need LO:HI, e.g. 0.01:0.2")
+        if not 0 < lo < hi:
+            ap.error(f"--physics-nu {args.physics_nu!r}: need 0 < LO < HI")
+        args.physics_nu = (lo, hi)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    tr = TaskReader(args.train, in_memory=True)
+    scale = float(normalization(tr)["y_scale"][0])
+    dydt = float(derivative_scale(tr)[0])
+    t0 = time.perf_counter()
+    dec, codes = train(tr, args, scale, dydt)
+    print(f"decoder trained in {time.perf_counter() - t0:.0f} s ({args.steps} steps, "
+          f"code dim {args.code_dim}, ν input {not args.no_nu})")
+    for path in args.validation:
+        evaluate(path, dec, codes, args, scale, dydt)
     print(f"\nwall {time.perf_counter() - t0:.0f} s")
 
 
