@@ -49,8 +49,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import csv
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -283,6 +285,18 @@ def evaluate(path: str, dec: Decoder, codes: torch.Tensor, args: argparse.Namesp
     for label, vals in rows.items():
         q = np.quantile(vals, [0.5, 0.25, 0.75])
         print(f"| {label} | {q[0]:.3f} | {q[1]:.3f} | {q[2]:.3f} |")
+    if args.per_task:
+        # one line per task: the store, ν, max |u(0, x)| in units of the training spread
+        # (with ν, the task's Reynolds number) and every row's query MSE
+        u0 = np.abs(np.stack([va.fields(i)[0, :, 0] for i in range(n)])).max(1) / scale
+        new = not Path(args.per_task).exists()
+        with open(args.per_task, "a", newline="") as fh:
+            out = csv.writer(fh)
+            if new:
+                out.writerow(["store", "task", "nu", "amplitude", *rows])
+            for i in range(n):
+                out.writerow([va.path.name, i, float(nu[i]), float(u0[i]),
+                              *(vals[i] for vals in rows.values())])
 
 
 def main() -> None:
@@ -305,6 +319,8 @@ def main() -> None:
                     help="with --code basis: build the decoder on Burgers' scaling symmetry "
                          "(every task mapped to one reference viscosity; see Decoder)")
     ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
+    ap.add_argument("--per-task", metavar="CSV", default=None,
+                    help="append each task's ν, amplitude and every row's MSE to CSV")
     args = ap.parse_args()
     if args.code == "basis":
         args.code_dim = 2 * BASIS

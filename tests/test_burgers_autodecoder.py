@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 try:
     from burgers_autodecoder import BASIS, Decoder, basis_codes, residual_loss
+    from burgers_reynolds import reynolds
 finally:
     sys.path.remove(str(ROOT / "bench"))
 
@@ -27,9 +28,11 @@ finally:
 class _Reader:
     """What basis_codes reads of a TaskReader: meta.space, len and fields(i)."""
 
-    def __init__(self, x: np.ndarray, fields: list[np.ndarray]) -> None:
+    def __init__(self, x: np.ndarray, fields: list[np.ndarray],
+                 params: np.ndarray | None = None) -> None:
         self.meta = SimpleNamespace(space=(x,))
         self._fields = fields
+        self.params = params
 
     def __len__(self) -> int:
         return len(self._fields)
@@ -124,3 +127,11 @@ def test_symmetric_decoder_is_equivariant():
     rhs = a * dec(a * t, x, z, nu)
     torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=1e-14)
     assert not torch.allclose(dec(t, x, a * z, nu), rhs)  # needs the viscosity scaled too
+
+
+def test_reynolds_number_is_the_largest_initial_speed_over_the_viscosity():
+    x = np.linspace(-1, 1, 64, endpoint=False)
+    u0 = [0.5 * np.sin(np.pi * x), -1.5 * np.cos(2 * np.pi * x)]
+    reader = _Reader(x, [np.stack([u, 0 * u])[..., None] for u in u0],
+                     params=np.array([[0.05], [0.02]]))
+    np.testing.assert_allclose(reynolds(reader), [0.5 / 0.05, 1.5 / 0.02], rtol=1e-12)

@@ -1,0 +1,81 @@
+"""Burgers tasks by Reynolds number: how far outside the training range a task really is.
+
+    python bench/burgers_reynolds.py TRAIN.h5 STORE.h5 [STORE.h5 ...] [--per-task CSV]
+
+Burgers' scaling symmetry (a u(a t, x) solves u_t + u u_x = ν u_xx at viscosity a ν from
+a u0; tests/test_burgers_autodecoder.py checks it on the family's solver) makes a task
+at (ν, u0) the task at (ν / a, u0 / a) seen over the shorter window a t. The only
+number the symmetry leaves is the Reynolds number Re = max|u0| / ν (per metre of the
+domain): a task at a viscosity outside the training box is a task of the training
+family seen differently whenever its Re lies inside the training tasks' Re range.
+
+Prints the quantiles of Re in each store beside the training store's, the share of
+each store's tasks above the training store's 90th percentile and largest Re, and,
+with ``--per-task`` (a CSV written by ``bench/burgers_autodecoder.py --per-task``),
+the median of every row of that probe for the tasks at or below the training store's
+90th-percentile Re and above it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from collections import defaultdict
+
+import numpy as np
+
+from scimeta.data import TaskReader
+from scimeta.train.setup import normalization
+
+
+def reynolds(reader: TaskReader) -> np.ndarray:
+    """max_x |u(0, x)| / ν of every task, ``[n]`` (m/s over m²/s, i.e. per metre)."""
+    amp = np.array([np.abs(reader.fields(i)[0, :, 0]).max() for i in range(len(reader))])
+    return amp / reader.params[: len(reader), 0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("train")
+    ap.add_argument("stores", nargs="+")
+    ap.add_argument("--per-task", metavar="CSV", default=None,
+                    help="a CSV from bench/burgers_autodecoder.py --per-task")
+    args = ap.parse_args()
+    train = TaskReader(args.train, in_memory=True)
+    re_train = reynolds(train)
+    q90, top = float(np.quantile(re_train, 0.9)), float(re_train.max())
+    qs = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+    print("| store | tasks | Re: min | 25 % | median | 75 % | 90 % | max "
+          f"| share above the training 90 % ({q90:.0f}) | above its max ({top:.0f}) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for path in (args.train, *args.stores):
+        re = re_train if path == args.train else reynolds(TaskReader(path, in_memory=True))
+        cells = " | ".join(f"{v:.1f}" for v in np.quantile(re, qs))
+        print(f"| {path} | {len(re)} | {cells} | {np.mean(re > q90):.0%} "
+              f"| {np.mean(re > top):.0%} |")
+    if args.per_task:
+        # the probe stored max|u0| in units of the training spread of u
+        scale = float(normalization(train)["y_scale"][0])
+        groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
+            lambda: defaultdict(list))
+        with open(args.per_task, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        labels = [k for k in rows[0] if k not in ("store", "task", "nu", "amplitude")]
+        for row in rows:
+            re = float(row["amplitude"]) * scale / float(row["nu"])
+            side = f"Re ≤ {q90:.0f}" if re <= q90 else f"Re > {q90:.0f}"
+            for label in labels:
+                groups[(row["store"], side)][label].append(float(row[label]))
+        keys = sorted(groups)
+        print("\nmedian query MSE (units of the spread²) by Reynolds number; tasks per cell "
+              "in the header\n")
+        print("| row | " + " | ".join(f"{s}, {side} ({len(groups[(s, side)][labels[0]])})"
+                                      for s, side in keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for label in labels:
+            print(f"| {label} | " + " | ".join(
+                f"{np.median(groups[k][label]):.3f}" for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    main()
