@@ -318,7 +318,7 @@ def main() -> None:
     ap.add_argument("--symmetry", action="store_true",
                     help="with --code basis: build the decoder on Burgers' scaling symmetry "
                          "(every task mapped to one reference viscosity; see Decoder)")
-    ap.add_argument("--tasks", type=int, default=50, help="validation tasks")
+    ap.add_argument("--tasks", type=int, default=50, help="tasks per store (the first N)")
     ap.add_argument("--per-task", metavar="CSV", default=None,
                     help="append each task's ν, amplitude and every row's MSE to CSV")
     args = ap.parse_args()
@@ -344,7 +344,7 @@ def main() -> None:
     t0 = time.perf_counter()
     dec, codes = train(tr, args, scale, dydt)
     print(f"decoder trained in {time.perf_counter() - t0:.0f} s ({args.steps} steps, "
-          f"code dim {args.code_dim}, ν input {not args.no_nu})")
+          f"code dim {args.code_dim}, ν input {dec.use_nu}, symmetric {dec.symmetry})")
     for path in args.validation:
         evaluate(path, dec, codes, args, scale, dydt)
     print(f"\nwall {time.perf_counter() - t0:.0f} s")
