@@ -12,8 +12,9 @@ family seen differently whenever its Re lies inside the training tasks' Re range
 Prints the quantiles of Re in each store beside the training store's, the share of
 each store's tasks above the training store's 90th percentile and largest Re, and,
 with ``--per-task`` (a CSV written by ``bench/burgers_autodecoder.py --per-task``),
-the median of every row of that probe for the tasks at or below the training store's
-90th-percentile Re and above it.
+the median of every row of that probe for all of a store's tasks, those at or below
+the training store's 90th-percentile Re and those above it, and (for a ``--finetune``
+probe) the adapted decoder's ratio to its random-weight twin with a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from collections import defaultdict
 import numpy as np
 
 from scimeta.data import TaskReader
+from scimeta.train.selection import bootstrap_ratio
 from scimeta.train.setup import normalization
+
+ADAPTED = "support: code (λ = 0), then code + weights, λ = 1"
+RANDOM = "random decoder weights, code + weights, λ = 1"
 
 
 def reynolds(reader: TaskReader) -> np.ndarray:
@@ -64,8 +69,9 @@ def main() -> None:
         for row in rows:
             re = float(row["amplitude"]) * scale / float(row["nu"])
             side = f"Re ≤ {q90:.0f}" if re <= q90 else f"Re > {q90:.0f}"
-            for label in labels:
-                groups[(row["store"], side)][label].append(float(row[label]))
+            for key in ((row["store"], side), (row["store"], "all")):
+                for label in labels:
+                    groups[key][label].append(float(row[label]))
         keys = sorted(groups)
         print("\nmedian query MSE (units of the spread²) by Reynolds number; tasks per cell "
               "in the header\n")
@@ -75,6 +81,13 @@ def main() -> None:
         for label in labels:
             print(f"| {label} | " + " | ".join(
                 f"{np.median(groups[k][label]):.3f}" for k in keys) + " |")
+        if ADAPTED in labels and RANDOM in labels:
+            print("\nadapted decoder / its random-weight twin (ratio of medians, 95 % "
+                  "bootstrap interval over tasks)\n")
+            print("| store, tasks | ratio |\n|---|---|")
+            for k in keys:
+                r = bootstrap_ratio(np.array(groups[k][ADAPTED]), np.array(groups[k][RANDOM]))
+                print(f"| {k[0]}, {k[1]} | {r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}] |")
 
 
 if __name__ == "__main__":
