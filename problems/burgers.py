@@ -23,6 +23,12 @@ t in [0, 2], 201 points. PDEBench solves on x in [0, 1] with 1024 cells; this fa
 keeps its own domain, so only the viscosities are comparable, and the smallest
 ones are flagged under-resolved on the default grid (raise ``shape``).
 
+Symmetry: if u(t, x) solves from u0 at nu, then a u(a t, x) solves from a u0 at a nu
+(checked on this solver to 1e-7 in tests/test_burgers_autodecoder.py), so tasks differ
+by their Reynolds number max|u0| / nu up to a time scale: ``train`` median ~11 (90th
+percentile 42-49), ``test-interpolate`` <= 38, ``test-extrapolate`` on nu in [0.015,
+0.02) median ~47 (bench/burgers_reynolds.py).
+
 Solver: Fourier pseudo-spectral, 2/3 dealiasing, ETDRK4 (Kassam-Trefethen
 coefficients), step <= 0.5 dx / max|u0| (max|u| never grows for Burgers).
 Verified against the Cole-Hopf solution (integral form, max-shifted weights) with
