@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from burgers_reynolds import reynolds  # this folder's script: Re defined in one place
 
 from scimeta.data import TaskReader
 from scimeta.train.setup import derivative_scale, normalization
@@ -286,16 +287,15 @@ def evaluate(path: str, dec: Decoder, codes: torch.Tensor, args: argparse.Namesp
         q = np.quantile(vals, [0.5, 0.25, 0.75])
         print(f"| {label} | {q[0]:.3f} | {q[1]:.3f} | {q[2]:.3f} |")
     if args.per_task:
-        # one line per task: the store, ν, max |u(0, x)| in units of the training spread
-        # (with ν, the task's Reynolds number) and every row's query MSE
-        u0 = np.abs(np.stack([va.fields(i)[0, :, 0] for i in range(n)])).max(1) / scale
+        # one line per task: the store, ν, the Reynolds number and every row's query MSE
+        re = reynolds(va)[:n]
         new = not Path(args.per_task).exists()
         with open(args.per_task, "a", newline="") as fh:
             out = csv.writer(fh)
             if new:
-                out.writerow(["store", "task", "nu", "amplitude", *rows])
+                out.writerow(["store", "task", "nu", "reynolds", *rows])
             for i in range(n):
-                out.writerow([va.path.name, i, float(nu[i]), float(u0[i]),
+                out.writerow([va.path.name, i, float(nu[i]), float(re[i]),
                               *(vals[i] for vals in rows.values())])
 
 
@@ -320,7 +320,7 @@ def main() -> None:
                          "(every task mapped to one reference viscosity; see Decoder)")
     ap.add_argument("--tasks", type=int, default=50, help="tasks per store (the first N)")
     ap.add_argument("--per-task", metavar="CSV", default=None,
-                    help="append each task's ν, amplitude and every row's MSE to CSV")
+                    help="append each task's ν, Reynolds number and every row's MSE to CSV")
     args = ap.parse_args()
     if args.code == "basis":
         args.code_dim = 2 * BASIS

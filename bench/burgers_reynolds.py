@@ -31,7 +31,6 @@ from new_regimes import _budget, chosen  # this folder's script: the same choice
 
 from scimeta.data import TaskReader
 from scimeta.train.selection import bootstrap_ratio, failures_as_inf
-from scimeta.train.setup import normalization
 
 ADAPTED = "support: code (λ = 0), then code + weights, λ = 1"
 RANDOM = "random decoder weights, code + weights, λ = 1"
@@ -43,8 +42,8 @@ def reynolds(reader: TaskReader) -> np.ndarray:
     return amp / reader.params[: len(reader), 0]
 
 
-def versus_package(rows: list[dict], store: str, path: str, scale: float,
-                   q90: float, budget: int = 50) -> None:
+def versus_package(rows: list[dict], store: str, path: str, q90: float,
+                   budget: int = 50) -> None:
     """Print the adapted decoder's ratio to each init of the evaluation file ``path``
     (at its validation-chosen optimizer, ``budget`` steps), paired over the tasks of
     ``store``, over all of them and per Reynolds group."""
@@ -58,7 +57,7 @@ def versus_package(rows: list[dict], store: str, path: str, scale: float,
     if not np.allclose(nu_eval, [float(r["nu"]) for r in mine], rtol=1e-6):
         raise SystemExit(f"--versus {store} {path}: the tasks' ν differ; not the same store")
     adapted = np.array([float(r[ADAPTED]) for r in mine])
-    re = np.array([float(r["amplitude"]) * scale / float(r["nu"]) for r in mine])
+    re = np.array([float(r["reynolds"]) for r in mine])
     opts = [str(o) for o in ds["optimizer"].values if o != "learned"]
     b = _budget(ds, budget)
     print(f"\nadapted decoder / the package's inits on {store} ({path}; {b} steps, each "
@@ -109,15 +108,13 @@ def main() -> None:
         print(f"| {path} | {len(re)} | {cells} | {np.mean(re > q90):.0%} "
               f"| {np.mean(re > top):.0%} |")
     if args.per_task:
-        # the probe stored max|u0| in units of the training spread of u
-        scale = float(normalization(train)["y_scale"][0])
         groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(
             lambda: defaultdict(list))
         with open(args.per_task, newline="") as fh:
             rows = list(csv.DictReader(fh))
-        labels = [k for k in rows[0] if k not in ("store", "task", "nu", "amplitude")]
+        labels = [k for k in rows[0] if k not in ("store", "task", "nu", "reynolds")]
         for row in rows:
-            re = float(row["amplitude"]) * scale / float(row["nu"])
+            re = float(row["reynolds"])
             side = f"Re ≤ {q90:.0f}" if re <= q90 else f"Re > {q90:.0f}"
             for key in ((row["store"], side), (row["store"], "all")):
                 for label in labels:
@@ -139,7 +136,7 @@ def main() -> None:
                 r = bootstrap_ratio(np.array(groups[k][ADAPTED]), np.array(groups[k][RANDOM]))
                 print(f"| {k[0]}, {k[1]} | {r[0]:.2f} [{r[1]:.2f}, {r[2]:.2f}] |")
         for store, path in args.versus:
-            versus_package(rows, store, path, scale, q90)
+            versus_package(rows, store, path, q90)
 
 
 if __name__ == "__main__":
