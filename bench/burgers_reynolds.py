@@ -5,10 +5,11 @@
 
 Burgers' scaling symmetry (a u(a t, x) solves u_t + u u_x = ν u_xx at viscosity a ν from
 a u0; tests/test_burgers_autodecoder.py checks it on the family's solver) makes a task
-at (ν, u0) the task at (ν / a, u0 / a) seen over the shorter window a t. The only
-number the symmetry leaves is the Reynolds number Re = max|u0| / ν (per metre of the
-domain): a task at a viscosity outside the training box is a task of the training
-family seen differently whenever its Re lies inside the training tasks' Re range.
+at (ν, u0) the task at (ν / a, u0 / a) seen over the shorter window a t: of ν and the
+initial amplitude, only the Reynolds number Re = max|u0| / ν (per metre of the domain)
+is left, beside the shape of u0: a task at a viscosity outside the training box is a
+task of the training family seen differently whenever its Re lies inside the training
+tasks' Re range.
 
 Prints the quantiles of Re in each store beside the training store's, the share of
 each store's tasks above the training store's 90th percentile and largest Re, and,

@@ -24,8 +24,9 @@ keeps its own domain, so only the viscosities are comparable, and the smallest
 ones are flagged under-resolved on the default grid (raise ``shape``).
 
 Symmetry: if u(t, x) solves from u0 at nu, then a u(a t, x) solves from a u0 at a nu
-(checked on this solver to 1e-7 in tests/test_burgers_autodecoder.py), so tasks differ
-by their Reynolds number max|u0| / nu up to a time scale: ``train`` median ~11 (90th
+(checked on this solver to 1e-7 in tests/test_burgers_autodecoder.py), so nu and the
+initial amplitude matter only through the Reynolds number max|u0| / nu (beside the
+shape of u0), up to a time scale: ``train`` median ~11 (90th
 percentile 42-49), ``test-interpolate`` <= 38, ``test-extrapolate`` on nu in [0.015,
 0.02) median ~47 (bench/burgers_reynolds.py).
 
