@@ -146,3 +146,34 @@ def test_evaluate_lets_validation_choose_the_inner_set(tmp_path):
         assert bool(flags.sel(init="cavia", optimizer=opt)) == want, (opt, best)
         chosen = float(ds["validation_median"].sel(init="cavia", optimizer=opt).min())
         assert chosen == pytest.approx(min(best.values()), rel=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "lbfgs"])
+def test_a_first_stage_moves_its_subset_alone_then_everything(optimizer):
+    """``first=(("context",), n)``: the first n steps are exactly the context-only
+    adaptation (same points, so the same query MSE at budget n), every other
+    parameter untouched; later steps move the weights too."""
+    from scimeta.train.adaptation import adapt_curve
+
+    model, batch = model_with_context(), batch_of(n_tasks=3)
+    cavia = get_learner("cavia").build(model, inner_lr=0.3, inner_steps=2)
+    p = {k: v.detach() for k, v in cavia.init_params().items()}
+    n = 4
+    only = adapt_curve(cavia, p, batch, optimizer, 0.05, (0, n), names=("context",))
+    staged = adapt_curve(cavia, p, batch, optimizer, 0.05, (0, n), keep_params=True,
+                         first=(("context",), n))
+    torch.testing.assert_close(staged.query_mse, only.query_mse, rtol=1e-10, atol=1e-12)
+    for k in p:
+        if k != "context":
+            assert torch.equal(staged.params[k], p[k].expand_as(staged.params[k])), k
+    later = adapt_curve(cavia, p, batch, optimizer, 0.05, (n + 3,), keep_params=True,
+                        first=(("context",), n))
+    weight = next(k for k in p if k != "context")
+    assert not torch.allclose(later.params[weight][0], p[weight])
+    if optimizer == "lbfgs":  # the step after the switch re-evaluates the accepted point
+        at = adapt_curve(cavia, p, batch, optimizer, 0.05, (n, n + 1), first=(("context",), n))
+        torch.testing.assert_close(at.query_mse[1], at.query_mse[0], rtol=0, atol=0)
+    with pytest.raises(ConfigError, match="non-empty subset"):
+        adapt_curve(cavia, p, batch, optimizer, 0.05, (1,), first=(("nope",), 2))
+    with pytest.raises(ConfigError, match="learned"):
+        adapt_curve(cavia, p, batch, "learned", None, (1,), first=(("context",), 2))

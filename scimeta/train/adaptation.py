@@ -162,7 +162,8 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 optimizer: str, rate: float | torch.Tensor | None,
                 budgets: Sequence[int] = DEFAULT_BUDGETS, *,
                 factor: float = DIVERGENCE_FACTOR, keep_params: bool = False,
-                backtrack: bool = False, names: Sequence[str] | None = None) -> Curve:
+                backtrack: bool = False, names: Sequence[str] | None = None,
+                first: tuple[Sequence[str], int] | None = None) -> Curve:
     """Adapt every task of ``batch`` from ``params`` and record its query MSE at ``budgets``.
 
     ``params``: the init (model parameters and, for ``"learned"``, the
@@ -181,6 +182,12 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     adapts the learner's inner-loop set, ``learner.loop.adapted``); the rest stay at
     the init. Passing an init's own inner-loop set (ANIL's head, CAVIA's context)
     adapts it as its algorithm does, with any optimizer.
+
+    ``first = (subset, n)``: the first ``n`` steps adapt only ``subset`` of ``names``
+    (the gradient of the others is zeroed), the later ones every name — the initial-
+    state decoder fits its code before its weights (:mod:`.decoder`). Each step is
+    still one evaluation; L-BFGS restarts its curvature pairs at the switch, from
+    every task's accepted point (the step of the switch evaluates no new candidate).
     """
     check_optimizer(optimizer)
     budgets = check_budgets(budgets)
@@ -204,6 +211,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
         raise ConfigError(f"names={list(names)!r} must be a non-empty subset of the "
                           f"model's parameters {list(learner.names)}")
     fixed = {n: v for n, v in model_p.items() if n not in names}
+    only, switch = _first_stage(first, names, optimizer)
     b = batch.num_tasks
     fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}
     ref = next(iter(fast.values()))
@@ -229,6 +237,8 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
         for k in range(horizon + 1):
             # the learner's hand-batched path when it has one, else vmap of grad
             loss, grads = learner.support_grads(fast, fixed, batch)
+            if k < switch:  # the first stage moves its subset alone
+                grads = {n: v if n in only else torch.zeros_like(v) for n, v in grads.items()}
             if lbfgs is not None:  # the accepted point after this evaluation
                 fast, grads, loss = lbfgs.accept(fast, grads, loss)
             g: Params | None = grads if k < horizon else None
@@ -247,7 +257,10 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 j += 1
             if g is None:
                 break
-            if lbfgs is not None:
+            if lbfgs is not None and k == switch and lr is not None:
+                # restart on every parameter: the next step evaluates the accepted point
+                lbfgs = BatchedLBFGS(fast, lr)
+            elif lbfgs is not None:
                 fast = lbfgs.propose()
             elif adam is not None and lr is not None:
                 adam.lr = lr  # halved where a step was undone
@@ -260,6 +273,23 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
         torch.cuda.synchronize(ref.device)
     kept = {**{n: v.unsqueeze(0).expand(b, *v.shape) for n, v in fixed.items()}, **fast}
     return Curve(mse, flags, time.perf_counter() - t0, kept if keep_params else None)
+
+
+def _first_stage(first: tuple[Sequence[str], int] | None, names: Sequence[str],
+                 optimizer: str) -> tuple[frozenset[str], int]:
+    """(the first stage's names, the step of the switch; -1: no first stage)."""
+    if first is None:
+        return frozenset(names), -1
+    subset, steps = first
+    if optimizer == "learned":
+        raise ConfigError("first=... is not allowed with optimizer='learned' (its rule "
+                          "adapts the learner's own set)")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ConfigError(f"first={first!r}: its step count must be an int >= 0")
+    if not subset or any(n not in names for n in subset):
+        raise ConfigError(f"first={first!r}: its names must be a non-empty subset of the "
+                          f"adapted parameters {list(names)}")
+    return frozenset(subset), steps if steps else -1
 
 
 def repeat_tasks(batch: TaskBatch, times: int) -> TaskBatch:
