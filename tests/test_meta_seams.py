@@ -156,8 +156,8 @@ def test_task_meta_gradient_closed_form(steps):
 # ---- one registry of learners --------------------------------------------
 def test_registry_declares_every_learner():
     assert learner_names("algorithm") == ("maml", "fomaml", "metasgd", "anil", "cavia",
-                                          "mamlpp", "reptile")
-    assert learner_names("baseline") == ("fomaml", "joint", "conditioned")
+                                          "mamlpp", "reptile", "decoder")
+    assert learner_names("baseline") == ("fomaml", "joint", "conditioned", "decoder")
     assert [n for n in learner_names() if not get_learner(n).differentiable] == ["reptile"]
     assert isinstance(get_learner("anil").build(mlp()), ANIL)
     with pytest.raises(UnknownNameError, match="did you mean 'maml'"):

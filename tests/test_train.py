@@ -249,3 +249,23 @@ def test_quickstart_writes_tables_datasets_and_plots(tmp_path):
             assert "unforced-validation.h5" in ds.attrs["validation_store"]
             assert np.isfinite(ds["chosen_rate"].values).all()
         assert (out / "run" / "evaluation" / f"{split}.png").stat().st_size > 0
+
+
+def test_cosine_schedule_anneals_the_outer_rate_step_by_step(stores, tmp_path, monkeypatch):
+    from scimeta.train import loop as loop_module
+
+    cfg = small_config(stores, optim__schedule="cosine", optim__lr=0.02,
+                       optim__iterations=8)
+    seen = []
+    real = loop_module.meta_step
+
+    def step(learner, params, batch, opt, *args, **kwargs):
+        seen.append(opt.param_groups[0]["lr"])
+        return real(learner, params, batch, opt, *args, **kwargs)
+
+    monkeypatch.setattr(loop_module, "meta_step", step)
+    train(cfg, tmp_path / "run")
+    want = [0.02 * 0.5 * (1 + np.cos(np.pi * i / 8)) for i in range(8)]
+    np.testing.assert_allclose(seen, want, rtol=1e-12)  # lr at step 0, then down to ~0
+    with pytest.raises(ConfigError, match="schedule"):
+        small_config(stores, optim__schedule="linear")

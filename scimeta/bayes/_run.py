@@ -47,7 +47,7 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 def _load(run_dir, init: str):
     from ..meta import RATE_PREFIX
-    from ..train.conditioned import CONDITIONED, refuse_conditioned
+    from ..train.conditioned import WIDE_INITS, refuse_conditioned
     from ..train.evaluate import available_inits
     from ..train.models import build_learner, build_model
     from ..train.run_dir import RunDir
@@ -56,7 +56,7 @@ def _load(run_dir, init: str):
     rd = RunDir(run_dir)
     info, cfg = rd.load_info(), rd.load_config()
     safe_name(init, "init")
-    trained = [n for n in available_inits(rd) if n not in ("random", CONDITIONED)]
+    trained = [n for n in available_inits(rd) if n not in ("random", *WIDE_INITS)]
     refuse_conditioned(init, "init", trained)
     if init not in trained:
         raise RunError(f"init={init!r}: run {str(rd.path)!r} has no trained init {init!r}; "

@@ -31,12 +31,13 @@ from ._update import InnerLoop as InnerLoop
 from ._update import InnerRule as InnerRule
 from ._variants import ANIL as ANIL
 from ._variants import Conditioned as Conditioned
+from ._variants import Decoder as Decoder
 from ._variants import Joint as Joint
 from ._variants import MAMLPlusPlus as MAMLPlusPlus
 from ._variants import MetaSGD as MetaSGD
 from ._variants import Reptile as Reptile
 
-__all__ = ["ANIL", "MAML", "RATE_MODES", "RATE_PREFIX", "Conditioned", "InnerLoop",
+__all__ = ["ANIL", "MAML", "RATE_MODES", "RATE_PREFIX", "Conditioned", "Decoder", "InnerLoop",
            "InnerRule", "Joint", "LearnerEntry", "MAMLPlusPlus", "MetaSGD", "PhysicsLoss",
            "Reptile", "ScaledMSE", "TaskBatch", "get_learner", "learner_names",
            "register_learner"]

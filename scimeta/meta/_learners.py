@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ConfigError, unknown_name
 from ._maml import MAML
-from ._variants import ANIL, CAVIA, Conditioned, Joint, MAMLPlusPlus, MetaSGD, Reptile
+from ._variants import ANIL, CAVIA, Conditioned, Decoder, Joint, MAMLPlusPlus, MetaSGD, Reptile
 
 ROLES = ("algorithm", "baseline")
 
@@ -98,5 +98,9 @@ for _entry in (
                  role=frozenset({"baseline"})),
     LearnerEntry("conditioned", Conditioned, "joint training of a network whose inputs "
                  "include the task's physical parameters", role=frozenset({"baseline"})),
+    LearnerEntry("decoder", Decoder, "joint training on whole fields of a network whose "
+                 "inputs include the task's parameters and initial-state code; the code is "
+                 "fitted at test time (periodic PDE families with a basis of initial "
+                 "states)", role=_BOTH),
 ):
     register_learner(_entry)

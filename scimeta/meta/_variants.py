@@ -145,6 +145,14 @@ class Conditioned(Joint):
     """
 
 
+class Decoder(Joint):
+    """The initial-state decoder baseline: :class:`Joint` on inputs that carry each
+    task's physical parameters and the coefficients of its initial field in the
+    family's basis (:mod:`scimeta.train.decoder`), on batches that add random points
+    of each task's whole field. It trains exactly like :class:`Joint`; at test time
+    the code, unknown, becomes a parameter that is fitted to the support points."""
+
+
 class Reptile(MAML):
     """Reptile (Nichol et al., 2018): θ ← θ + ε (mean_i φ_i − θ).
 

@@ -22,7 +22,7 @@ adaptation to measurements, posteriors and landscapes refuse it
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -35,7 +35,14 @@ from ..typing import Indices
 from .config import TrainConfig
 from .models import build_model
 
+if TYPE_CHECKING:
+    from .decoder import DecoderReader
+
 CONDITIONED = "conditioned"
+#: the initial-state decoder (:mod:`.decoder`): parameters and initial-state code as inputs
+DECODER = "decoder"
+#: inits whose networks take more inputs than the coordinates (scored by evaluate only)
+WIDE_INITS = (CONDITIONED, DECODER)
 
 
 def param_box(reader: Any) -> tuple[list[float], list[float]]:
@@ -132,7 +139,7 @@ class ConditionedReader:
         return self.batch(self.sample_indices(batch_size, generator))
 
 
-Source: TypeAlias = "TaskReader | ConditionedReader"
+Source: TypeAlias = "TaskReader | ConditionedReader | DecoderReader"
 
 
 def box_of(info: Mapping[str, Any]) -> tuple[list[float], list[float]]:
@@ -147,15 +154,28 @@ def box_of(info: Mapping[str, Any]) -> tuple[list[float], list[float]]:
 
 
 def check_box(phases: Iterable[str], info: Mapping[str, Any]) -> None:
-    """Raise before any training if a phase is ``conditioned`` and ``info`` has no box."""
-    if CONDITIONED in phases:
+    """Raise before any training if a phase is ``conditioned`` or ``decoder`` and ``info``
+    has no box (or, for ``decoder``, no code dimension)."""
+    names = set(phases)
+    if names & set(WIDE_INITS):
         box_of(info)
+    if DECODER in names:
+        from .decoder import code_dim
+
+        code_dim(info)
 
 
 def phase_model(cfg: TrainConfig, info: Mapping[str, Any], name: str) -> nn.Module:
     """The network phase ``name`` trains, from the run's saved ``info``: ``in_dim``
-    inputs, plus ``P`` for ``conditioned`` (seeded with ``run.seed``)."""
-    extra = len(box_of(info)[0]) if name == CONDITIONED else 0
+    inputs, plus ``P`` for ``conditioned``, plus ``P + C`` for ``decoder`` (its code,
+    :mod:`.decoder`), seeded with ``run.seed``."""
+    extra = 0
+    if name in WIDE_INITS:
+        extra = len(box_of(info)[0])
+    if name == DECODER:
+        from .decoder import code_dim
+
+        extra += code_dim(info)
     return build_model(cfg, info["in_dim"], info["out_dim"], info["norm"], cfg.run.seed,
                        extra_inputs=extra, periods=info.get("periods"))
 
@@ -166,6 +186,12 @@ def phase_setup(cfg: TrainConfig, info: Mapping[str, Any], name: str, reader: Ta
     ``conditioned`` the wider network and readers wrapped in :class:`ConditionedReader`
     (validation regimes scaled by the training box); otherwise unchanged."""
     model = phase_model(cfg, info, name)
+    if name == DECODER:
+        from .decoder import decoder_readers
+
+        train, others = decoder_readers(info, reader, val)
+        wrapped: dict[str, Source] = dict(others)
+        return model, train, wrapped
     if name != CONDITIONED:
         return model, reader, dict(val)
     lo, hi = box_of(info)
@@ -189,16 +215,18 @@ def condition_batches(batches: Iterable[TaskBatch], info: Mapping[str, Any]) -> 
 
 def refuse_conditioned(init: str | None, argument: str = "init",
                        allowed: Sequence[str] = ()) -> None:
-    """Raise a ConfigError if ``init`` is ``conditioned`` (for commands that use the
-    run's coordinate-only network: adapt, posterior, landscape, diagnose)."""
-    if init != CONDITIONED:
+    """Raise a ConfigError if ``init`` is ``conditioned`` or ``decoder`` (for commands
+    that use the run's coordinate-only network: adapt, posterior, landscape, diagnose)."""
+    if init not in WIDE_INITS:
         return
     rest = f"; use one of: {', '.join(allowed)}" if allowed else ""
-    raise ConfigError(f"{argument}={init!r} is not allowed here: the parameter-conditioned "
-                      "baseline takes each task's physical parameters as extra inputs and is "
-                      f"evaluated by `scimeta evaluate` only{rest}")
+    what = ("the parameter-conditioned baseline takes each task's physical parameters"
+            if init == CONDITIONED else "the initial-state decoder takes each task's "
+            "physical parameters and initial-state code")
+    raise ConfigError(f"{argument}={init!r} is not allowed here: {what} as extra inputs and "
+                      f"is evaluated by `scimeta evaluate` only{rest}")
 
 
-__all__ = ["CONDITIONED", "ConditionedReader", "Source", "box_of", "check_box",
-           "condition_batch", "condition_batches", "conditioned_model", "param_box",
+__all__ = ["CONDITIONED", "DECODER", "WIDE_INITS", "ConditionedReader", "Source", "box_of",
+           "check_box", "condition_batch", "condition_batches", "conditioned_model", "param_box",
            "phase_model", "phase_setup", "refuse_conditioned"]

@@ -101,6 +101,9 @@ class OptimConfig:
     lr: float = 1e-3
     iterations: int = 2000
     grad_clip: float = 0.0
+    #: the outer rate over a phase: "constant" (``lr`` throughout) or "cosine" (``lr``
+    #: annealed to 0 over ``iterations``: lr · (1 + cos(π i / iterations)) / 2 at step i)
+    schedule: Literal["constant", "cosine"] = "constant"
 
 
 @dataclass(frozen=True)

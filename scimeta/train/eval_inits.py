@@ -2,7 +2,8 @@
 
 An init is a *contender*: its unbatched parameters, the learner of its network
 (the parameter-conditioned baseline has ``P`` more inputs and conditioned batches,
-:mod:`.conditioned`) and, per optimizer name, the learner that adapts it:
+:mod:`.conditioned`; the initial-state decoder too, with its code as a parameter,
+:mod:`.decoder`) and, per optimizer name, the learner that adapts it:
 
 - ``sgd``, ``adam``: the run's support loss (the data misfit, plus the run's inner
   physics term when it was trained with one);
@@ -29,8 +30,17 @@ from ..family import ProblemFamily
 from ..meta import MAML, RATE_PREFIX, learner_names
 from ..typing import Params
 from .adaptation import OPTIMIZERS
-from .conditioned import CONDITIONED, box_of, condition_batches, conditioned_model
+from .conditioned import (
+    CONDITIONED,
+    DECODER,
+    WIDE_INITS,
+    box_of,
+    condition_batches,
+    conditioned_model,
+    phase_model,
+)
 from .config import TrainConfig
+from .decoder import CODE_STEPS, CodedField, code_dim, coded_state
 from .models import build_learner, build_model
 from .run_dir import RunDir
 from .setup import derivative_scale, load_init
@@ -86,7 +96,15 @@ class Contender:
     family: ProblemFamily
     norm: dict
     extra_inputs: int = 0
+    #: (names, steps): adapting every parameter, the first ``steps`` steps move only
+    #: ``names`` (the decoder's code, :data:`~.decoder.CODE_STEPS`); None: no first stage
+    first: tuple[tuple[str, ...], int] | None = None
     _physics: dict[float, MAML] = field(default_factory=dict)
+
+    def stages(self, names: Sequence[str] | None) -> tuple[tuple[str, ...], int] | None:
+        """``first`` when adapting every parameter (``names`` None), else None: the
+        ``first`` argument of :func:`~.adaptation.adapt_curve`."""
+        return self.first if names is None else None
 
     def learner(self, optimizer: str, weight: float | None = None) -> MAML:
         """The learner that adapts this init with ``optimizer`` (λ = ``weight`` for the
@@ -147,8 +165,16 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
     plain = build_learner(cfg, model, family, "maml", norm=norm, physics_weight=0.0)
     out = []
     for name in names:
-        cond = name == CONDITIONED
-        if cond:
+        cond = name in WIDE_INITS
+        cmodel: torch.nn.Module
+        if name == DECODER:
+            # the code is a parameter (zeros), fitted to the support points: alone by its
+            # own rule (CAVIA's), alone or with every weight by the other optimizers
+            cmodel = CodedField(phase_model(cfg, info, DECODER), code_dim(info)).to(
+                device=device, dtype=dtype)
+            base = build_learner(cfg, cmodel, None, "maml")
+            own = build_learner(cfg, cmodel, None, "cavia")
+        elif cond:
             cmodel = conditioned_model(cfg, info, device, dtype)
             # trained without a physics term, it adapts on the data unless +physics
             base = build_learner(cfg, cmodel, None, "maml")
@@ -158,8 +184,11 @@ def contenders(rd: RunDir, cfg: TrainConfig, info: dict, family: ProblemFamily,
             algo = name if name in learner_names() and name != "random" else "maml"
             own = build_learner(cfg, model, family, algo, norm=norm)
         raw = dict(base.init_params()) if name == "random" else load_init(rd, name)
+        if name == DECODER:
+            raw = coded_state(raw, code_dim(info))
         state = {k: v.detach().to(device=device, dtype=dtype) for k, v in raw.items()
                  if k in base.names or k.startswith(RATE_PREFIX)}
         extra = len(box_of(info)[0]) if cond else 0  # the inputs phase_model added
-        out.append(Contender(name, state, base, own, cond, cfg, family, norm, extra))
+        first = (("context",), CODE_STEPS) if name == DECODER else None
+        out.append(Contender(name, state, base, own, cond, cfg, family, norm, extra, first))
     return out

@@ -220,9 +220,10 @@ def evaluate(
     for j, opt in enumerate(optimizers):  # first-call overheads stay out of the timings
         c = cons[0]
         first = c.batches([batches[0].tasks(slice(0, 1))], info)[0]
+        sub = c.inner_set if inner[0, j] else None
         adapt_curve(c.learner(opt, lam[0, j]), c.state, first, base_optimizer(opt),
-                    chosen[0, j], (1,), factor=factor, backtrack=safe(opt),
-                    names=c.inner_set if inner[0, j] else None)
+                    chosen[0, j], (1,), factor=factor, backtrack=safe(opt), names=sub,
+                    first=None if opt == "learned" else c.stages(sub))
     mse = np.empty((len(inits), len(optimizers), len(budgets), n))
     div = np.zeros(mse.shape, dtype=bool)
     seconds = np.zeros(shape)
@@ -231,9 +232,10 @@ def evaluate(
         for j, opt in enumerate(optimizers):
             learner = c.learner(opt, lam[i, j])
             for s, batch in zip(range(0, n, chunk), cb, strict=True):
+                sub = c.inner_set if inner[i, j] else None
                 cur = adapt_curve(learner, c.state, batch, base_optimizer(opt), chosen[i, j],
-                                  budgets, factor=factor, backtrack=safe(opt),
-                                  names=c.inner_set if inner[i, j] else None)
+                                  budgets, factor=factor, backtrack=safe(opt), names=sub,
+                                  first=None if opt == "learned" else c.stages(sub))
                 mse[i, j, :, s:s + chunk] = cur.query_mse.numpy()
                 div[i, j, :, s:s + chunk] = cur.diverged.numpy()
                 seconds[i, j] += cur.seconds / n

@@ -5,9 +5,10 @@ the result to the callbacks (:mod:`.callbacks`: loss log, validation,
 checkpoints, progress); the loop itself only sequences them.
 
 A run trains its meta-learned init (``meta.algorithm``) and then each baseline in
-``meta.baselines`` (``fomaml``, ``joint``, ``conditioned``) on the same data, one
-*phase* each, all from the same random initial network (``conditioned``: the same
-seed, with the task parameters as more inputs; :mod:`.conditioned`). A phase's final
+``meta.baselines`` (``fomaml``, ``joint``, ``conditioned``, ``decoder``) on the same
+data, one *phase* each, all from the same random initial network (``conditioned``: the
+same seed, with the task parameters as more inputs, :mod:`.conditioned`; ``decoder``:
+parameters and initial-state code, trained on whole fields, :mod:`.decoder`). A phase's final
 parameters go to ``inits/<name>.pt``. Checkpoints hold parameters, optimizer and every
 RNG state, so a resumed run continues exactly where it stopped.
 """
@@ -45,8 +46,9 @@ from .callbacks import (
     StepInfo,
     Validation,
 )
-from .conditioned import check_box, phase_model, phase_setup
+from .conditioned import DECODER, check_box, phase_model, phase_setup
 from .config import TrainConfig
+from .decoder import decoder_info
 from .distributed import allreduce_mean, barrier, collective_errors
 from .keep_best import KeepBest
 from .models import build_learner, input_periods
@@ -143,6 +145,8 @@ def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, e
             "norm": normalization(reader), "train_store": str(reader.path),
             "periods": input_periods(family, reader.in_dim),
             "machine": {**describe_machine(device), "ranks": env.world_size}}
+    if DECODER in phases(cfg):  # before the run directory exists: a family without a basis
+        info["decoder"] = decoder_info(family, reader)  # fails here
     if continuing:
         saved = rd.load_info()
         check_box(phases(cfg), saved)  # an old run cannot train the conditioned baseline
@@ -179,6 +183,12 @@ def _train(cfg: TrainConfig, run_dir: str | os.PathLike, device: torch.device, e
             if not finished:
                 return TrainResult(rd.path, False, stop.requested)
     return TrainResult(rd.path, True)
+
+
+def cosine_rate(lr: float, step: int, iterations: int) -> float:
+    """The cosine-annealed rate of step ``step`` (0-based) of ``iterations``:
+    ``lr · (1 + cos(π step / iterations)) / 2``, from ``lr`` down towards 0."""
+    return lr * 0.5 * (1.0 + math.cos(math.pi * step / max(iterations, 1)))
 
 
 def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
@@ -248,6 +258,9 @@ def _train_phase(ctx: PhaseContext, name: str, k: int) -> bool:
     t0 = time.perf_counter()
     info = StepInfo(name, start, iterations, math.nan, t0)
     for it in range(start, iterations):
+        if cfg.optim.schedule == "cosine":  # a function of the step alone: resumes exactly
+            for group in opt.param_groups:
+                group["lr"] = cosine_rate(cfg.optim.lr, it, iterations)
         # every rank draws the whole meta-batch from the shared generator, reads its share
         idx = reader.sample_indices(b, rng)[lo:hi]
         batch = reader.batch(idx).to(device=device, dtype=dtype)

@@ -67,7 +67,7 @@ def build_model(cfg: TrainConfig, in_dim: int, out_dim: int, norm: dict | None,
     return net
 
 
-def scaled_mse(model: Rescaled) -> LossFn:
+def scaled_mse(model: nn.Module) -> LossFn:
     """MSE in units of each channel's spread: mean(((pred − y) / y_scale)²)
     (:class:`~scimeta.meta.ScaledMSE`, which the hand-batched paths recognise).
 
@@ -93,7 +93,8 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
     """The registered learner named ``algorithm`` (default: the config's ``meta.algorithm``).
 
     ``loss`` is ``"mse"`` or a callable ``(pred, target) -> scalar``; a model
-    wrapped in :class:`Rescaled` (``model.normalize`` not ``"none"``) is trained on
+    wrapped in :class:`Rescaled` (``model.normalize`` not ``"none"``), or any model
+    with a tensor ``y_scale`` (:class:`~.decoder.CodedField`), is trained on
     :func:`scaled_mse` unless another callable is given. The physics term is
     added when ``meta.physics_weight > 0`` and a family is given, its residual divided
     by :func:`physics_scale` of the run's ``norm``. ``physics_weight`` (a number >= 0)
@@ -101,8 +102,8 @@ def build_learner(cfg: TrainConfig, model: nn.Module, family: ProblemFamily | No
     only: test-time physics-informed adaptation. ``extra_inputs``: the model's input
     columns after the coordinates (:func:`build_model`), carried by the physics term.
     """
-    if loss == "mse" and isinstance(model, Rescaled):
-        loss = scaled_mse(model)
+    if loss == "mse" and isinstance(getattr(model, "y_scale", None), torch.Tensor):
+        loss = scaled_mse(model)  # a Rescaled model, or one that exposes its output spread
     mc = cfg.meta
     entry = get_learner(algorithm or mc.algorithm)
     weight, where = ((mc.physics_weight, mc.physics_where) if physics_weight is None
