@@ -114,10 +114,10 @@ def code_dim(info: Mapping[str, Any]) -> int:
     return int(saved["code_dim"])
 
 
-class DecoderReader:
+class DecoderReader(ConditionedReader):
     """A :class:`~scimeta.data.TaskReader` whose batches carry each task's parameters
-    (scaled by the box ``lo``, ``hi``) and code as input columns: inputs ``[B, N, d_in +
-    P + C]``.
+    (scaled by the box ``lo``, ``hi``, as :class:`~.conditioned.ConditionedReader`'s)
+    and code as input columns: inputs ``[B, N, d_in + P + C]``.
 
     With ``points > 0`` (training) the query set of every batch drawn after
     :meth:`sample_indices` also holds ``points`` random grid points of each task's field,
@@ -128,8 +128,7 @@ class DecoderReader:
 
     def __init__(self, reader: TaskReader, lo: Sequence[float], hi: Sequence[float],
                  codes: np.ndarray, points: int = 0) -> None:
-        self.reader = reader
-        self._cond = ConditionedReader(reader, lo, hi)  # checks the box
+        super().__init__(reader, lo, hi)  # checks the box
         codes = np.asarray(codes, dtype=np.float64)
         if codes.ndim != 2 or len(codes) != len(reader):
             raise ConfigError(f"codes has shape {codes.shape}; need [{len(reader)}, C]: one "
@@ -141,22 +140,10 @@ class DecoderReader:
         self._grid = grid_inputs(reader.meta.time, list(reader.meta.space))
         self._fields: dict[int, np.ndarray] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "reader" or "reader" not in self.__dict__:
-            raise AttributeError(name)
-        return getattr(self.reader, name)
-
-    def __len__(self) -> int:
-        return len(self.reader)
-
     @property
     def in_dim(self) -> int:
         """Coordinates, parameters and code: ``d_in + P + C``."""
-        return self._cond.in_dim + self.codes.shape[1]
-
-    @property
-    def out_dim(self) -> int:
-        return self.reader.out_dim
+        return super().in_dim + self.codes.shape[1]
 
     def sample_indices(self, batch_size: int, generator: np.random.Generator) -> np.ndarray:
         """The wrapped reader's draw ``[batch_size]``; with ``points``, also the seed of
@@ -184,7 +171,7 @@ class DecoderReader:
             b = b._replace(
                 query_x=torch.cat([b.query_x, torch.as_tensor(qx, dtype=b.query_x.dtype)], 1),
                 query_y=torch.cat([b.query_y, torch.as_tensor(qy, dtype=b.query_y.dtype)], 1))
-        b = condition_batch(b, self._cond.lo, self._cond.hi)
+        b = condition_batch(b, self.lo, self.hi)
         code = torch.as_tensor(self.codes[idx], dtype=b.support_x.dtype)  # [B, C]
 
         def widen(x: torch.Tensor) -> torch.Tensor:
@@ -194,10 +181,6 @@ class DecoderReader:
         cx = b.collocation_x
         return b._replace(support_x=widen(b.support_x), query_x=widen(b.query_x),
                           collocation_x=None if cx is None else widen(cx))
-
-    def sample(self, batch_size: int, generator: np.random.Generator) -> TaskBatch:
-        return self.batch(self.sample_indices(batch_size, generator))
-
 
 def decoder_readers(info: Mapping[str, Any], reader: TaskReader, val: Mapping[str, TaskReader]
                     ) -> tuple[DecoderReader, dict[str, DecoderReader]]:
