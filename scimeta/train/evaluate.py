@@ -58,7 +58,7 @@ __all__ = ["available_inits", "evaluate", "format_table", "summary_table"]
 
 log = logging.getLogger(__name__)
 
-INIT_ORDER = ("maml", "fomaml", "joint", "conditioned", "random")
+INIT_ORDER = ("maml", "fomaml", "joint", "conditioned", "decoder", "random")
 #: ``backtrack`` choices: which optimizers undo a step that raises the support loss
 BACKTRACK = ("physics", "all", "none")
 #: the Adam rate used when no validation store is given (torch.optim.Adam's default)
