@@ -177,3 +177,40 @@ def test_a_first_stage_moves_its_subset_alone_then_everything(optimizer):
         adapt_curve(cavia, p, batch, optimizer, 0.05, (1,), first=(("nope",), 2))
     with pytest.raises(ConfigError, match="learned"):
         adapt_curve(cavia, p, batch, "learned", None, (1,), first=(("context",), 2))
+
+
+def test_a_first_stage_descends_its_own_learners_loss():
+    """``first_learner``: the first stage is exactly the subset-only adaptation on that
+    learner's loss; the second stage descends the main learner's."""
+    from scimeta.train.adaptation import adapt_curve
+
+    model, batch = model_with_context(), batch_of(n_tasks=3)
+    data = get_learner("cavia").build(model, inner_lr=0.3, inner_steps=2)
+    heavy = get_learner("cavia").build(
+        model, inner_lr=0.3, inner_steps=2,
+        loss=lambda pred, y: 3.0 * ((pred - y) ** 2).mean())  # another support loss
+    p = {k: v.detach() for k, v in data.init_params().items()}
+    n = 3
+    alone = adapt_curve(data, p, batch, "sgd", 0.05, (n,), keep_params=True,
+                        names=("context",))
+    staged = adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), keep_params=True,
+                         first=(("context",), n), first_learner=data)
+    mixed = adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), keep_params=True,
+                        first=(("context",), n))
+    for k in p:  # the same points (the query MSE is the main learner's, 3x)
+        torch.testing.assert_close(staged.params[k], alone.params[k], rtol=1e-10, atol=1e-12)
+    assert not torch.allclose(mixed.params["context"], alone.params["context"])
+    later = adapt_curve(heavy, p, batch, "sgd", 0.05, (n + 1,), keep_params=True,
+                        first=(("context",), n), first_learner=data)
+    # step n is one SGD step of the heavy loss on every parameter from the first stage
+    start = {k: alone.params[k] if k == "context" else p[k].expand_as(alone.params[k])
+             for k in p}
+    from torch.func import functional_call, grad, vmap
+
+    def heavy_loss(q, x, y):
+        return 3.0 * ((functional_call(model, q, (x,)) - y) ** 2).mean()
+
+    g = vmap(grad(heavy_loss))(start, batch.support_x, batch.support_y)
+    for k in p:
+        torch.testing.assert_close(later.params[k], start[k] - 0.05 * g[k], rtol=1e-9,
+                                   atol=1e-12)

@@ -192,6 +192,11 @@ def test_phase_trains_resumes_exactly_and_evaluates(stores, tmp_path, monkeypatc
     (con,) = [c for c in contenders(rd, rd.load_config(), info, fam, [DECODER], dev, dt,
                                     False)]
     assert con.inner_set == ("context",) and con.first == (("context",), CODE_STEPS)
+    # adapting everything: the code first, on the data misfit alone (the plain learner)
+    assert con.staged(None, "lbfgs+physics") == {"first": (("context",), CODE_STEPS),
+                                                 "first_learner": con.plain}
+    assert con.plain.physics is None
+    assert con.staged(("context",), "lbfgs") == {} and con.staged(None, "learned") == {}
     assert torch.equal(con.state["context"], torch.zeros(6))
     reader = TaskReader(stores / "test-interpolate.h5")
     train_r, val = decoder_readers(info, TaskReader(stores / "train.h5"), {"ext": reader})

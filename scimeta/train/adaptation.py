@@ -163,7 +163,8 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 budgets: Sequence[int] = DEFAULT_BUDGETS, *,
                 factor: float = DIVERGENCE_FACTOR, keep_params: bool = False,
                 backtrack: bool = False, names: Sequence[str] | None = None,
-                first: tuple[Sequence[str], int] | None = None) -> Curve:
+                first: tuple[Sequence[str], int] | None = None,
+                first_learner: MAML | None = None) -> Curve:
     """Adapt every task of ``batch`` from ``params`` and record its query MSE at ``budgets``.
 
     ``params``: the init (model parameters and, for ``"learned"``, the
@@ -188,6 +189,11 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     state decoder fits its code before its weights (:mod:`.decoder`). Each step is
     still one evaluation; L-BFGS restarts its curvature pairs at the switch, from
     every task's accepted point (the step of the switch evaluates no new candidate).
+    ``first_learner``: the learner whose support loss the first stage descends
+    (default ``learner``), e.g. a data-only one, so that a code is fitted to the data
+    before the residual joins; its model must be ``learner``'s. With it, the
+    divergence threshold and the backtracking restart from the first evaluation of
+    the second stage's loss.
     """
     check_optimizer(optimizer)
     budgets = check_budgets(budgets)
@@ -235,10 +241,16 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     prev: _Accepted | None = None
     with torch.no_grad():
         for k in range(horizon + 1):
+            # the first stage (L-BFGS: also the judging of its last candidate at the
+            # switch) moves its subset alone, on its own learner's loss
+            one = k < switch or (lbfgs is not None and k == switch)
+            who = first_learner if one and first_learner is not None else learner
             # the learner's hand-batched path when it has one, else vmap of grad
-            loss, grads = learner.support_grads(fast, fixed, batch)
-            if k < switch:  # the first stage moves its subset alone
+            loss, grads = who.support_grads(fast, fixed, batch)
+            if one:
                 grads = {n: v if n in only else torch.zeros_like(v) for n, v in grads.items()}
+            elif first_learner is not None and k == switch + (lbfgs is not None):
+                initial, prev = None, None  # the second stage's loss is another function
             if lbfgs is not None:  # the accepted point after this evaluation
                 fast, grads, loss = lbfgs.accept(fast, grads, loss)
             g: Params | None = grads if k < horizon else None

@@ -18,8 +18,9 @@ At test time the parameters are known and the initial state is not: the code bec
 parameter of the network (:class:`CodedField`, ``context`` ``[C]``, zeros — the mean
 of the random-phase coefficients — at first), fitted to the support points. Its own
 rule (``learned``; CAVIA's) adapts the code alone; every other optimizer adapts either
-the code alone or — its first :data:`CODE_STEPS` steps on the code alone, then the
-code and every weight (``adapt_curve(first=...)``) — as validation chooses, with or
+the code alone or — its first :data:`CODE_STEPS` steps on the code alone and on the
+data misfit alone, then the code and every weight on the optimizer's loss
+(``adapt_curve(first=..., first_learner=...)``) — as validation chooses, with or
 without the equation's residual (``+physics``), as the other inits. Evaluated by
 ``scimeta evaluate`` only (like ``conditioned``: adapt, posterior and landscape refuse it).
 

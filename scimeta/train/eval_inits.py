@@ -97,14 +97,19 @@ class Contender:
     norm: dict
     extra_inputs: int = 0
     #: (names, steps): adapting every parameter, the first ``steps`` steps move only
-    #: ``names`` (the decoder's code, :data:`~.decoder.CODE_STEPS`); None: no first stage
+    #: ``names`` on the data misfit alone (the decoder's code,
+    #: :data:`~.decoder.CODE_STEPS`); None: no first stage
     first: tuple[tuple[str, ...], int] | None = None
     _physics: dict[float, MAML] = field(default_factory=dict)
 
-    def stages(self, names: Sequence[str] | None) -> tuple[tuple[str, ...], int] | None:
-        """``first`` when adapting every parameter (``names`` None), else None: the
-        ``first`` argument of :func:`~.adaptation.adapt_curve`."""
-        return self.first if names is None else None
+    def staged(self, names: Sequence[str] | None, optimizer: str) -> dict:
+        """The first-stage arguments of :func:`~.adaptation.adapt_curve` (``first``, and
+        ``first_learner``: the data-only learner) when this init has a first stage and
+        every parameter adapts (``names`` None) with an optimizer other than
+        ``learned``; else none."""
+        if self.first is None or names is not None or optimizer == "learned":
+            return {}
+        return {"first": self.first, "first_learner": self.plain}
 
     def learner(self, optimizer: str, weight: float | None = None) -> MAML:
         """The learner that adapts this init with ``optimizer`` (λ = ``weight`` for the

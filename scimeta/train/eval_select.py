@@ -50,13 +50,14 @@ def choose(c: Contender, vb: list[TaskBatch], opt: str, *, weights: Sequence[flo
              for sub in dict.fromkeys((None, c.inner_set))]
 
     def run(w: float, sub: tuple[str, ...] | None) -> Selection:
-        first = c.stages(sub)
+        stage = c.staged(sub, opt)
+        first = stage.get("first")
         key = {**settings, "init": c.name, "optimizer": opt, "weight": w, "grid": list(grid),
                "backtrack": backtrack, **({"adapted": list(sub)} if sub else {}),
-               **({"first": [list(first[0]), first[1]]} if first else {})}
+               **({"first": [list(first[0]), first[1], "data"]} if first else {})}
         select: Callable[[], Selection] = partial(
             select_rate, c.learner(opt, w), c.state, vb, base_optimizer(opt), grid, budget,
-            max_diverged=max_diverged, backtrack=backtrack, names=sub, first=first)
+            max_diverged=max_diverged, backtrack=backtrack, names=sub, **stage)
         return cached_selection(cache, key, c.state, vb, select)
 
     sels = [(w, sub, run(w, sub)) for w, sub in cands]

@@ -223,7 +223,7 @@ def evaluate(
         sub = c.inner_set if inner[0, j] else None
         adapt_curve(c.learner(opt, lam[0, j]), c.state, first, base_optimizer(opt),
                     chosen[0, j], (1,), factor=factor, backtrack=safe(opt), names=sub,
-                    first=None if opt == "learned" else c.stages(sub))
+                    **c.staged(sub, opt))
     mse = np.empty((len(inits), len(optimizers), len(budgets), n))
     div = np.zeros(mse.shape, dtype=bool)
     seconds = np.zeros(shape)
@@ -235,7 +235,7 @@ def evaluate(
                 sub = c.inner_set if inner[i, j] else None
                 cur = adapt_curve(learner, c.state, batch, base_optimizer(opt), chosen[i, j],
                                   budgets, factor=factor, backtrack=safe(opt), names=sub,
-                                  first=None if opt == "learned" else c.stages(sub))
+                                  **c.staged(sub, opt))
                 mse[i, j, :, s:s + chunk] = cur.query_mse.numpy()
                 div[i, j, :, s:s + chunk] = cur.diverged.numpy()
                 seconds[i, j] += cur.seconds / n

@@ -87,10 +87,11 @@ def select_rate(learner: MAML, params: Mapping[str, torch.Tensor],
                 batches: Sequence[TaskBatch], optimizer: str, grid: Sequence[float],
                 budget: int, *, max_diverged: float = MAX_DIVERGED,
                 backtrack: bool = False, names: Sequence[str] | None = None,
-                first: tuple[Sequence[str], int] | None = None) -> Selection:
+                first: tuple[Sequence[str], int] | None = None,
+                first_learner: MAML | None = None) -> Selection:
     """Adapt the validation ``batches`` at every rate of ``grid`` for ``budget`` steps
-    (all rates in one batch of tasks × rates; ``backtrack``, ``names`` and ``first`` as
-    in :func:`~.adaptation.adapt_curve`) and :func:`pick` the best."""
+    (all rates in one batch of tasks × rates; ``backtrack``, ``names``, ``first`` and
+    ``first_learner`` as in :func:`~.adaptation.adapt_curve`) and :func:`pick` the best."""
     if not grid or any(not (r > 0 and np.isfinite(r)) for r in grid):
         raise ConfigError(f"grid={tuple(grid)!r} for {optimizer!r} must hold rates > 0")
     g = torch.as_tensor(list(grid), dtype=torch.float64)
@@ -100,7 +101,8 @@ def select_rate(learner: MAML, params: Mapping[str, torch.Tensor],
         rates = g.repeat_interleave(b).to(device=batch.support_x.device,
                                           dtype=batch.support_x.dtype)
         curve = adapt_curve(learner, params, repeat_tasks(batch, len(grid)), optimizer,
-                            rates, (budget,), backtrack=backtrack, names=names, first=first)
+                            rates, (budget,), backtrack=backtrack, names=names, first=first,
+                            first_learner=first_learner)
         parts.append(curve.query_mse[-1].reshape(len(grid), b).numpy())
     sel = pick(grid, np.concatenate(parts, axis=1), max_diverged)
     if not sel.eligible:
