@@ -197,6 +197,11 @@ def test_a_first_stage_descends_its_own_learners_loss():
                          first=(("context",), n), first_learner=data)
     mixed = adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), keep_params=True,
                         first=(("context",), n))
+    other = get_learner("cavia").build(model_with_context(rescaled=True), inner_lr=0.3,
+                                       inner_steps=2)
+    with pytest.raises(ConfigError, match="same model"):
+        adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), first=(("context",), n),
+                    first_learner=other)
     for k in p:  # the same points (the query MSE is the main learner's, 3x)
         torch.testing.assert_close(staged.params[k], alone.params[k], rtol=1e-10, atol=1e-12)
     assert not torch.allclose(mixed.params["context"], alone.params["context"])

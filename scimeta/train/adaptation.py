@@ -218,6 +218,9 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                           f"model's parameters {list(learner.names)}")
     fixed = {n: v for n, v in model_p.items() if n not in names}
     only, switch = _first_stage(first, names, optimizer)
+    if first_learner is not None and list(first_learner.names) != list(learner.names):
+        raise ConfigError("first_learner must be a learner of the same model as learner "
+                          f"(parameters {list(first_learner.names)} != {list(learner.names)})")
     b = batch.num_tasks
     fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}
     ref = next(iter(fast.values()))
