@@ -205,8 +205,12 @@ def test_a_first_stage_descends_its_own_learners_loss():
     for k in p:  # the same points (the query MSE is the main learner's, 3x)
         torch.testing.assert_close(staged.params[k], alone.params[k], rtol=1e-10, atol=1e-12)
     assert not torch.allclose(mixed.params["context"], alone.params["context"])
+    # backtracking and the divergence threshold restart with the heavy loss (3x the
+    # first stage's): step n is neither undone nor flagged at factor 2.5
     later = adapt_curve(heavy, p, batch, "sgd", 0.05, (n + 1,), keep_params=True,
-                        first=(("context",), n), first_learner=data)
+                        first=(("context",), n), first_learner=data, backtrack=True,
+                        factor=2.5)
+    assert not later.diverged.any()
     # step n is one SGD step of the heavy loss on every parameter from the first stage
     start = {k: alone.params[k] if k == "context" else p[k].expand_as(alone.params[k])
              for k in p}
