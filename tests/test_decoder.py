@@ -11,7 +11,6 @@ without a basis of initial states is refused before anything is written.
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 
@@ -248,4 +247,11 @@ def test_decoder_is_refused_where_the_family_has_no_basis_or_elsewhere(tmp_path,
         refuse_conditioned(DECODER)
     with pytest.raises(ConfigError, match="no 'decoder' entry"):
         code_dim({"norm": {}})
-    assert math.isfinite(1.0)
+    # a regime whose initial field is known (Burgers' classic -sin(pi x)) has no code
+    from types import SimpleNamespace
+
+    fam = registry.get(TinyBurgers.name)
+    classic = SimpleNamespace(path="classic.h5", meta=SimpleNamespace(
+        regime="classic", space=[fam.space["x"]]))
+    with pytest.raises(ConfigError, match="known initial field"):
+        decoder_basis(fam, classic)
