@@ -26,7 +26,8 @@ without the equation's residual (``+physics``), as the other inits. Evaluated by
 
 It comes from a Burgers probe (``bench/burgers_autodecoder.py``); on Burgers' test
 tasks inside the training box it reaches 0.20× the random init's query error and
-0.16× the joint net's after 50 L-BFGS steps with the residual (docs/results.md).
+0.16× the joint net's after 50 L-BFGS steps with the residual, with another training
+seed 0.34× and 0.33× (docs/results.md).
 """
 
 from __future__ import annotations
