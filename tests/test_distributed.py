@@ -167,19 +167,28 @@ def _params(run_dir: Path) -> dict:
     return torch.load(run_dir / "inits" / "maml.pt", weights_only=True)["params"]
 
 
-@pytest.mark.distributed
-def test_train_one_vs_two_ranks_and_rank_zero_writes(train_config, tmp_path):
+def _one_and_two_ranks(cfg: Path, tmp_path: Path, init: str = "maml"
+                       ) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """Train ``cfg`` in one process and on two ranks; assert the two ``init`` files agree
+    to 1e-6 relative (each tensor) and return both run folders and the torchrun result."""
     one, two = tmp_path / "one", tmp_path / "two"
-    r1 = subprocess.run([_scimeta(), "train", str(train_config), "--run-dir", str(one)],
+    r1 = subprocess.run([_scimeta(), "train", str(cfg), "--run-dir", str(one)],
                         capture_output=True, text=True, timeout=240,
                         env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert r1.returncode == 0, r1.stderr
-    r2 = _torchrun(2, "train", str(train_config), "--run-dir", str(two))
+    r2 = _torchrun(2, "train", str(cfg), "--run-dir", str(two))
     assert r2.returncode == 0, r2.stderr
-    a, b = _params(one), _params(two)
+    a, b = (torch.load(d / "inits" / f"{init}.pt", weights_only=True)["params"]
+            for d in (one, two))
     for k in a:
         rel = float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-300))
         assert rel <= 1e-6, (k, rel)
+    return one, two, r2
+
+
+@pytest.mark.distributed
+def test_train_one_vs_two_ranks_and_rank_zero_writes(train_config, tmp_path):
+    one, two, r2 = _one_and_two_ranks(train_config, tmp_path)
     # rank 0 alone wrote: one header and one row per logged iteration
     rows = (two / "metrics.csv").read_text().splitlines()
     assert rows == (one / "metrics.csv").read_text().splitlines()[:1] + rows[1:]
@@ -377,15 +386,4 @@ def test_decoder_two_ranks_draw_the_same_field_points_as_one(tmp_path):
              tmp_path / "train.h5")
     cfg = tmp_path / "run.toml"
     cfg.write_text(DECODER_TOML.format(store=tmp_path / "train.h5"))
-    one, two = tmp_path / "one", tmp_path / "two"
-    r1 = subprocess.run([_scimeta(), "train", str(cfg), "--run-dir", str(one)],
-                        capture_output=True, text=True, timeout=240,
-                        env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert r1.returncode == 0, r1.stderr
-    r2 = _torchrun(2, "train", str(cfg), "--run-dir", str(two))
-    assert r2.returncode == 0, r2.stderr
-    a, b = (torch.load(d / "inits" / "decoder.pt", weights_only=True)["params"]
-            for d in (one, two))
-    for k in a:
-        rel = float((a[k] - b[k]).norm() / a[k].norm().clamp_min(1e-300))
-        assert rel <= 1e-6, (k, rel)
+    _one_and_two_ranks(cfg, tmp_path, "decoder")
