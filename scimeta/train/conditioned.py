@@ -81,11 +81,16 @@ def condition_batch(batch: TaskBatch, lo: Sequence[float], hi: Sequence[float]) 
     hi_t = torch.as_tensor(hi, dtype=p.dtype, device=p.device).double()
     width = hi_t - lo_t
     width = torch.where(width > 0, width, torch.ones_like(width))
-    scaled = (2.0 * (p.double() - lo_t) / width - 1.0).to(p.dtype)
+    return append_columns(batch, (2.0 * (p.double() - lo_t) / width - 1.0).to(p.dtype))
+
+
+def append_columns(batch: TaskBatch, cols: torch.Tensor) -> TaskBatch:
+    """``batch`` with each task's ``cols`` ``[B, k]`` appended to every point's inputs:
+    ``support_x``, ``query_x`` and, when present, ``collocation_x`` gain k columns."""
 
     def widen(x: torch.Tensor) -> torch.Tensor:
-        cols = scaled.to(dtype=x.dtype, device=x.device)[:, None, :]
-        return torch.cat([x, cols.expand(x.shape[0], x.shape[1], n)], dim=-1)
+        c = cols.to(dtype=x.dtype, device=x.device)[:, None, :]
+        return torch.cat([x, c.expand(x.shape[0], x.shape[1], c.shape[-1])], dim=-1)
 
     cx = batch.collocation_x
     return batch._replace(support_x=widen(batch.support_x), query_x=widen(batch.query_x),
@@ -227,6 +232,6 @@ def refuse_conditioned(init: str | None, argument: str = "init",
                       f"is evaluated by `scimeta evaluate` only{rest}")
 
 
-__all__ = ["CONDITIONED", "DECODER", "WIDE_INITS", "ConditionedReader", "Source", "box_of",
-           "check_box", "condition_batch", "condition_batches", "conditioned_model", "param_box",
-           "phase_model", "phase_setup", "refuse_conditioned"]
+__all__ = ["CONDITIONED", "DECODER", "WIDE_INITS", "ConditionedReader", "Source",
+           "append_columns", "box_of", "check_box", "condition_batch", "condition_batches",
+           "conditioned_model", "param_box", "phase_model", "phase_setup", "refuse_conditioned"]

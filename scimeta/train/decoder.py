@@ -45,7 +45,7 @@ from ..data.sampling import grid_inputs
 from ..errors import ConfigError
 from ..family import ProblemFamily
 from ..typing import Indices
-from .conditioned import ConditionedReader, condition_batch
+from .conditioned import ConditionedReader, append_columns, box_of, condition_batch
 from .sysid_pde import InitialBasis, initial_basis, spectral_family
 
 #: random grid points of each task's solved field added to every training step
@@ -174,15 +174,8 @@ class DecoderReader(ConditionedReader):
                 query_x=torch.cat([b.query_x, torch.as_tensor(qx, dtype=b.query_x.dtype)], 1),
                 query_y=torch.cat([b.query_y, torch.as_tensor(qy, dtype=b.query_y.dtype)], 1))
         b = condition_batch(b, self.lo, self.hi)
-        code = torch.as_tensor(self.codes[idx], dtype=b.support_x.dtype)  # [B, C]
+        return append_columns(b, torch.as_tensor(self.codes[idx], dtype=b.support_x.dtype))
 
-        def widen(x: torch.Tensor) -> torch.Tensor:
-            c = code.to(device=x.device, dtype=x.dtype)[:, None, :]
-            return torch.cat([x, c.expand(x.shape[0], x.shape[1], c.shape[-1])], dim=-1)
-
-        cx = b.collocation_x
-        return b._replace(support_x=widen(b.support_x), query_x=widen(b.query_x),
-                          collocation_x=None if cx is None else widen(cx))
 
 def decoder_readers(info: Mapping[str, Any], reader: TaskReader, val: Mapping[str, TaskReader]
                     ) -> tuple[DecoderReader, dict[str, DecoderReader]]:
@@ -190,7 +183,6 @@ def decoder_readers(info: Mapping[str, Any], reader: TaskReader, val: Mapping[st
     points per task and step, each validation store's with its stored points only (every
     store's codes on its own regime's basis, of the run's code dimension)."""
     from .. import registry
-    from .conditioned import box_of
 
     family = registry.get(info["family"])
     lo, hi = box_of(info)
