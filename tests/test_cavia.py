@@ -202,6 +202,8 @@ def test_a_first_stage_descends_its_own_learners_loss():
     with pytest.raises(ConfigError, match="same model"):
         adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), first=(("context",), n),
                     first_learner=other)
+    with pytest.raises(ConfigError, match="without first"):
+        adapt_curve(heavy, p, batch, "sgd", 0.05, (n,), first_learner=data)
     for k in p:  # the same points (the query MSE is the main learner's, 3x)
         torch.testing.assert_close(staged.params[k], alone.params[k], rtol=1e-10, atol=1e-12)
     assert not torch.allclose(mixed.params["context"], alone.params["context"])

@@ -41,6 +41,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..meta import MAML, RATE_PREFIX
 from ..typing import Params
+from ._adapt_steps import Accepted, BatchedAdam, first_stage, per_task, task_rates
 from ._lbfgs import BatchedLBFGS
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "learned")
@@ -48,9 +49,6 @@ OPTIMIZERS = ("sgd", "adam", "lbfgs", "learned")
 DIVERGENCE_FACTOR = 10.0
 #: step budgets at which the query MSE is recorded by default
 DEFAULT_BUDGETS = (0, 1, 5, 10, 50, 200)
-#: torch.optim.Adam's defaults
-ADAM_BETAS = (0.9, 0.999)
-ADAM_EPS = 1e-8
 
 
 @dataclass(frozen=True)
@@ -84,78 +82,6 @@ def check_optimizer(name: str) -> str:
         raise ConfigError(f"optimizer={name!r} is not allowed; use one of "
                           f"{', '.join(OPTIMIZERS)}")
     return name
-
-
-def _task_rates(rate: float | torch.Tensor | None, b: int, ref: torch.Tensor) -> torch.Tensor:
-    """The per-task rate vector ``[B]`` (a scalar rate broadcast)."""
-    if rate is None:
-        raise ConfigError("rate=None is only allowed with optimizer='learned'")
-    r = torch.as_tensor(rate, dtype=ref.dtype, device=ref.device)
-    if r.dim() == 0:
-        r = r.expand(b)
-    if r.shape != (b,) or not bool(torch.all(torch.isfinite(r) & (r > 0))):
-        raise ConfigError(f"rate must be a number > 0 or a [B={b}] tensor of them, "
-                          f"got shape {tuple(r.shape)}")
-    return r
-
-
-def _per_task(r: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``r`` ``[B]`` viewed to broadcast against ``like`` ``[B, *shape]``."""
-    return r.view(-1, *([1] * (like.dim() - 1)))
-
-
-class _Adam:
-    """torch.optim.Adam's update (no weight decay, no amsgrad) on batched tensors."""
-
-    def __init__(self, fast: Params, lr: torch.Tensor) -> None:
-        self.lr = lr
-        self.m = {n: torch.zeros_like(v) for n, v in fast.items()}
-        self.v = {n: torch.zeros_like(v) for n, v in fast.items()}
-        self.t = 0
-
-    def step(self, fast: Params, g: Params) -> Params:
-        b1, b2 = ADAM_BETAS
-        self.t += 1
-        bc1 = 1 - b1 ** self.t
-        bc2 = math.sqrt(1 - b2 ** self.t)
-        out = {}
-        for n, p in fast.items():
-            self.m[n] = self.m[n].lerp(g[n], 1 - b1)
-            self.v[n] = self.v[n] * b2 + (1 - b2) * g[n] * g[n]
-            denom = self.v[n].sqrt() / bc2 + ADAM_EPS
-            out[n] = p - _per_task(self.lr, p) / bc1 * (self.m[n] / denom)
-        return out
-
-
-@dataclass
-class _Accepted:
-    """The last accepted point of a backtracking adaptation (per task, batched)."""
-
-    fast: Params
-    g: Params
-    loss: torch.Tensor
-    moments: tuple[Params, Params] | None
-
-    @classmethod
-    def keep(cls, fast: Params, g: Params, loss: torch.Tensor, adam: _Adam | None
-             ) -> _Accepted:
-        return cls(fast, g, loss, None if adam is None else (dict(adam.m), dict(adam.v)))
-
-    def restore(self, fast: Params, g: Params | None, loss: torch.Tensor,
-                lr: torch.Tensor, adam: _Adam | None
-                ) -> tuple[Params, Params | None, torch.Tensor, torch.Tensor]:
-        """Undo the last step where the loss did not fall; halve those tasks' rates."""
-        worse = ~torch.isfinite(loss) | (loss >= self.loss)
-        if not bool(worse.any()):
-            return fast, g, loss, lr
-
-        def pick(new: Params, old: Params) -> Params:
-            return {n: torch.where(_per_task(worse, v), old[n], v) for n, v in new.items()}
-
-        if adam is not None and self.moments is not None:
-            adam.m, adam.v = pick(adam.m, self.moments[0]), pick(adam.v, self.moments[1])
-        return (pick(fast, self.fast), None if g is None else pick(g, self.g),
-                torch.where(worse, self.loss, loss), torch.where(worse, lr / 2, lr))
 
 
 def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBatch,
@@ -217,15 +143,12 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
         raise ConfigError(f"names={list(names)!r} must be a non-empty subset of the "
                           f"model's parameters {list(learner.names)}")
     fixed = {n: v for n, v in model_p.items() if n not in names}
-    only, switch = _first_stage(first, names, optimizer)
-    if first_learner is not None and list(first_learner.names) != list(learner.names):
-        raise ConfigError("first_learner must be a learner of the same model as learner "
-                          f"(parameters {list(first_learner.names)} != {list(learner.names)})")
+    only, switch = first_stage(first, names, optimizer, learner, first_learner)
     b = batch.num_tasks
     fast = {n: model_p[n].unsqueeze(0).expand(b, *model_p[n].shape).clone() for n in names}
     ref = next(iter(fast.values()))
-    lr = None if optimizer == "learned" else _task_rates(rate, b, ref)
-    adam = _Adam(fast, lr) if optimizer == "adam" and lr is not None else None
+    lr = None if optimizer == "learned" else task_rates(rate, b, ref)
+    adam = BatchedAdam(fast, lr) if optimizer == "adam" and lr is not None else None
     lbfgs = BatchedLBFGS(fast, lr) if optimizer == "lbfgs" and lr is not None else None
     if learner.physics is None or batch.collocation_x is None:
         batch = batch._replace(collocation_x=None, params=None)
@@ -241,7 +164,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
     bad = torch.zeros(b, dtype=torch.bool, device=ref.device)
     initial = None
     j = 0
-    prev: _Accepted | None = None
+    prev: Accepted | None = None
     with torch.no_grad():
         for k in range(horizon + 1):
             # the first stage (L-BFGS: also the judging of its last candidate at the
@@ -260,7 +183,7 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
             if backtrack and prev is not None and lr is not None:
                 fast, g, loss, lr = prev.restore(fast, g, loss, lr, adam)
             if backtrack and g is not None:
-                prev = _Accepted.keep(fast, g, loss, adam)
+                prev = Accepted.keep(fast, g, loss, adam)
             if initial is None:
                 initial = loss
             bad |= ~torch.isfinite(loss) | (loss > factor * initial)
@@ -281,30 +204,13 @@ def adapt_curve(learner: MAML, params: Mapping[str, torch.Tensor], batch: TaskBa
                 adam.lr = lr  # halved where a step was undone
                 fast = adam.step(fast, g)
             elif lr is not None:  # sgd
-                fast = {n: v - _per_task(lr, v) * g[n] for n, v in fast.items()}
+                fast = {n: v - per_task(lr, v) * g[n] for n, v in fast.items()}
             else:
                 fast = learner.loop.rule.update(fast, g, rates, min(k, trained - 1))
     if ref.is_cuda:
         torch.cuda.synchronize(ref.device)
     kept = {**{n: v.unsqueeze(0).expand(b, *v.shape) for n, v in fixed.items()}, **fast}
     return Curve(mse, flags, time.perf_counter() - t0, kept if keep_params else None)
-
-
-def _first_stage(first: tuple[Sequence[str], int] | None, names: Sequence[str],
-                 optimizer: str) -> tuple[frozenset[str], int]:
-    """(the first stage's names, the step of the switch; -1: no first stage)."""
-    if first is None:
-        return frozenset(names), -1
-    subset, steps = first
-    if optimizer == "learned":
-        raise ConfigError("first=... is not allowed with optimizer='learned' (its rule "
-                          "adapts the learner's own set)")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ConfigError(f"first={first!r}: its step count must be an int >= 0")
-    if not subset or any(n not in names for n in subset):
-        raise ConfigError(f"first={first!r}: its names must be a non-empty subset of the "
-                          f"adapted parameters {list(names)}")
-    return frozenset(subset), steps if steps else -1
 
 
 def repeat_tasks(batch: TaskBatch, times: int) -> TaskBatch:

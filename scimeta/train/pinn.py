@@ -28,7 +28,7 @@ from ..batch import TaskBatch
 from ..errors import ConfigError
 from ..meta import MAML, RATE_PREFIX
 from ..typing import Params
-from .adaptation import _Adam, _task_rates
+from ._adapt_steps import BatchedAdam, task_rates
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def adapt_pinn(learner: MAML, params: Params, batch: TaskBatch, lr: float, steps
     b = batch.num_tasks
     fast = {n: v.unsqueeze(0).expand(b, *v.shape).clone() for n, v in model_p.items()}
 
-    adam = _Adam(fast, _task_rates(lr, b, next(iter(fast.values()))))
+    adam = BatchedAdam(fast, task_rates(lr, b, next(iter(fast.values()))))
     out = torch.full((len(rec), b), math.nan, dtype=torch.float64)
     bad = torch.zeros(b, dtype=torch.bool)
     loss = torch.full((b,), math.nan)
