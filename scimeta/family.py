@@ -113,8 +113,10 @@ class ProblemFamily(abc.ABC):
             raise ConfigError(f"family {self.name!r}: state_units/state_names lengths differ")
         check_structure(self)
 
-    def override(self, regime: Regime, bounds: Mapping[str, tuple[float, float]]) -> Regime:
-        """A copy of a box regime with some parameter bounds replaced (validated)."""
+    def override(self, regime: Regime, bounds: Mapping[str, tuple[float, float]],
+                 exclude: Sequence[Mapping[str, tuple[float, float]]] = ()) -> Regime:
+        """A copy of a box regime with some parameter bounds replaced and ``exclude``
+        boxes (each: bounds of some parameters) cut out beside its own (validated)."""
         if regime.box is None:
             raise ConfigError(
                 f"regime {regime.name!r} is a fixed set of environments; "
@@ -127,8 +129,21 @@ class ProblemFamily(abc.ABC):
                 raise unknown_name("parameter", key, specs, f"of family {self.name!r}")
             specs[key].check_interval(lo, hi, "--param bounds")
             box[key] = (float(lo), float(hi))
-        new = Regime(regime.name, box=box, exclude=regime.exclude,
-                     description=regime.description + " (bounds overridden)", time=regime.time,
+        holes = []
+        for hole in exclude:
+            if not hole:
+                raise ConfigError("exclude: an excluded box needs bounds for at least one "
+                                  "parameter")
+            for key, (lo, hi) in hole.items():
+                if key not in specs:
+                    raise unknown_name("parameter", key, specs, f"of family {self.name!r}")
+                specs[key].check_interval(lo, hi, "exclude bounds")
+            holes.append({k: (float(lo), float(hi)) for k, (lo, hi) in hole.items()})
+        what = ", ".join(w for w, on in (("bounds overridden", bounds), ("boxes excluded",
+                                                                        holes)) if on)
+        new = Regime(regime.name, box=box, exclude=(*regime.exclude, *holes),
+                     description=regime.description + (f" ({what})" if what else ""),
+                     time=regime.time,
                      initial=regime.initial, closed=regime.closed)
         new.check(self.params)
         return new

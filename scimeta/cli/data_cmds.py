@@ -14,7 +14,8 @@ GENERATE_FLAGS = {"resume": "--resume", "overwrite": "--overwrite", "out": "--ou
                   "workers": "--workers", "tasks": "--tasks", "seed": "--seed",
                   "bounds": "--param", "dtype": "--dtype", "skip_space_check": "--skip-space-check",
                   "compression": "--compression", "solver_preset": "--solver-preset",
-                  "support": "--support", "query": "--query", "shard": "--shard"}
+                  "support": "--support", "query": "--query", "shard": "--shard",
+                  "exclude": "--exclude"}
 DATASET_FLAGS = {"update_manifest": "--update-manifest", "overwrite": "--overwrite",
                  "workers": "--workers"}
 
@@ -38,6 +39,10 @@ def add_commands(sub) -> None:
                    help="how support and query points are drawn from each task's grid")
     g.add_argument("--param", action="append", default=[], metavar="NAME=LO:HI",
                    help="override a parameter's bounds (repeatable; NAME=V fixes it)")
+    g.add_argument("--exclude", action="append", default=[], metavar="NAME=LO:HI[,...]",
+                   help="cut a closed box out of the regime (repeatable, one box each; "
+                        "comma-separated ranges of several parameters), e.g. a band held "
+                        "out of training as a validation regime")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"),
                    help="dtype of the stored fields (float64: no rounding beyond the "
                         "solver's, twice the size)")
@@ -97,6 +102,14 @@ def parse_bounds(items: list[str]) -> tuple[tuple[str, float, float], ...]:
         return parse(items)
 
 
+def parse_exclude(items: list[str]) -> tuple[tuple[tuple[str, float, float], ...], ...]:
+    """``--exclude`` values as :attr:`GenerationConfig.exclude`: one box per value."""
+    from ..data.generate import parse_bounds as parse
+
+    with keyword_flags(bounds="--exclude"):
+        return tuple(parse(item.split(",")) for item in items)
+
+
 def cmd_problems(args: argparse.Namespace) -> int:
     from .. import registry
 
@@ -130,7 +143,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             family=args.family, regime=args.regime, tasks=args.tasks, seed=args.seed,
             support=args.support, query=args.query, sampling=args.sampling,
             bounds=parse_bounds(args.param), dtype=args.dtype, compression=args.compression,
-            solver_preset=args.solver_preset,
+            solver_preset=args.solver_preset, exclude=parse_exclude(args.exclude),
         )
         path = generate(config, args.out, workers=args.workers, resume=args.resume,
                         overwrite=args.overwrite, skip_space_check=args.skip_space_check,

@@ -40,7 +40,7 @@ def filter_name(codec: str | None) -> str:
 
 #: settings left out of ``generator_config`` at these (default) values
 _QUIET_DEFAULTS = {"dtype": "float32", "compression": "gzip",
-                   "solver_preset": _preset.DEFAULT}
+                   "solver_preset": _preset.DEFAULT, "exclude": ()}
 
 
 @dataclass(frozen=True)
@@ -65,12 +65,16 @@ class GenerationConfig:
     #: "accurate": the family's own solver; "published": ``solve_ivp`` RK45 at scipy's
     #: default tolerances (rtol 1e-3, atol 1e-6), as the LEADS/CoDA generators (ODEs only)
     solver_preset: str = _preset.DEFAULT
+    #: boxes cut out of the regime beside its own holes, each ``((name, low, high),
+    #: ...)`` over some parameters (closed): e.g. a band of the training range held
+    #: out as a validation regime disjoint from training
+    exclude: tuple[tuple[tuple[str, float, float], ...], ...] = field(default_factory=tuple)
 
     def to_json(self) -> str:
-        """The config as stored in ``generator_config``. ``dtype``, ``compression`` and
-        ``solver_preset`` are left out at their defaults, so stores written before they
-        existed resume and compare equal; a non-default preset adds the effective solver
-        (``method``, ``rtol``, ``atol``)."""
+        """The config as stored in ``generator_config``. ``dtype``, ``compression``,
+        ``solver_preset`` and ``exclude`` are left out at their defaults, so stores
+        written before they existed resume and compare equal; a non-default preset adds
+        the effective solver (``method``, ``rtol``, ``atol``)."""
         d = asdict(self)
         for key, default in _QUIET_DEFAULTS.items():
             if d[key] == default:
@@ -106,8 +110,14 @@ class GenerationConfig:
         family = registry.get(self.family)
         _preset.check(family, self.solver_preset)
         regime = family.regime(self.regime)
-        if self.bounds:
-            regime = family.override(regime, {n: (lo, hi) for n, lo, hi in self.bounds})
+        for hole in self.exclude:
+            names = [b[0] for b in hole]
+            if not hole or len(set(names)) != len(names):
+                raise ConfigError(f"exclude: box {hole!r} is not allowed; give each of one "
+                                  "or more parameters one range (name, low, high)")
+        if self.bounds or self.exclude:
+            regime = family.override(regime, {n: (lo, hi) for n, lo, hi in self.bounds},
+                                     [{n: (lo, hi) for n, lo, hi in h} for h in self.exclude])
         time = family.time_grid(regime).values()
         grid = (len(time), *(len(v) for v in family.space.values()))
         check_sizes(self.sampling, grid, self.support, self.query)

@@ -69,9 +69,11 @@ def _generation(spec: SuiteSpec, name: str) -> Any:
     from ..data import GenerationConfig
 
     s = spec.stores[name]
-    same = {f.name for f in dataclasses.fields(GenerationConfig)} - {"bounds"}
+    same = {f.name for f in dataclasses.fields(GenerationConfig)} - {"bounds", "exclude"}
     return GenerationConfig(**{k: getattr(s, k) for k in same},
-                            bounds=tuple((k, b[0], b[1]) for k, b in s.bounds.items()))
+                            bounds=tuple((k, b[0], b[1]) for k, b in s.bounds.items()),
+                            exclude=tuple(tuple((k, b[0], b[1]) for k, b in box.items())
+                                          for box in s.exclude))
 
 
 def _execute(step: Step, spec: SuiteSpec, out: Path, base: Path,

@@ -33,7 +33,8 @@ from .suite_matrix import check_axes, expand
 @dataclass(frozen=True)
 class StoreSpec:
     """A store of the suite: the fields of :class:`~scimeta.data.GenerationConfig` in
-    their TOML form (``bounds`` a table), plus ``shards``."""
+    their TOML form (``bounds`` a table, ``exclude`` a list of tables), plus
+    ``shards``."""
 
     family: str
     regime: str
@@ -51,6 +52,8 @@ class StoreSpec:
     compression: str = "gzip"
     #: "accurate" (the family's solver) or "published" (RK45 at scipy's defaults)
     solver_preset: str = "accurate"
+    #: boxes cut out of the regime, each a table ``name -> [low, high]`` (closed)
+    exclude: tuple[dict[str, tuple[float, ...]], ...] = ()
     #: generate in this many shards (one after the other) and merge them
     shards: int = 1
 
@@ -146,6 +149,9 @@ def load_suite(path: str | os.PathLike) -> SuiteSpec:
             raise ConfigError(f"stores.{name}.shards must be >= 1, got {s.shards}")
         for key in (k for k, b in s.bounds.items() if len(b) != 2):
             raise ConfigError(f"stores.{name}.bounds.{key}: expected [low, high]")
+        for i, box in enumerate(s.exclude):
+            for key in (k for k, b in box.items() if len(b) != 2):
+                raise ConfigError(f"stores.{name}.exclude[{i}].{key}: expected [low, high]")
     for kind, table in spec.analyses().items():
         for name, e in table.items():
             if e.run not in spec.runs:
