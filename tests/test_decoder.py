@@ -57,7 +57,8 @@ if TinyBurgers.name not in registry.names():
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     d = tmp_path_factory.mktemp("decoder")
-    for regime, n, seed in (("train", 16, 0), ("test-interpolate", 6, 1)):
+    for regime, n, seed in (("train", 16, 0), ("test-interpolate", 6, 1),
+                            ("test-extrapolate", 4, 2)):
         generate(GenerationConfig(TinyBurgers.name, regime, tasks=n, seed=seed, support=8,
                                   query=12), d / f"{regime}.h5")
     return d
@@ -196,6 +197,7 @@ def test_phase_trains_resumes_exactly_and_evaluates(stores, tmp_path, monkeypatc
                                                  "first_learner": con.plain}
     assert con.plain.physics is None
     assert con.staged(("context",), "lbfgs") == {} and con.staged(None, "learned") == {}
+    assert con.staged(None, "lbfgs", 7)["first"] == (("context",), 7)
     assert torch.equal(con.state["context"], torch.zeros(6))
     reader = TaskReader(stores / "test-interpolate.h5")
     train_r, val = decoder_readers(info, TaskReader(stores / "train.h5"), {"ext": reader})
@@ -226,6 +228,47 @@ def test_phase_trains_resumes_exactly_and_evaluates(stores, tmp_path, monkeypatc
     want0 = (((pred - test.query_y) / con.plain.model.y_scale) ** 2).mean((1, 2))
     np.testing.assert_allclose(q.sel(optimizer="learned", budget=0), want0.numpy(),
                                rtol=1e-5)
+
+
+def test_the_code_stage_length_is_chosen_on_validation_and_applied(stores, tmp_path):
+    """``code_steps``: each length (0: no code stage) is a validation candidate beside
+    the code alone; the chosen one has the least validation median, is recorded, and
+    the test tasks adapt with it."""
+    from scimeta.train.adaptation import adapt_curve
+    from scimeta.train.selection import GRIDS, select_rate
+
+    run = tmp_path / "run"
+    assert train(config(stores, algorithm=DECODER, baselines=[]), run).completed
+    rd = RunDir(run)
+    info, cfg = rd.load_info(), rd.load_config()
+    val, test = stores / "test-extrapolate.h5", stores / "test-interpolate.h5"
+    ds = evaluate(run, test, validation=val, budgets=(0, 3), select_budget=3,
+                  optimizers=("lbfgs",), code_steps=(0, 2), write=False, bootstrap=0)
+    assert ds.attrs["code_steps"] == [0, 2]
+    (con,) = contenders(rd, cfg, info, registry.get(TinyBurgers.name), [DECODER],
+                        torch.device("cpu"), torch.float32, False)
+    vb = con.batches([TaskReader(val).batch(range(4)).to(dtype=torch.float32)], info)
+    best = {}
+    for key, kw in (("alone", {"names": ("context",)}),
+                    *((n, con.staged(None, "lbfgs", n)) for n in (0, 2))):
+        sel = select_rate(con.plain, con.state, vb, "lbfgs", GRIDS["lbfgs"], 3, **kw)
+        assert sel.eligible
+        best[key] = (float(sel.median[sel.grid == sel.rate][0]), sel.rate)
+    win = min(best, key=lambda k: best[k][0])
+    got = int(ds["chosen_code_steps"].sel(init=DECODER, optimizer="lbfgs"))
+    assert got == (-1 if win == "alone" else win), best
+    assert bool(ds["adapted_inner_set"].sel(init=DECODER, optimizer="lbfgs")) == (
+        win == "alone")
+    rate = float(ds["chosen_rate"].sel(init=DECODER, optimizer="lbfgs"))
+    assert rate == best[win][1]
+    tb = con.batches([TaskReader(test).batch(range(6)).to(dtype=torch.float32)], info)[0]
+    kw = {"names": ("context",)} if win == "alone" else con.staged(None, "lbfgs", win)
+    curve = adapt_curve(con.plain, con.state, tb, "lbfgs", rate, (0, 3), **kw)
+    np.testing.assert_allclose(ds["query_mse"].sel(init=DECODER, optimizer="lbfgs"),
+                               curve.query_mse.numpy(), rtol=1e-5)
+    with pytest.raises(ConfigError, match="code_steps"):
+        evaluate(run, test, budgets=(0, 1), optimizers=("lbfgs",), code_steps=(2, 2),
+                 write=False)
 
 
 def test_decoder_is_refused_where_the_family_has_no_basis_or_elsewhere(tmp_path, stores):

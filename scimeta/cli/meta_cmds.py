@@ -52,6 +52,10 @@ def add_commands(sub) -> None:
                         "comma-separated; chosen on --validation (else the first)")
     e.add_argument("--n-collocation", type=int, default=64,
                    help="residual points per task for the +physics optimizers")
+    e.add_argument("--code-steps", default="20",
+                   help="decoder init only: first steps that fit its code alone on the "
+                        "data before every weight adapts, comma-separated (0: none); "
+                        "chosen on --validation (else the first)")
     e.add_argument("--budgets", default=None,
                    help="step budgets, comma-separated (default: 0,1,5,10,50,200)")
     e.add_argument("--steps", type=int, default=None,
@@ -154,7 +158,8 @@ EVALUATE_FLAGS = {"steps": "--steps", "budgets": "--budgets", "optimizers": "--o
                   "validation": "--validation", "select_budget": "--select-budget",
                   "max_diverged": "--max-diverged", "bootstrap": "--bootstrap",
                   "max_tasks": "--max-tasks", "reference": "--reference",
-                  "physics_weights": "--physics-weights", "n_collocation": "--n-collocation"}
+                  "physics_weights": "--physics-weights", "n_collocation": "--n-collocation",
+                  "code_steps": "--code-steps"}
 
 
 def _csv(text: str, kind: type, flag: str) -> list:
@@ -190,7 +195,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                       select_budget=args.select_budget, max_diverged=args.max_diverged,
                       bootstrap=args.bootstrap, seed=args.seed, reference=args.reference,
                       physics_weights=_csv(args.physics_weights, float, "--physics-weights"),
-                      n_collocation=args.n_collocation)
+                      n_collocation=args.n_collocation,
+                      code_steps=_csv(args.code_steps, int, "--code-steps"))
     print(format_table(summary_table(ds, args.budget),
                        f"{ds.attrs['family']} / {ds.attrs['label']}"))
     print(f"wrote {Path(args.run_dir) / 'evaluation' / (ds.attrs['label'] + '.nc')}")

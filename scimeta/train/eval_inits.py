@@ -83,6 +83,18 @@ def check_physics_weights(weights: Sequence[float]) -> tuple[float, ...]:
     return tuple(float(v) for v in w)
 
 
+def check_code_steps(steps: Sequence[int]) -> tuple[int, ...]:
+    """The decoder's first-stage lengths to choose from: one or more distinct ints >= 0
+    (0: no first stage); ConfigError otherwise."""
+    s = tuple(steps)
+    if not s or len(set(s)) != len(s) or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in s):
+        raise ConfigError(f"code_steps={steps!r} is not allowed; give one or more distinct "
+                          "ints >= 0 (steps that fit the decoder's code alone before every "
+                          "weight joins; 0: none)")
+    return s
+
+
 @dataclass
 class Contender:
     """One init of the comparison (see the module docstring)."""
@@ -102,14 +114,23 @@ class Contender:
     first: tuple[tuple[str, ...], int] | None = None
     _physics: dict[float, MAML] = field(default_factory=dict)
 
-    def staged(self, names: Sequence[str] | None, optimizer: str) -> dict:
+    def staged(self, names: Sequence[str] | None, optimizer: str,
+               steps: int | None = None) -> dict:
         """The first-stage arguments of :func:`~.adaptation.adapt_curve` (``first``, and
         ``first_learner``: the data-only learner) when this init has a first stage and
         every parameter adapts (``names`` None) with an optimizer other than
-        ``learned``; else none."""
-        if self.first is None or names is not None or optimizer == "learned":
+        ``learned``; else none. ``steps``: the first stage's length (default
+        ``first``'s; 0: no first stage)."""
+        if not self.has_stage(names, optimizer):
             return {}
-        return {"first": self.first, "first_learner": self.plain}
+        assert self.first is not None
+        n = self.first[1] if steps is None or steps < 0 else int(steps)
+        return {"first": (self.first[0], n), "first_learner": self.plain}
+
+    def has_stage(self, names: Sequence[str] | None, optimizer: str) -> bool:
+        """Whether adapting ``names`` (None: every parameter) with ``optimizer`` starts
+        with this init's first stage."""
+        return self.first is not None and names is None and optimizer != "learned"
 
     def learner(self, optimizer: str, weight: float | None = None) -> MAML:
         """The learner that adapts this init with ``optimizer`` (λ = ``weight`` for the

@@ -28,6 +28,7 @@ from ..errors import ConfigError, RunError
 from ..runtime.names import safe_name
 from .adaptation import DIVERGENCE_FACTOR, adapt_curve
 from .config import TrainConfig
+from .decoder import CODE_STEPS
 from .eval_checks import (
     budgets_of,
     check_memory,
@@ -40,13 +41,14 @@ from .eval_inits import (
     N_COLLOCATION,
     PHYSICS_WEIGHTS,
     base_optimizer,
+    check_code_steps,
     check_eval_optimizer,
     check_physics_weights,
     contenders,
     is_physics,
 )
 from .eval_io import write_evaluation
-from .eval_select import choose
+from .eval_select import choose, untuned
 from .report import format_table, summarize, summary_table, validation_table
 from .run_dir import RunDir
 from .selection import GRIDS, MAX_DIVERGED
@@ -87,6 +89,7 @@ def evaluate(
     bootstrap: int = 1000, seed: int = 0, reference: str | None = None,
     physics_weights: Sequence[float] = PHYSICS_WEIGHTS, n_collocation: int = N_COLLOCATION,
     backtrack: str = "physics", cache_selection: bool = True,
+    code_steps: Sequence[int] = (CODE_STEPS,),
 ) -> xr.Dataset:
     """Query MSE of every init on every ok task of ``store`` after each step budget.
 
@@ -102,6 +105,9 @@ def evaluate(
     (:mod:`.eval_inits`): λ from ``physics_weights``
     (chosen with the rate on the validation store; the first without one),
     ``n_collocation`` residual points per task spanning its space-time window.
+    ``code_steps``: for the initial-state decoder adapting every parameter, how many
+    first steps fit its code alone on the data (:mod:`.decoder`; 0: none), chosen on
+    the validation store with the rest (else the first).
     ``backtrack``: which optimizers undo a step that does not lower the support loss
     and halve that task's rate (:func:`~.adaptation.adapt_curve`) — ``"physics"``
     (the ``+physics`` ones, default), ``"all"`` (also ``sgd``, ``adam``) or ``"none"``.
@@ -117,8 +123,9 @@ def evaluate(
     Returns a Dataset with ``query_mse`` and ``diverged`` (init, optimizer, budget,
     task), ``chosen_rate``, ``chosen_physics_weight``, ``adapted_inner_set`` (an init
     whose algorithm adapts a subset of its parameters — ANIL, CAVIA — adapts either that
-    subset or everything with each optimizer, as validation chooses) and
-    ``seconds_per_task`` (init, optimizer), the validation table (``validation_*``), the summary
+    subset or everything with each optimizer, as validation chooses),
+    ``chosen_code_steps`` and ``seconds_per_task`` (init, optimizer), the validation
+    table (``validation_*``), the summary
     (:func:`.report.summarize`, ``bootstrap`` resamples seeded by ``seed``) and
     ``params`` (task, param); with ``write`` it is saved atomically to
     ``RUN_DIR/evaluation/<label>.nc`` with a plot ``<label>.png``; with ``reference``
@@ -132,6 +139,7 @@ def evaluate(
         raise ConfigError("optimizers=() is not allowed; give one or more of sgd, adam, "
                           "lbfgs, learned, sgd+physics, adam+physics, lbfgs+physics")
     weights = check_physics_weights(physics_weights)
+    code_steps = check_code_steps(code_steps)
     if backtrack not in BACKTRACK:
         raise ConfigError(f"backtrack={backtrack!r} is not allowed; use one of "
                           f"{', '.join(BACKTRACK)}")
@@ -174,18 +182,8 @@ def evaluate(
                   len(reader) if max_tasks is None else min(max_tasks, len(reader)))
     cons = contenders(rd, cfg, info, family, inits, device, dtype, use_physics)
     shape = (len(inits), len(optimizers))
-    chosen, lam = np.full(shape, np.nan), np.full(shape, np.nan)
-    inner = np.array([[opt == "learned" and c.inner_set is not None for opt in optimizers]
-                      for c in cons], dtype=bool).reshape(shape)
-    for i, c in enumerate(cons):
-        for j, opt in enumerate(optimizers):
-            if opt == "learned":
-                chosen[i, j] = np.nan if c.own.rule.learned else cfg.meta.inner_lr
-            else:
-                chosen[i, j] = {"sgd": cfg.meta.inner_lr, "adam": UNTUNED_ADAM_LR,
-                                "lbfgs": 1.0}[base_optimizer(opt)]
-            if is_physics(opt):
-                lam[i, j] = weights[0]
+    chosen, lam, inner, stage_len = untuned(cons, optimizers, cfg.meta.inner_lr,
+                                            UNTUNED_ADAM_LR, weights[0], code_steps)
     table = None
     if validation is not None:
         # selection: only the validation store's tasks are read until every rate is chosen
@@ -206,8 +204,10 @@ def evaluate(
                     continue
                 got = choose(c, vb, opt, weights=weights, grid=grids[opt],
                              budget=select_budget, max_diverged=max_diverged,
-                             backtrack=safe(opt), cache=cache, settings=settings)
+                             backtrack=safe(opt), cache=cache, settings=settings,
+                             code_steps=code_steps)
                 chosen[i, j], lam[i, j], inner[i, j] = got.rate, got.weight, got.inner_set
+                stage_len[i, j] = got.first_steps
                 table[c.name, opt] = got.selection
         del vbatches
     else:
@@ -223,7 +223,7 @@ def evaluate(
         sub = c.inner_set if inner[0, j] else None
         adapt_curve(c.learner(opt, lam[0, j]), c.state, first, base_optimizer(opt),
                     chosen[0, j], (1,), factor=factor, backtrack=safe(opt), names=sub,
-                    **c.staged(sub, opt))
+                    **c.staged(sub, opt, stage_len[0, j]))
     mse = np.empty((len(inits), len(optimizers), len(budgets), n))
     div = np.zeros(mse.shape, dtype=bool)
     seconds = np.zeros(shape)
@@ -235,7 +235,7 @@ def evaluate(
                 sub = c.inner_set if inner[i, j] else None
                 cur = adapt_curve(learner, c.state, batch, base_optimizer(opt), chosen[i, j],
                                   budgets, factor=factor, backtrack=safe(opt), names=sub,
-                                  **c.staged(sub, opt))
+                                  **c.staged(sub, opt, stage_len[i, j]))
                 mse[i, j, :, s:s + chunk] = cur.query_mse.numpy()
                 div[i, j, :, s:s + chunk] = cur.diverged.numpy()
                 seconds[i, j] += cur.seconds / n
@@ -263,6 +263,9 @@ def evaluate(
                 "long_name": "adapted only the parameters the init's algorithm adapts in "
                              "its inner loop (ANIL's head, CAVIA's context), chosen on "
                              "validation; else every parameter"}),
+            "chosen_code_steps": (("init", "optimizer"), stage_len, {
+                "long_name": "first steps fitting the decoder's code alone on the data "
+                             "before every weight joins (-1: no such stage)"}),
             "seconds_per_task": (("init", "optimizer"), seconds, {
                 "long_name": "wall time of adapting and predicting, per task", "units": "s"}),
             "params": (("task", "param"), reader.params[:n]),
@@ -277,6 +280,7 @@ def evaluate(
                "physics_where": cfg.meta.physics_where, "divergence_factor": factor,
                "n_collocation": n_colloc if use_physics else cfg.data.n_collocation,
                "physics_weights": list(weights) if use_physics else [],
+               "code_steps": list(code_steps),
                "backtrack": ", ".join(o for o in optimizers if safe(o)) or "none",
                "rates_tuned": int(table is not None),
                "rate_selection": selection_note(table is not None, validation, select_budget,

@@ -122,7 +122,8 @@ def _analyse(step: Step, spec: SuiteSpec, out: Path, base: Path) -> None:
         evaluate(run_dir, test, label=step.name, validation=val,
                  optimizers=e.optimizers, budgets=e.budgets, max_tasks=e.max_tasks,
                  select_budget=e.select_budget, physics_weights=e.physics_weights,
-                 n_collocation=e.n_collocation, backtrack=e.backtrack, reference=e.reference)
+                 n_collocation=e.n_collocation, backtrack=e.backtrack, reference=e.reference,
+                 code_steps=e.code_steps)
 
 
 def _chosen(steps: list[Step], only: list[str] | None, stage: str | None,

@@ -80,6 +80,8 @@ class EvaluationSpec:
     n_collocation: int = 64
     backtrack: str = "physics"
     reference: str | None = None
+    #: the decoder's first-stage lengths, chosen on validation (scimeta.train.evaluate)
+    code_steps: tuple[int, ...] = (20,)
 
 
 @dataclass(frozen=True)
