@@ -52,11 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``scimeta`` command. Run as the program (``argv`` None: the command line),
+    it first keeps large CPU buffers in the heap (:mod:`scimeta.runtime.allocator`;
+    ``SCIMETA_MALLOC=system`` opts out); called with ``argv`` it leaves the calling
+    process's allocator alone."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING if args.quiet else (logging.DEBUG if args.verbose > 1
                                                  else logging.INFO)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if argv is None:
+        from ..runtime.allocator import tune_allocator
+
+        tune_allocator()
     try:
         return int(args.func(args) or 0)
     except ScimetaError as exc:
